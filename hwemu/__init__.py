@@ -1,0 +1,36 @@
+"""hwemu: Linux memory hardware emulated in one process, for kernel mm code in Python.
+
+Kernel functions and constants are re-exported here with the kernel's names and
+argument order; they act on the machine the calling task belongs to (or that an
+address argument belongs to). Pointers are ints; NULL is 0.
+"""
+from .access import load, memcpy, memset, read_bytes, store, write_bytes
+from .bug import (BUG, BUG_ON, WARN, WARN_ON, WARN_ON_ONCE, WARN_ONCE, AddressError,
+                  KernelBug, KernelError, KernelPanic, MachineDown, MachineError, Oops,
+                  panic)
+from .config import Config, ConfigError, load_config
+from .highmem import (KM_MAX_IDX, kmap, kmap_atomic, kmap_flush_unused, kmap_local_page,
+                      kunmap, kunmap_atomic, kunmap_local)
+from .machine import Machine, boot
+from .mmzone import (MAX_NR_ZONES, NUMA_NO_NODE, ZONE_DMA, ZONE_DMA32, ZONE_HIGHMEM,
+                     ZONE_MOVABLE, ZONE_NAMES, ZONE_NORMAL, NODE_DATA, cpu_to_node,
+                     for_each_online_node, node_distance, num_online_nodes)
+from .page import (PageHighMem, __pa, __va, offset_in_page, page_address, page_ref_count,
+                   page_struct, page_to_nid, page_to_pfn, page_to_phys, page_zone,
+                   page_zonenum, pfn_to_page, pfn_valid, phys_to_virt, virt_addr_valid,
+                   virt_to_page, virt_to_pfn, virt_to_phys)
+from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_RUNNING,
+                    TASK_UNINTERRUPTIBLE, current, finish_wait, in_atomic, in_hardirq,
+                    in_interrupt, in_softirq, in_task, init_waitqueue_head,
+                    io_schedule_timeout, irqs_disabled, jiffies, local_irq_disable,
+                    local_irq_enable, local_irq_restore, local_irq_save, might_sleep,
+                    msleep, numa_node_id, pagefault_disable, pagefault_disabled,
+                    pagefault_enable, preempt_count, preempt_disable, preempt_enable,
+                    prepare_to_wait, run_in_interrupt, schedule, schedule_timeout,
+                    set_current_state, smp_processor_id, spin_lock, spin_lock_init,
+                    spin_lock_irqsave, spin_unlock, spin_unlock_irqrestore, time_after,
+                    time_before, wake_up, wake_up_process, waitqueue_active,
+                    wq_has_sleeper)
+from .vmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""Instrumented memory accessors: how Python code reads and writes emulated memory.
+
+They stand for the compiler-instrumented loads and stores of a KASAN kernel and for
+the kernel's ``memset``/``memcpy``: every access is checked against the machine's
+region table first (a host access to an unmapped page would kill the interpreter),
+then against KASAN when the machine has it (``machine.kasan_check``), then done.
+An access to an address with no mapping is a page fault: the kernel's oops text goes
+to the machine's log and :class:`~hwemu.bug.Oops` is raised.
+
+Accesses of the direct map take a lock-free fast path; every other region is checked
+and accessed under ``pgtable_lock`` so that no mapping can change in between.
+"""
+from __future__ import annotations
+
+from . import bug, sched, vmem
+
+_SIZES = (1, 2, 4, 8, 16)
+_U64 = 1 << 64
+
+
+def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
+    """The page-fault oops for ``addr``, printed on ``machine`` (or the caller's)."""
+    task = sched.current_on(machine) if machine else getattr(sched._tls, "current", None)
+    if task is None or task.machine.down:
+        return bug.Oops(f"unable to handle page fault for address: {addr:#x} ({why})")
+    frame = bug.caller(1)
+    while frame.f_globals is globals():  # attribute the fault to our caller
+        frame = frame.f_back
+    return bug.page_fault_report(task.machine, task, addr, write, frame, why)
+
+
+def _validate(addr, n: int) -> None:
+    if not isinstance(addr, int) or isinstance(addr, bool):
+        raise TypeError(f"address must be an int, not {type(addr).__name__}")
+    if n < 0:
+        raise ValueError(f"negative length {n}")
+    if not 0 <= addr <= _U64 - max(n, 1):
+        raise bug.AddressError(f"address {addr:#x} (+{n}) is not a 64-bit pointer")
+
+
+def _space(addr: int, n: int, write: bool) -> vmem.AddressSpace:
+    """The address space for an access, or raise the oops for a wild address."""
+    _validate(addr, n)
+    try:
+        return vmem.space_of(addr)
+    except bug.AddressError:
+        raise _oops(addr, write, "outside every machine's memory", None) from None
+
+
+def _access(addr: int, n: int, write: bool, op):
+    """Check ``[addr, addr+n)`` and run ``op(space, offset)`` on it."""
+    space = _space(addr, n, write)
+    kasan = space.machine.kasan_check
+    if space.fast_lo <= addr and addr + n <= space.fast_hi:
+        if kasan is not None:
+            kasan(addr, n, write)
+        return op(space, addr - space.base)
+    with space.pgtable_lock:
+        try:
+            space.check(addr, n)
+        except vmem.Fault as fault:
+            raise _oops(fault.addr, write, fault.reason, space.machine) from None
+        if kasan is not None:
+            kasan(addr, n, write)
+        return op(space, addr - space.base)
+
+
+def load(addr: int, size: int) -> int:
+    """Read a ``size``-byte unsigned little-endian integer at ``addr`` (``*(u64 *)addr``)."""
+    if size not in _SIZES:
+        raise ValueError(f"load size must be one of {_SIZES}, not {size}")
+    return _access(addr, size, False,
+                   lambda sp, off: int.from_bytes(sp.mv[off:off + size], "little"))
+
+
+def store(addr: int, size: int, value: int) -> None:
+    """Write ``value`` as a ``size``-byte little-endian integer at ``addr``.
+
+    Negative values are stored in two's complement; values that do not fit raise.
+    """
+    if size not in _SIZES:
+        raise ValueError(f"store size must be one of {_SIZES}, not {size}")
+    bits = size * 8
+    if not -(1 << (bits - 1)) <= value < 1 << bits:
+        raise ValueError(f"value {value:#x} does not fit in {size} bytes")
+    data = (value & ((1 << bits) - 1)).to_bytes(size, "little")
+
+    def op(sp, off):
+        sp.mv[off:off + size] = data
+    _access(addr, size, True, op)
+
+
+def read_bytes(addr: int, n: int) -> bytes:
+    """Copy ``n`` bytes out of emulated memory."""
+    return _access(addr, n, False, lambda sp, off: sp.mv[off:off + n].tobytes())
+
+
+def write_bytes(addr: int, data) -> None:
+    """Copy ``data`` (bytes-like) into emulated memory at ``addr``."""
+    data = memoryview(data).cast("B")
+    n = len(data)
+
+    def op(sp, off):
+        sp.mv[off:off + n] = data
+    _access(addr, n, True, op)
+
+
+def memset(addr: int, c: int, n: int) -> int:
+    """``memset(addr, c, n)``; returns ``addr``."""
+    fill = bytes([c & 0xFF]) * n
+
+    def op(sp, off):
+        sp.mv[off:off + n] = fill
+    _access(addr, n, True, op)
+    return addr
+
+
+def memcpy(dst: int, src: int, n: int) -> int:
+    """``memcpy(dst, src, n)`` (overlap is tolerated, as ``memmove``); returns ``dst``."""
+    write_bytes(dst, read_bytes(src, n))
+    return dst

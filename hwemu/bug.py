@@ -1,0 +1,299 @@
+"""Emulation of include/asm-generic/bug.h, kernel/panic.c and the x86 oops path.
+
+BUG/WARN/oops/panic print the kernel's text into the machine's log and, where the
+kernel would kill the task or stop the machine, raise a Python exception carrying the
+same text. Python frames stand in for kernel frames: ``func+0xOFF/0xSIZE file:line``,
+where OFF is the bytecode offset and SIZE the size of the function's bytecode.
+Not emulated: register dumps, ``Code:`` bytes, lockdep state.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from types import FrameType
+
+from .printk import KERN_EMERG, KERN_ERR, KERN_WARNING
+
+UTS_RELEASE = "7.0.0-hwemu"
+STACK_DEPTH = 16  # frames shown in a Call Trace
+
+# kernel/panic.c taint_flags[], in order: (name, char when set, char when clear).
+TAINT_FLAGS = (
+    ("PROPRIETARY_MODULE", "P", "G"), ("FORCED_MODULE", "F", " "),
+    ("CPU_OUT_OF_SPEC", "S", " "), ("FORCED_RMMOD", "R", " "),
+    ("MACHINE_CHECK", "M", " "), ("BAD_PAGE", "B", " "), ("USER", "U", " "),
+    ("DIE", "D", " "), ("OVERRIDDEN_ACPI_TABLE", "A", " "), ("WARN", "W", " "),
+    ("CRAP", "C", " "), ("FIRMWARE_WORKAROUND", "I", " "), ("OOT_MODULE", "O", " "),
+    ("UNSIGNED_MODULE", "E", " "), ("SOFTLOCKUP", "L", " "), ("LIVEPATCH", "K", " "),
+    ("AUX", "X", " "), ("RANDSTRUCT", "T", " "), ("TEST", "N", " "),
+)
+TAINT = {name: bit for bit, (name, _, _) in enumerate(TAINT_FLAGS)}
+
+CUT_HERE = "------------[ cut here ]------------"
+END_TRACE = "---[ end trace 0000000000000000 ]---"
+
+
+class KernelError(Exception):
+    """Base of every error the emulated kernel raises; ``text`` is what it printed."""
+
+    def __init__(self, message: str, text: str = ""):
+        super().__init__(message)
+        self.text = text
+
+
+class Oops(KernelError):
+    """The kernel oopsed (``die()``): a bad memory access or a BUG. The task is dead."""
+
+
+class KernelBug(Oops):
+    """``BUG()``/``BUG_ON()`` fired: ``kernel BUG at file:line!``."""
+
+
+class KernelPanic(KernelError):
+    """``panic()`` was called; the machine would stop here."""
+
+
+class AddressError(KernelError, ValueError):
+    """A conversion or mapping function got an address it cannot handle."""
+
+
+class MachineDown(KernelError):
+    """The machine (or the machine an address belongs to) has been shut down."""
+
+
+class MachineError(KernelError):
+    """Booting or using the machine failed for a reason outside the emulated kernel."""
+
+
+class BugState:
+    """Per-machine BUG/WARN/taint state: what ``kernel/panic.c`` keeps globally."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.taint = 0
+        self.die_counter = 0
+        self.warned_once: set[tuple[str, int]] = set()
+        self.lock = threading.Lock()
+
+    def add_taint(self, name: str) -> None:
+        with self.lock:
+            self.taint |= 1 << TAINT[name]
+
+    def tainted(self) -> str:
+        """``print_tainted()``: ``Not tainted`` or ``Tainted: G    B   W``..."""
+        if not self.taint:
+            return "Not tainted"
+        return "Tainted: " + "".join(
+            on if self.taint >> bit & 1 else off
+            for bit, (_, on, off) in enumerate(TAINT_FLAGS))
+
+    def once(self, frame: FrameType) -> bool:
+        """True the first time a ``*_ONCE`` site fires on this machine."""
+        key = (frame.f_code.co_filename, frame.f_lineno)
+        with self.lock:
+            if key in self.warned_once:
+                return False
+            self.warned_once.add(key)
+            return True
+
+
+# ---------------------------------------------------------------- stack rendering
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_STOP_MODULES = ("threading", "_pytest", "pluggy", "runpy")
+
+
+def source_path(filename: str) -> str:
+    """A short path for a frame: relative to the project or cwd when inside them."""
+    for base in (_ROOT, os.getcwd()):
+        if filename.startswith(base + os.sep):
+            return filename[len(base) + 1:]
+    return filename
+
+
+def symbol(frame: FrameType) -> str:
+    """``%pS`` of a Python frame: ``func+0xOFF/0xSIZE``."""
+    code = frame.f_code
+    return f"{code.co_name}+{max(frame.f_lasti, 0):#x}/{len(code.co_code):#x}"
+
+
+def location(frame: FrameType) -> str:
+    return f"{source_path(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def stack_lines(frame: FrameType | None, depth: int = STACK_DEPTH) -> list[str]:
+    """Kernel-style frames from ``frame`` outwards, stopping at harness frames."""
+    lines = []
+    while frame is not None and len(lines) < depth:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] in _STOP_MODULES:
+            break
+        lines.append(f" {symbol(frame)} {location(frame)}")
+        frame = frame.f_back
+    return lines
+
+
+def caller(depth: int = 2) -> FrameType:
+    """The frame ``depth`` levels above the caller of this function."""
+    return sys._getframe(depth)
+
+
+# ---------------------------------------------------------------- report pieces
+
+def header(machine, task) -> list[str]:
+    """The ``CPU: ... Comm: ...`` and ``Hardware name:`` lines of every splat."""
+    if task is None:
+        who = f"CPU: - UID: 0 PID: 0 Comm: {threading.current_thread().name[:15]}"
+    else:
+        who = f"CPU: {task.cpu.id} UID: 0 PID: {task.pid} Comm: {task.comm}"
+    return [f"{who} {machine.bugs.tainted()} {UTS_RELEASE} #1",
+            f"Hardware name: hwemu {machine.name}, BIOS hwemu"]
+
+
+def call_trace(frame: FrameType | None, first: str | None = None) -> list[str]:
+    """``Call Trace:`` block; ``first`` names an emulator-internal top frame."""
+    body = [f" {first}"] if first else []
+    return ["Call Trace:", " <TASK>", *body, *stack_lines(frame), " </TASK>"]
+
+
+def dump_stack(machine, task, frame: FrameType, level: int = KERN_ERR) -> str:
+    """``dump_stack()``: header and call trace, logged; returns the text."""
+    text = "\n".join([*header(machine, task), *call_trace(frame, "dump_stack_lvl+0x0/0x0")])
+    machine.log.printk(text, level)
+    return text
+
+
+def _die(machine, task, first_lines: list[str], frame: FrameType, kind: str,
+         trailer: list[str] = ()) -> str:
+    """``die()``: the oops body shared by BUG and page faults; taints D."""
+    with machine.bugs.lock:
+        machine.bugs.die_counter += 1
+        n = machine.bugs.die_counter
+    text = "\n".join([
+        *first_lines,
+        f"Oops: {kind} [#{n}] {machine.oops_flags}",
+        *header(machine, task),
+        f"RIP: 0010:{symbol(frame)}",
+        *call_trace(frame.f_back),
+        "Modules linked in:",
+        *trailer,
+        END_TRACE,
+    ])
+    machine.log.printk(text, KERN_EMERG)
+    machine.bugs.add_taint("DIE")
+    return text
+
+
+def bug_report(machine, task, frame: FrameType) -> KernelBug:
+    """``BUG()`` at ``frame``: print the oops, return the exception to raise."""
+    where = location(frame)
+    text = _die(machine, task, [CUT_HERE, f"kernel BUG at {where}!"], frame,
+                "invalid opcode: 0000")
+    return KernelBug(f"kernel BUG at {where}!", text)
+
+
+def page_fault_report(machine, task, addr: int, write: bool, frame: FrameType,
+                      why: str) -> Oops:
+    """The x86 ``page_fault_oops()`` text for a kernel-mode fault at ``addr``."""
+    if addr < 4096:
+        first = f"BUG: kernel NULL pointer dereference, address: {addr:016x}"
+    else:
+        first = f"BUG: unable to handle page fault for address: {addr:016x}"
+    code = 0x2 if write else 0x0
+    lines = [first,
+             f"#PF: supervisor {'write' if write else 'read'} access in kernel mode",
+             f"#PF: error_code({code:#06x}) - not-present page"]
+    text = _die(machine, task, lines, frame, f"{code:04x}", [f"CR2: {addr:016x}"])
+    return Oops(f"{first} ({why})", text)
+
+
+def warn_report(machine, task, frame: FrameType, message: str | None = None) -> str:
+    """``__warn()``: the WARNING splat for ``frame``; taints W and returns the text."""
+    text = "\n".join([
+        CUT_HERE,
+        *([message] if message else []),
+        f"WARNING: CPU: {task.cpu.id if task else '-'} PID: {task.pid if task else 0} "
+        f"at {location(frame)} {symbol(frame)}",
+        "Modules linked in:",
+        *header(machine, task),
+        f"RIP: 0010:{symbol(frame)}",
+        *call_trace(frame.f_back),
+        END_TRACE,
+    ])
+    machine.log.printk(text, KERN_WARNING)
+    machine.bugs.add_taint("WARN")
+    machine.warnings.append(text)
+    return text
+
+
+def panic_report(machine, task, message: str) -> KernelPanic:
+    """``panic()``: print and return the exception to raise."""
+    line = f"Kernel panic - not syncing: {message}"
+    text = "\n".join([line, *header(machine, task), *call_trace(caller(3)),
+                      f"---[ end {line} ]---"])
+    machine.log.printk(text, KERN_EMERG)
+    return KernelPanic(line, text)
+
+
+# ---------------------------------------------------------------- the macros
+
+def _here():
+    from .sched import current  # sched sits above bug: it reports through it
+    task = current()
+    return task.machine, task
+
+
+def BUG() -> None:
+    """``BUG()``: oops at the caller and raise :class:`KernelBug`."""
+    machine, task = _here()
+    raise bug_report(machine, task, caller())
+
+
+def BUG_ON(condition) -> None:
+    """``BUG_ON(condition)``."""
+    if condition:
+        machine, task = _here()
+        raise bug_report(machine, task, caller())
+
+
+def WARN(condition, message: str | None = None) -> bool:
+    """``WARN(condition, fmt...)``: splat at the caller if ``condition``; returns it."""
+    if condition:
+        machine, task = _here()
+        warn_report(machine, task, caller(), message)
+    return bool(condition)
+
+
+def WARN_ON(condition) -> bool:
+    """``WARN_ON(condition)``."""
+    if condition:
+        machine, task = _here()
+        warn_report(machine, task, caller())
+    return bool(condition)
+
+
+def WARN_ONCE(condition, message: str | None = None) -> bool:
+    """``WARN_ONCE``: like :func:`WARN`, printed once per call site per machine."""
+    if condition:
+        machine, task = _here()
+        frame = caller()
+        if machine.bugs.once(frame):
+            warn_report(machine, task, frame, message)
+    return bool(condition)
+
+
+def WARN_ON_ONCE(condition) -> bool:
+    """``WARN_ON_ONCE(condition)``."""
+    if condition:
+        machine, task = _here()
+        frame = caller()
+        if machine.bugs.once(frame):
+            warn_report(machine, task, frame)
+    return bool(condition)
+
+
+def panic(message: str) -> None:
+    """``panic(fmt...)``: raise :class:`KernelPanic`."""
+    machine, task = _here()
+    raise panic_report(machine, task, message)

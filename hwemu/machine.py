@@ -1,0 +1,269 @@
+"""Boot: build a machine from a config and own the lifetime of all its parts.
+
+``boot()`` checks the host, reserves the address space, creates RAM, maps the direct
+map, lays out the vmemmap, the vmalloc area, the highmem windows and the KASAN shadow,
+and makes the calling thread the machine's first task. ``Machine.shutdown()`` undoes
+all of it; afterwards the machine and its addresses raise :class:`MachineDown`.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import threading
+
+from . import sched
+from .bug import BugState, MachineDown, MachineError, UTS_RELEASE
+from .config import Config, format_size, load_config
+from .highmem import KM_MAX_IDX, Highmem
+from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
+from .page import STRUCT_PAGE_SIZE, MemMap
+from .physmem import PhysMem
+from .printk import LogBuf
+from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
+
+KASAN_SHADOW_SCALE_SHIFT = 3
+MAP_COUNT_HEADROOM = 1024  # mappings the host process and later vmalloc use need
+
+
+def plan_layout(cfg, nr_cpus: int) -> dict[str, tuple[int, int]]:
+    """Offsets and sizes of every region inside the reservation, in address order.
+
+    Each region starts on a PMD boundary after an unmapped guard. The KASAN shadow
+    comes last and covers the whole reservation, itself included.
+    """
+    parts = [("direct map", align_up(min(cfg.lowmem_limit, cfg.ram_end), PMD_SIZE)),
+             ("vmalloc", cfg.vmalloc_size)]
+    if cfg.highmem_enabled:
+        parts += [("pkmap", cfg.last_pkmap * PAGE_SIZE),
+                  ("fixmap", KM_MAX_IDX * nr_cpus * PAGE_SIZE)]
+    parts.append(("vmemmap", (cfg.ram_end >> PAGE_SHIFT) * STRUCT_PAGE_SIZE))
+    layout, off = {}, GUARD
+    for name, size in parts:
+        layout[name] = (off, size)
+        off = align_up(off + size, PMD_SIZE) + GUARD
+    shadow = align_up(-(-off // 7), PMD_SIZE)  # shadow = (off + shadow) / 8
+    layout["kasan shadow"] = (off, shadow)
+    return layout
+
+
+def selfcheck(cfg, reservation: int) -> list[str]:
+    """Host problems that would stop this machine from booting, one line each."""
+    problems = []
+    if not hasattr(os, "memfd_create"):
+        problems.append("memfd_create() is missing: hwemu needs Linux >= 3.17 and "
+                        "Python built with memfd support")
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            limit = int(f.read())
+        with open("/proc/self/maps") as f:
+            used = sum(1 for _ in f)
+        slots = (cfg.last_pkmap + KM_MAX_IDX * cfg.cpus) if cfg.highmem_enabled else 0
+        need = used + 2 * (slots + len(cfg.nodes)) + 16 + MAP_COUNT_HEADROOM
+        if limit < need:
+            problems.append(f"vm.max_map_count is {limit} but this machine may need {need} "
+                            f"mappings: run `sysctl -w vm.max_map_count={need * 2}`")
+    except OSError as exc:
+        problems.append(f"cannot read /proc ({exc}): hwemu needs Linux procfs")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft < reservation:
+        problems.append(f"RLIMIT_AS is {format_size(soft)} but the machine reserves "
+                        f"{format_size(reservation)} of address space: run `ulimit -v "
+                        "unlimited` or boot less RAM")
+    return problems
+
+
+class Machine:
+    """One emulated machine. Use :func:`boot` to make one; it is a context manager."""
+
+    def __init__(self, config: Config):
+        cfg = config.machine
+        self.config = config
+        self.name = cfg.name
+        self.down = False
+        self.going_down = False
+        self.clock = sched.Clock(cfg.hz, cfg.time_scale)
+        self.log = LogBuf(cfg.log_buf_len, self.clock.now_ns, cfg.console)
+        self.bugs = BugState(self)
+        self.warnings: list[str] = []
+        self.oops_flags = "PREEMPT SMP" + (" KASAN" if config.kasan.enabled else "") + " NOPTI"
+        self.kasan_check = None       # set by KASAN: fn(addr, size, is_write)
+        self.spinlocks: dict[int, sched.SpinLock] = {}
+        self.waitqueues: dict[int, sched.WaitQueueHead] = {}
+        self.nodes = build_nodes(cfg)
+        self.sched = sched.Scheduler(self, cfg.cpus, len(cfg.nodes), self.clock)
+        self.highmem: Highmem | None = None
+        layout = plan_layout(cfg, cfg.cpus)
+        off, size = layout["kasan shadow"]
+        problems = selfcheck(cfg, off + size)
+        if problems:
+            raise MachineError("cannot boot machine " + repr(self.name) + ":\n  "
+                               + "\n  ".join(problems))
+        self.space = AddressSpace.reserve(self, off + size)
+        try:
+            self.ram = PhysMem(cfg.ram_end, self.name)
+            try:
+                self._map_regions(cfg, layout)
+            except BaseException:
+                self.ram.close()
+                raise
+        except BaseException:
+            self.space.release()
+            raise
+        self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
+        self.sched.boot_task()
+        self._boot_log(cfg)
+
+    # ------------------------------------------------------------ boot steps
+
+    def _map_regions(self, cfg, layout) -> None:
+        space, base = self.space, self.space.base
+        page_offset = base + layout["direct map"][0]
+        lowmem_end = min(cfg.lowmem_limit, cfg.ram_end)
+        contiguous = True
+        for nid, (start, end) in enumerate(cfg.node_ranges):
+            end = min(end, lowmem_end)
+            if start >= end:
+                continue
+            contiguous &= start == (cfg.node_ranges[nid - 1][1] if nid else 0)
+            space.map_ram(page_offset + start, end - start, self.ram.fd, start)
+            space.add_region(Region(page_offset + start, page_offset + end, "direct map",
+                                    "linear", node=nid, phys=start))
+        if contiguous:
+            space.fast_lo, space.fast_hi = page_offset, page_offset + lowmem_end
+        off, size = layout["vmalloc"]
+        space.add_window(base + off, size >> PAGE_SHIFT, "vmalloc")
+        off, size = layout["vmemmap"]
+        space.map_anon(base + off, align_up(size, PAGE_SIZE))
+        self.memmap = MemMap(self, base + off, self.nodes, page_offset,
+                             lowmem_end >> PAGE_SHIFT)
+        space.add_region(Region(base + off, base + off + size, "vmemmap", "anon",
+                                on_access=self.memmap.on_access))
+        if cfg.highmem_enabled:
+            self.highmem = Highmem(self, base + layout["pkmap"][0], cfg.last_pkmap,
+                                   base + layout["fixmap"][0])
+        off, size = layout["kasan shadow"]
+        self.KASAN_SHADOW_OFFSET = base + off - (base >> KASAN_SHADOW_SCALE_SHIFT)
+        if self.config.kasan.enabled:
+            space.map_anon(base + off, size)
+            space.add_region(Region(base + off, base + off + size, "kasan shadow", "anon"))
+
+    def _boot_log(self, cfg) -> None:
+        lines = [f"Linux version {UTS_RELEASE} (hwemu) #1 SMP PREEMPT",
+                 f"Command line: hwemu machine={self.name}",
+                 "BIOS-provided physical RAM map:"]
+        lines += [f"BIOS-e820: [mem {s:#018x}-{e - 1:#018x}] usable"
+                  for s, e in cfg.node_ranges]
+        lines.append("Zone ranges:")
+        for z in [z for z, _, _ in zone_limits(cfg)]:
+            spans = [n.node_zones[z] for n in self.nodes if n.node_zones[z].populated()]
+            rng = (f"[mem {spans[0].zone_start_pfn << PAGE_SHIFT:#018x}-"
+                   f"{(spans[-1].zone_end_pfn << PAGE_SHIFT) - 1:#018x}]" if spans else "empty")
+            lines.append(f"  {ZONE_NAMES[z]:<8} {rng}")
+        lines.append("Movable zone start for each node")
+        for n in self.nodes:
+            mz = n.node_zones[ZONE_MOVABLE]
+            if mz.populated():
+                lines.append(f"  Node {n.node_id}: {mz.zone_start_pfn << PAGE_SHIFT:#018x}")
+        lines.append("Early memory node ranges")
+        for n in self.nodes:
+            lines.append(f"  node {n.node_id:3d}: [mem {n.node_start_pfn << PAGE_SHIFT:#018x}-"
+                         f"{(n.node_end_pfn << PAGE_SHIFT) - 1:#018x}]")
+        if self.highmem:
+            high = cfg.ram_end - self.memmap.max_low_pfn * PAGE_SIZE
+            lines.append(f"{high >> 20}MB HIGHMEM available.")
+            lines.append(f"{self.memmap.max_low_pfn * PAGE_SIZE >> 20}MB LOWMEM available.")
+        total = sum(n.node_spanned_pages for n in self.nodes) * PAGE_SIZE >> 10
+        lines.append(f"Memory: {total}K/{total}K available")
+        lines.append(f"smp: Brought up {len(self.nodes)} node(s), {cfg.cpus} CPU(s)")
+        self.log.printk("\n".join(lines))
+
+    # ------------------------------------------------------------ the API
+
+    def _alive(self) -> None:
+        if self.down:
+            raise MachineDown(f"machine {self.name!r} has been shut down")
+
+    @property
+    def HZ(self) -> int:
+        return self.clock.hz
+
+    @property
+    def jiffies(self) -> int:
+        return self.clock.jiffies()
+
+    @property
+    def tainted(self) -> str:
+        return self.bugs.tainted()
+
+    def maps(self) -> str:
+        """The region table, ``/proc/self/maps`` style (start-end perms label node)."""
+        self._alive()
+        with self.space.pgtable_lock:
+            return self.space.maps()
+
+    def dmesg(self) -> str:
+        """The kernel log, as ``dmesg`` prints it."""
+        return self.log.dmesg()
+
+    def spawn(self, fn, *args, name: str | None = None, cpu: int | None = None):
+        """Run ``fn(*args)`` as a new task on a free CPU; returns a handle to ``join()``."""
+        self._alive()
+        if self.going_down:
+            raise MachineDown(f"machine {self.name!r} is shutting down")
+        return self.sched.spawn(fn, *args, name=name, cpu=cpu)
+
+    def task_exit_hooks(self, task) -> None:
+        if self.highmem is not None:
+            self.highmem.task_exit(task)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the machine: wake and join its tasks, then unmap everything.
+
+        Sleeping tasks wake with :class:`MachineDown`. If a task does not finish within
+        ``timeout`` seconds the machine stays up and :class:`MachineError` is raised.
+        """
+        if self.down:
+            return
+        me = sched.current_on(self)
+        if me is not None and me.thread is not threading.main_thread() and \
+                any(h.task is me for h in self.sched.handles):
+            raise MachineError("shutdown() called from one of the machine's own tasks")
+        self.going_down = True
+        self.sched.wake_all()
+        stuck = []
+        for handle in self.sched.handles:
+            handle.task.thread.join(timeout)
+            if handle.task.thread.is_alive():
+                stuck.append(f"{handle.task.comm}/{handle.pid}")
+        if stuck:
+            self.going_down = False
+            raise MachineError(f"shutdown of {self.name!r}: task(s) still running after "
+                               f"{timeout}s: {', '.join(stuck)}")
+        self.log.printk("reboot: Power down")
+        self.down = True
+        if me is not None:
+            sched._leave(me)
+        self.space.release()
+        self.ram.close()
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "down" if self.down else f"{len(self.nodes)} node(s), {len(self.sched.cpus)} CPUs"
+        return f"<Machine {self.name!r}: {state}>"
+
+
+def boot(config=None, *, overrides: dict | None = None) -> Machine:
+    """Boot a machine.
+
+    :param config: None (the packaged default), a path to a YAML file, a dict in the
+        YAML schema, or a :class:`~hwemu.config.Config`.
+    :param overrides: dotted keys to values applied on top (``{"machine.cpus": 8}``).
+    """
+    if not isinstance(config, Config):
+        config = load_config(config, overrides=overrides)
+    return Machine(config)

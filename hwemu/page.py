@@ -1,0 +1,290 @@
+"""Emulation of include/linux/mm.h and mm_types.h: ``struct page`` in a vmemmap, and
+the pfn/page/virtual/physical conversions.
+
+``struct page`` (64 bytes) lives in the machine's vmemmap region at
+``vmemmap + pfn * 64``; a ``struct page *`` is that address. The node and zone of a
+page are encoded in the top bits of ``page->flags`` as the kernel does
+(``NODES_PGSHIFT``/``ZONES_PGSHIFT``). Struct pages are initialised one memory section
+(128 MiB) at a time on first use, like ``CONFIG_DEFERRED_STRUCT_PAGE_INIT``: boot
+time and host memory do not grow with RAM size.
+
+Not emulated: folios as a separate type, ``page->virtual`` (highmem addresses are
+looked up in the pkmap hash, as with ``HASHED_PAGE_VIRTUAL``).
+"""
+from __future__ import annotations
+
+import bisect
+import ctypes
+import threading
+
+import numpy as np
+
+from . import sched, vmem
+from .bug import AddressError
+from .mmzone import MAX_NUMNODES, NODES_SHIFT, ZONE_HIGHMEM
+from .vmem import PAGE_SHIFT, PAGE_SIZE
+
+
+class struct_page(ctypes.Structure):
+    """``struct page`` (64-bit layout). Slab and buddy state overlay these words."""
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("lru_next", ctypes.c_uint64),   # struct list_head lru (also slab/buddy lists)
+        ("lru_prev", ctypes.c_uint64),
+        ("mapping", ctypes.c_uint64),
+        ("index", ctypes.c_uint64),
+        ("private", ctypes.c_uint64),    # buddy order while PageBuddy
+        ("_mapcount", ctypes.c_int32),   # also page_type
+        ("_refcount", ctypes.c_int32),
+        ("memcg_data", ctypes.c_uint64),
+    ]
+
+
+PAGE_DTYPE = np.dtype(struct_page)
+STRUCT_PAGE_SIZE = ctypes.sizeof(struct_page)
+assert STRUCT_PAGE_SIZE == 64
+
+# page->flags layout: | NODE | ZONE | ... | PG_* flags |
+ZONES_SHIFT = 3
+NODES_PGSHIFT = 64 - NODES_SHIFT
+ZONES_PGSHIFT = NODES_PGSHIFT - ZONES_SHIFT
+NODES_MASK = MAX_NUMNODES - 1
+ZONES_MASK = (1 << ZONES_SHIFT) - 1
+
+# enum pageflags (the ones the emulator uses).
+PG_locked, PG_writeback, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_head = range(7)
+PG_reserved, PG_private = 13, 14
+
+SECTION_SIZE_BITS = 27  # x86_64 memory section: 128 MiB
+PFN_SECTION_SHIFT = SECTION_SIZE_BITS - PAGE_SHIFT
+PAGES_PER_SECTION = 1 << PFN_SECTION_SHIFT
+
+
+class MemMap:
+    """The vmemmap of one machine and its memory model (sparsemem-vmemmap)."""
+
+    def __init__(self, machine, start: int, nodes, page_offset: int, max_low_pfn: int):
+        space = machine.space
+        self.machine = machine
+        self.start = start
+        self.nodes = nodes
+        self.max_pfn = nodes[-1].node_end_pfn
+        self.end = start + self.max_pfn * STRUCT_PAGE_SIZE
+        self.page_offset = page_offset
+        self.max_low_pfn = max_low_pfn
+        off = start - space.base
+        self.pages = np.frombuffer(space.mv[off:off + self.max_pfn * STRUCT_PAGE_SIZE],
+                                   dtype=PAGE_DTYPE)
+        self._node_starts = [n.node_start_pfn for n in nodes]
+        self._ready = bytearray(-(-self.max_pfn // PAGES_PER_SECTION))
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ deferred init
+
+    def ensure(self, pfn_lo: int, pfn_hi: int) -> None:
+        """Initialise the sections of struct pages for ``[pfn_lo, pfn_hi)`` if needed."""
+        for sec in range(pfn_lo >> PFN_SECTION_SHIFT, ((pfn_hi - 1) >> PFN_SECTION_SHIFT) + 1):
+            if not self._ready[sec]:
+                self._init_section(sec)
+
+    def on_access(self, addr: int, n: int) -> None:
+        """Region hook: raw reads/writes of the vmemmap see initialised pages."""
+        first = (addr - self.start) // STRUCT_PAGE_SIZE
+        last = (addr + n - 1 - self.start) // STRUCT_PAGE_SIZE
+        self.ensure(first, min(last + 1, self.max_pfn))
+
+    def _init_section(self, sec: int) -> None:
+        """``__init_single_page()`` for every present page of one section."""
+        with self._lock:
+            if self._ready[sec]:
+                return
+            lo = sec << PFN_SECTION_SHIFT
+            hi = min(lo + PAGES_PER_SECTION, self.max_pfn)
+            for node in self.nodes:
+                for z in node.node_zones:
+                    a, b = max(lo, z.zone_start_pfn), min(hi, z.zone_end_pfn)
+                    if a >= b:
+                        continue
+                    view = self.pages[a:b]
+                    view["flags"] = (node.node_id << NODES_PGSHIFT) | (z.idx << ZONES_PGSHIFT)
+                    lru = self.start + np.arange(a, b, dtype=np.uint64) * STRUCT_PAGE_SIZE + 8
+                    view["lru_next"] = lru  # INIT_LIST_HEAD(&page->lru)
+                    view["lru_prev"] = lru
+                    view["_mapcount"] = -1  # no page_type, not mapped
+                    view["_refcount"] = 1   # init_page_count()
+            self._ready[sec] = 1
+
+    # ------------------------------------------------------------ conversions
+
+    def pfn_valid(self, pfn: int) -> bool:
+        i = bisect.bisect(self._node_starts, pfn) - 1
+        return i >= 0 and pfn < self.nodes[i].node_end_pfn
+
+    def pfn_to_page(self, pfn: int) -> int:
+        if not self.pfn_valid(pfn):
+            raise AddressError(f"pfn_to_page({pfn:#x}): {self._why_invalid(pfn)}")
+        return self.start + pfn * STRUCT_PAGE_SIZE
+
+    def page_to_pfn(self, page: int) -> int:
+        if not self.start <= page < self.end:
+            raise AddressError(f"{page:#x} is not a struct page *: outside the vmemmap "
+                               f"[{self.start:#x}-{self.end:#x}) of machine "
+                               f"{self.machine.name!r}")
+        pfn, rem = divmod(page - self.start, STRUCT_PAGE_SIZE)
+        if rem:
+            raise AddressError(f"{page:#x} is not a struct page *: {rem} bytes into the "
+                               f"struct page of pfn {pfn:#x} (sizeof(struct page) is "
+                               f"{STRUCT_PAGE_SIZE})")
+        if not self.pfn_valid(pfn):
+            raise AddressError(f"{page:#x} is the struct page of pfn {pfn:#x}, which "
+                               f"{self._why_invalid(pfn)}")
+        return pfn
+
+    def _why_invalid(self, pfn: int) -> str:
+        if pfn < 0 or pfn >= self.max_pfn:
+            return f"beyond the end of RAM (max_pfn {self.max_pfn:#x})"
+        return "lies in a hole between nodes (no memory there)"
+
+    def flags(self, pfn: int) -> int:
+        if not self._ready[pfn >> PFN_SECTION_SHIFT]:
+            self._init_section(pfn >> PFN_SECTION_SHIFT)
+        return int(self.pages[pfn]["flags"])
+
+    def lowmem_virt(self, pfn: int) -> int:
+        return self.page_offset + (pfn << PAGE_SHIFT)
+
+    def direct_map_pa(self, addr: int, what: str) -> int:
+        """``__pa(addr)`` for a direct-map address; raises for any other."""
+        pa = addr - self.page_offset
+        if 0 <= pa < self.max_low_pfn << PAGE_SHIFT:
+            return pa
+        where = self.machine.space.region_at(addr)
+        desc = f"in the {where.label}" if where else self.machine.space.describe(addr)
+        raise AddressError(f"{what}({addr:#x}): not a direct-map address ({desc}); "
+                           f"the direct map is [{self.page_offset:#x}-"
+                           f"{self.lowmem_virt(self.max_low_pfn):#x})")
+
+
+def _memmap_of(addr: int) -> MemMap:
+    return vmem.space_of(addr).machine.memmap
+
+
+def _memmap() -> MemMap:
+    return sched.current().machine.memmap
+
+
+def pfn_valid(pfn: int) -> bool:
+    """``pfn_valid(pfn)``: a struct page exists for ``pfn`` on the current machine."""
+    return _memmap().pfn_valid(pfn)
+
+
+def pfn_to_page(pfn: int) -> int:
+    """:return: ``struct page *`` of ``pfn`` on the current machine."""
+    return _memmap().pfn_to_page(pfn)
+
+
+def page_to_pfn(page: int) -> int:
+    """:param page: ``struct page *``"""
+    return _memmap_of(page).page_to_pfn(page)
+
+
+def page_to_phys(page: int) -> int:
+    return page_to_pfn(page) << PAGE_SHIFT
+
+
+def page_to_nid(page: int) -> int:
+    """Node of ``page``, read from ``page->flags``."""
+    mm = _memmap_of(page)
+    return mm.flags(mm.page_to_pfn(page)) >> NODES_PGSHIFT & NODES_MASK
+
+
+def page_zonenum(page: int) -> int:
+    """``enum zone_type`` of ``page``, read from ``page->flags``."""
+    mm = _memmap_of(page)
+    return mm.flags(mm.page_to_pfn(page)) >> ZONES_PGSHIFT & ZONES_MASK
+
+
+def page_pgdat(page: int):
+    return _memmap_of(page).nodes[page_to_nid(page)]
+
+
+def page_zone(page: int):
+    """:return: the ``struct zone`` of ``page``."""
+    return page_pgdat(page).node_zones[page_zonenum(page)]
+
+
+def PageHighMem(page: int) -> bool:
+    """True for a page with no permanent kernel mapping (beyond lowmem)."""
+    mm = _memmap_of(page)
+    return mm.page_to_pfn(page) >= mm.max_low_pfn
+
+
+def is_highmem_idx(idx: int) -> bool:
+    return idx == ZONE_HIGHMEM
+
+
+def page_address(page: int) -> int:
+    """``page_address()``: the kernel virtual address of ``page``.
+
+    :param page: ``struct page *``
+    :return: ``void *``; 0 for a highmem page that is not kmapped.
+    """
+    mm = _memmap_of(page)
+    pfn = mm.page_to_pfn(page)
+    if pfn < mm.max_low_pfn:
+        return mm.lowmem_virt(pfn)
+    return mm.machine.highmem.page_address_map.get(page, 0)
+
+
+def page_struct(page: int) -> struct_page:
+    """A ctypes view of ``*page`` (initialised), for code that reads its fields."""
+    mm = _memmap_of(page)
+    pfn = mm.page_to_pfn(page)
+    mm.ensure(pfn, pfn + 1)
+    return struct_page.from_address(page)
+
+
+def page_ref_count(page: int) -> int:
+    return page_struct(page)._refcount
+
+
+def virt_to_phys(addr: int) -> int:
+    """``virt_to_phys()``/``__pa()`` for a direct-map address."""
+    return _memmap_of(addr).direct_map_pa(addr, "virt_to_phys")
+
+
+def phys_to_virt(phys: int) -> int:
+    """``phys_to_virt()``/``__va()``: only lowmem has a linear mapping."""
+    mm = _memmap()
+    if 0 <= phys < mm.max_low_pfn << PAGE_SHIFT:
+        return mm.page_offset + phys
+    raise AddressError(f"phys_to_virt({phys:#x}): beyond the end of lowmem "
+                       f"({mm.max_low_pfn << PAGE_SHIFT:#x}): highmem has no linear "
+                       "mapping; kmap() its page instead")
+
+
+__pa = virt_to_phys
+__va = phys_to_virt
+
+
+def virt_to_pfn(addr: int) -> int:
+    return virt_to_phys(addr) >> PAGE_SHIFT
+
+
+def virt_to_page(addr: int) -> int:
+    """``virt_to_page()``: ``struct page *`` of a direct-map address."""
+    mm = _memmap_of(addr)
+    return mm.pfn_to_page(mm.direct_map_pa(addr, "virt_to_page") >> PAGE_SHIFT)
+
+
+def virt_addr_valid(addr: int) -> bool:
+    """``virt_addr_valid()``: a direct-map address backed by a valid pfn."""
+    try:
+        mm = _memmap_of(addr)
+        return mm.pfn_valid(mm.direct_map_pa(addr, "virt_addr_valid") >> PAGE_SHIFT)
+    except AddressError:
+        return False
+
+
+def offset_in_page(addr: int) -> int:
+    return addr & (PAGE_SIZE - 1)

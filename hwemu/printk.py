@@ -1,0 +1,65 @@
+"""Emulation of kernel/printk: the kernel log ring buffer behind ``dmesg``.
+
+Each machine has one :class:`LogBuf`. Records are kept whole and dropped oldest first
+once the buffer holds more than ``log_buf_len`` bytes of text, as the kernel's ring
+does. Timestamps are the machine's emulated clock (``local_clock()``), so they follow
+``time_scale``. Not emulated: log levels filtering the ring (every record is kept),
+``/dev/kmsg`` sequence numbers.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+from typing import Callable
+
+# Log levels as in include/linux/kern_levels.h.
+KERN_EMERG, KERN_ALERT, KERN_CRIT, KERN_ERR = 0, 1, 2, 3
+KERN_WARNING, KERN_NOTICE, KERN_INFO, KERN_DEBUG = 4, 5, 6, 7
+
+
+class LogBuf:
+    """The printk ring of one machine.
+
+    :param size: ``log_buf_len`` in bytes
+    :param clock_ns: returns the machine's emulated nanoseconds since boot
+    :param console: echo every line to stderr as it is logged
+    """
+
+    def __init__(self, size: int, clock_ns: Callable[[], int], console: bool = False):
+        self.size = size
+        self._clock_ns = clock_ns
+        self._console = console
+        self._records: collections.deque[tuple[int, int, str]] = collections.deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def printk(self, text: str, level: int = KERN_INFO) -> None:
+        """Log ``text``; each line becomes one record with the same timestamp."""
+        ts = self._clock_ns()
+        lines = text.rstrip("\n").split("\n")
+        with self._lock:
+            for line in lines:
+                self._records.append((ts, level, line))
+                self._bytes += len(line) + 1
+            while self._bytes > self.size and len(self._records) > 1:
+                self._bytes -= len(self._records.popleft()[2]) + 1
+        if self._console:
+            sys.stderr.write("".join(_stamp(ts, line) + "\n" for line in lines))
+
+    def dmesg(self) -> str:
+        """The ring as ``dmesg`` prints it: ``[    1.234567] text`` per line."""
+        with self._lock:
+            records = list(self._records)
+        return "".join(_stamp(ts, line) + "\n" for ts, _, line in records)
+
+    def clear(self) -> None:
+        """``dmesg -C``."""
+        with self._lock:
+            self._records.clear()
+            self._bytes = 0
+
+
+def _stamp(ts_ns: int, line: str) -> str:
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    return f"[{sec:5d}.{ns // 1000:06d}] {line}"

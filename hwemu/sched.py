@@ -1,0 +1,657 @@
+"""Emulation of kernel/sched, kernel/time and kernel/locking as mempool and highmem use them.
+
+Every thread that runs machine code is a *task* (``current``) pinned to one emulated CPU
+for its whole life: a machine with N CPUs runs at most N tasks at once, and two tasks
+never share a CPU. That keeps everything per-CPU (kmap_local slots, later per-CPU
+caches) owned by exactly one running task, as it is between context switches in the
+kernel. Interrupts run on top of the interrupted task, as in the kernel
+(:func:`run_in_interrupt`).
+
+Time: ``jiffies`` start at ``INITIAL_JIFFIES`` (five minutes before the 32-bit wrap, as
+the kernel does) and advance ``time_scale`` times faster than the wall clock, so a
+``5 * HZ`` sleep can be made short in tests.
+
+Not emulated: real preemption (tasks are host threads and run in parallel), priorities,
+RCU, lockdep.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from . import access, bug, vmem
+from .printk import KERN_ERR
+
+TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE = 0x0, 0x1, 0x2
+TASK_COMM_LEN = 16
+MAX_SCHEDULE_TIMEOUT = (1 << 63) - 1  # LONG_MAX
+
+# include/linux/preempt.h
+PREEMPT_OFFSET = 1 << 0
+SOFTIRQ_OFFSET = 1 << 8
+HARDIRQ_OFFSET = 1 << 16
+NMI_OFFSET = 1 << 20
+PREEMPT_MASK, SOFTIRQ_MASK, HARDIRQ_MASK, NMI_MASK = 0xFF, 0xFF00, 0xF0000, 0xF00000
+
+SPINLOCK_MAGIC = 0xDEAD4EAD  # kernel/locking/spinlock_debug.c
+SPINLOCK_T_SIZE = 4          # sizeof(spinlock_t) without lock debugging
+WAIT_QUEUE_HEAD_T_SIZE = 24  # spinlock_t + padding + struct list_head
+
+
+def initial_jiffies(hz: int) -> int:
+    """``INITIAL_JIFFIES``: ``(unsigned long)(unsigned int)(-300 * HZ)``."""
+    return (-300 * hz) & 0xFFFFFFFF
+
+
+class Clock:
+    """The machine's emulated time: nanoseconds since boot and jiffies."""
+
+    def __init__(self, hz: int, time_scale: float):
+        self.hz = hz
+        self.scale = time_scale
+        self._t0 = time.monotonic_ns()
+        self._initial = initial_jiffies(hz)
+
+    def now_ns(self) -> int:
+        """``local_clock()``: emulated nanoseconds since boot."""
+        return int((time.monotonic_ns() - self._t0) * self.scale)
+
+    def jiffies(self) -> int:
+        return (self._initial + self.now_ns() * self.hz // 1_000_000_000) & (2**64 - 1)
+
+    def seconds(self, nr_jiffies: int) -> float:
+        """Wall-clock seconds that ``nr_jiffies`` last."""
+        return nr_jiffies / self.hz / self.scale
+
+
+class CPU:
+    """One emulated CPU; runs at most one task (``cpu.task``)."""
+
+    def __init__(self, cpu_id: int, node: int):
+        self.id = cpu_id
+        self.node = node
+        self.task: Task | None = None
+
+
+class Task:
+    """``struct task_struct``: the parts the memory code looks at.
+
+    ``kmap_idx`` is ``current->kmap_ctrl.idx`` (see highmem.py).
+    """
+
+    def __init__(self, machine, pid: int, comm: str, cpu: CPU, thread: threading.Thread):
+        self.machine = machine
+        self.pid = pid
+        self.comm = comm[:TASK_COMM_LEN - 1]
+        self.cpu = cpu
+        self.thread = thread
+        self.state = TASK_RUNNING
+        self.preempt_count = 0
+        self.irqs_off = False
+        self.pagefault_disabled = 0
+        self.migration_disabled = 0
+        self.in_iowait = False
+        self.kmap_idx = 0
+        self._wake = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<task {self.comm}/{self.pid} on CPU {self.cpu.id}>"
+
+
+class TaskHandle:
+    """What :meth:`Scheduler.spawn` returns: ``join()`` gives the function's result."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.result: Any = None
+        self.exception: BaseException | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.task.pid
+
+    def is_alive(self) -> bool:
+        return self.task.thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> Any:
+        """Wait for the task; re-raise what it raised; ``TimeoutError`` if still running."""
+        self.task.thread.join(timeout)
+        if self.task.thread.is_alive():
+            raise TimeoutError(f"task {self.task.comm}/{self.task.pid} still running "
+                               f"after {timeout}s")
+        if self.exception is not None:
+            raise self.exception
+        return self.result
+
+
+# ---------------------------------------------------------------- current
+
+_tls = threading.local()
+
+
+def _thread_tasks() -> dict:
+    try:
+        return _tls.tasks
+    except AttributeError:
+        _tls.tasks = {}
+        return _tls.tasks
+
+
+def current() -> Task:
+    """``current``: this thread's task on the machine it last booted or ran on."""
+    task = getattr(_tls, "current", None)
+    if task is None:
+        raise bug.MachineError(
+            f"thread {threading.current_thread().name!r} is not a task of any machine: "
+            "call hwemu.boot() in it or start it with machine.spawn()")
+    if task.machine.down:
+        raise bug.MachineDown(f"machine {task.machine.name!r} has been shut down")
+    return task
+
+
+def current_on(machine) -> Task | None:
+    """This thread's task on ``machine``, or None."""
+    return _thread_tasks().get(machine)
+
+
+def _enter(task: Task) -> None:
+    _thread_tasks()[task.machine] = task
+    _tls.current = task
+
+
+def _leave(task: Task) -> None:
+    tasks = _thread_tasks()
+    tasks.pop(task.machine, None)
+    if getattr(_tls, "current", None) is task:
+        _tls.current = next(reversed(tasks.values()), None)
+
+
+# ---------------------------------------------------------------- the scheduler
+
+class Scheduler:
+    """The CPUs and tasks of one machine."""
+
+    def __init__(self, machine, nr_cpus: int, nr_nodes: int, clock: Clock):
+        self.machine = machine
+        self.clock = clock
+        self.cpus = [CPU(i, i * nr_nodes // nr_cpus) for i in range(nr_cpus)]
+        self.tasks: dict[int, Task] = {}
+        self.handles: list[TaskHandle] = []
+        self._next_pid = 1
+        self._lock = threading.Lock()
+        self._prev_might_resched = None
+
+    def _new_task(self, comm: str, cpu: int | None, thread: threading.Thread) -> Task:
+        with self._lock:
+            free = [c for c in self.cpus if c.task is None]
+            if cpu is None:
+                if not free:
+                    raise bug.MachineError(
+                        f"spawn: all {len(self.cpus)} CPUs of machine {self.machine.name!r} "
+                        "run a task; raise machine.cpus in the config")
+                chosen = free[0]
+            else:
+                if not 0 <= cpu < len(self.cpus):
+                    raise bug.MachineError(f"spawn: no CPU {cpu} (machine has "
+                                           f"{len(self.cpus)})")
+                chosen = self.cpus[cpu]
+                if chosen.task is not None:
+                    raise bug.MachineError(f"spawn: CPU {cpu} already runs {chosen.task}")
+            task = Task(self.machine, self._next_pid, comm, chosen, thread)
+            self._next_pid += 1
+            chosen.task = task
+            self.tasks[task.pid] = task
+            return task
+
+    def boot_task(self, comm: str = "init") -> Task:
+        """Make the calling thread the machine's first task, on CPU 0."""
+        task = self._new_task(comm, 0, threading.current_thread())
+        _enter(task)
+        return task
+
+    def spawn(self, fn: Callable, *args, name: str | None = None,
+              cpu: int | None = None) -> TaskHandle:
+        """Run ``fn(*args)`` as a new task in its own thread on a free CPU."""
+        thread = threading.Thread(daemon=True)
+        task = self._new_task(name or getattr(fn, "__name__", "task"), cpu, thread)
+        handle = TaskHandle(task)
+        thread.name = f"{self.machine.name}:{task.comm}/{task.pid}"
+        thread.run = lambda: self._run(handle, fn, args)
+        self.handles.append(handle)
+        thread.start()
+        return handle
+
+    def _run(self, handle: TaskHandle, fn: Callable, args: tuple) -> None:
+        _enter(handle.task)
+        try:
+            handle.result = fn(*args)
+        except BaseException as exc:  # the task dies; join() re-raises
+            handle.exception = exc
+        finally:
+            self.exit_task(handle.task)
+
+    def exit_task(self, task: Task) -> None:
+        """``do_exit()``: note leaked atomic state, free the CPU."""
+        log = self.machine.log
+        if task.preempt_count:
+            log.printk(f"note: {task.comm}[{task.pid}] exited with preempt_count "
+                       f"{task.preempt_count}", KERN_ERR)
+        if task.irqs_off:
+            log.printk(f"note: {task.comm}[{task.pid}] exited with irqs disabled", KERN_ERR)
+        self.machine.task_exit_hooks(task)
+        with self._lock:
+            task.cpu.task = None
+            self.tasks.pop(task.pid, None)
+        _leave(task)
+
+    def wake_all(self) -> None:
+        """Wake every sleeping task (used by shutdown so sleepers notice it)."""
+        for task in list(self.tasks.values()):
+            task._wake.set()
+
+
+# ---------------------------------------------------------------- atomic context
+
+def preempt_count() -> int:
+    return current().preempt_count
+
+
+def preempt_disable() -> None:
+    current().preempt_count += PREEMPT_OFFSET
+
+
+def preempt_enable() -> None:
+    task = current()
+    if bug.WARN_ON_ONCE(task.preempt_count & PREEMPT_MASK == 0):
+        return
+    task.preempt_count -= PREEMPT_OFFSET
+
+
+def local_irq_save() -> bool:
+    """``local_irq_save(flags)``: returns the flags (were IRQs off)."""
+    task = current()
+    flags, task.irqs_off = task.irqs_off, True
+    return flags
+
+
+def local_irq_restore(flags: bool) -> None:
+    current().irqs_off = flags
+
+
+def local_irq_disable() -> None:
+    current().irqs_off = True
+
+
+def local_irq_enable() -> None:
+    current().irqs_off = False
+
+
+def irqs_disabled() -> bool:
+    return current().irqs_off
+
+
+def in_atomic() -> bool:
+    return current().preempt_count != 0
+
+
+def in_hardirq() -> bool:
+    return bool(current().preempt_count & HARDIRQ_MASK)
+
+
+def in_softirq() -> bool:
+    return bool(current().preempt_count & SOFTIRQ_MASK)
+
+
+def in_interrupt() -> bool:
+    return bool(current().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
+
+
+def in_task() -> bool:
+    return not in_interrupt()
+
+
+def pagefault_disable() -> None:
+    current().pagefault_disabled += 1
+
+
+def pagefault_enable() -> None:
+    current().pagefault_disabled -= 1
+
+
+def pagefault_disabled() -> bool:
+    return current().pagefault_disabled > 0
+
+
+def migrate_disable() -> None:
+    current().migration_disabled += 1
+
+
+def migrate_enable() -> None:
+    current().migration_disabled -= 1
+
+
+def smp_processor_id() -> int:
+    return current().cpu.id
+
+
+def numa_node_id() -> int:
+    return current().cpu.node
+
+
+def run_in_interrupt(fn: Callable, *args, softirq: bool = False) -> Any:
+    """Run ``fn(*args)`` as an interrupt on the calling task's CPU.
+
+    Hard interrupts run with IRQs disabled and ``HARDIRQ_OFFSET`` in the preempt count
+    (``irq_enter()``); softirqs with ``SOFTIRQ_OFFSET`` and IRQs enabled. The handler
+    runs on top of the interrupted task, using the next kmap_local slots.
+    """
+    task = current()
+    saved = (task.preempt_count, task.irqs_off, task.kmap_idx)
+    task.preempt_count += SOFTIRQ_OFFSET if softirq else HARDIRQ_OFFSET
+    task.irqs_off = not softirq or task.irqs_off
+    try:
+        return fn(*args)
+    finally:
+        bug.WARN(task.kmap_idx != saved[2],
+                 f"interrupt handler {getattr(fn, '__name__', fn)} left "
+                 f"{task.kmap_idx - saved[2]} kmap_local mapping(s) behind")
+        task.preempt_count, task.irqs_off, _ = saved
+
+
+# ---------------------------------------------------------------- sleeping
+
+def might_sleep() -> None:
+    """``might_sleep()``: splat if the caller is atomic (rate-limited to once per HZ)."""
+    task = current()
+    if task.preempt_count == 0 and not task.irqs_off:
+        return
+    machine = task.machine
+    sched, now = machine.sched, machine.clock.jiffies()
+    prev = sched._prev_might_resched
+    if prev is not None and (now - prev) & (2**64 - 1) < machine.clock.hz:
+        return
+    sched._prev_might_resched = now
+    frame = bug.caller()
+    machine.log.printk("\n".join([
+        f"BUG: sleeping function called from invalid context at {bug.location(frame)}",
+        f"in_atomic(): {int(task.preempt_count != 0)}, irqs_disabled(): "
+        f"{int(task.irqs_off)}, non_block: 0, pid: {task.pid}, name: {task.comm}",
+        f"preempt_count: {task.preempt_count:x}, expected: 0",
+        "RCU nest depth: 0, expected: 0"]), KERN_ERR)
+    bug.dump_stack(machine, task, frame)
+    machine.bugs.add_taint("WARN")
+    machine.warnings.append("sleeping function called from invalid context")
+
+
+def set_current_state(state: int) -> None:
+    task = current()
+    task._wake.clear()
+    task.state = state
+
+
+__set_current_state = set_current_state
+
+
+def wake_up_process(task: Task) -> bool:
+    """``wake_up_process()``: True if the task was sleeping."""
+    was_sleeping = task.state != TASK_RUNNING
+    task.state = TASK_RUNNING
+    task._wake.set()
+    return was_sleeping
+
+
+def schedule_timeout(timeout: int) -> int:
+    """Sleep until woken or ``timeout`` jiffies pass; returns the jiffies left.
+
+    Sleeps only if the state set by :func:`set_current_state` is not yet
+    ``TASK_RUNNING`` again (a wake-up that came first is not lost).
+    """
+    task = current()
+    machine = task.machine
+    if task.preempt_count:
+        machine.log.printk(f"BUG: scheduling while atomic: {task.comm}/{task.pid}/"
+                           f"{task.preempt_count:#010x}", KERN_ERR)
+        bug.dump_stack(machine, task, bug.caller())
+        machine.bugs.add_taint("WARN")
+    clock = machine.clock
+    start = clock.jiffies()
+    if task.state != TASK_RUNNING:
+        forever = timeout >= MAX_SCHEDULE_TIMEOUT
+        task._wake.wait(None if forever else clock.seconds(timeout))
+    task.state = TASK_RUNNING
+    if machine.going_down:
+        raise bug.MachineDown(f"machine {machine.name!r} is shutting down")
+    if timeout >= MAX_SCHEDULE_TIMEOUT:
+        return timeout
+    return max(0, timeout - ((clock.jiffies() - start) & (2**64 - 1)))
+
+
+def schedule() -> None:
+    schedule_timeout(MAX_SCHEDULE_TIMEOUT)
+
+
+def io_schedule_timeout(timeout: int) -> int:
+    """:func:`schedule_timeout` accounted as IO wait (D state)."""
+    task = current()
+    task.in_iowait = True
+    try:
+        return schedule_timeout(timeout)
+    finally:
+        task.in_iowait = False
+
+
+def msleep(msecs: int) -> None:
+    """Sleep ``msecs`` emulated milliseconds (uninterruptibly)."""
+    hz = current().machine.clock.hz
+    set_current_state(TASK_UNINTERRUPTIBLE)
+    schedule_timeout(-(-msecs * hz // 1000))
+
+
+def jiffies() -> int:
+    """The current machine's ``jiffies``."""
+    return current().machine.clock.jiffies()
+
+
+def time_after(a: int, b: int) -> bool:
+    """``time_after(a, b)`` on 64-bit jiffies (wrap-safe)."""
+    return ((b - a) & (2**64 - 1)) >> 63 == 1
+
+
+def time_before(a: int, b: int) -> bool:
+    return time_after(b, a)
+
+
+# ---------------------------------------------------------------- spinlocks
+
+class SpinLock:
+    """``spinlock_t``: a host lock plus the preempt/IRQ bookkeeping of the kernel's."""
+
+    __slots__ = ("_lock", "addr")
+
+    def __init__(self, addr: int = 0):
+        self._lock = threading.Lock()
+        self.addr = addr
+
+    def lock(self) -> None:
+        """``spin_lock()``"""
+        current().preempt_count += PREEMPT_OFFSET
+        self._lock.acquire()
+
+    def unlock(self) -> None:
+        """``spin_unlock()``"""
+        self._lock.release()
+        current().preempt_count -= PREEMPT_OFFSET
+
+    def lock_irqsave(self) -> bool:
+        """``spin_lock_irqsave()``: returns ``flags``."""
+        task = current()
+        flags, task.irqs_off = task.irqs_off, True
+        task.preempt_count += PREEMPT_OFFSET
+        self._lock.acquire()
+        return flags
+
+    def unlock_irqrestore(self, flags: bool) -> None:
+        """``spin_unlock_irqrestore()``"""
+        self._lock.release()
+        task = current()
+        task.preempt_count -= PREEMPT_OFFSET
+        task.irqs_off = flags
+
+    def is_locked(self) -> bool:
+        return self._lock.locked()
+
+
+def _machine_of(addr: int):
+    return vmem.space_of(addr).machine
+
+
+def spin_lock_init(lock: int) -> None:
+    """``spin_lock_init(spinlock_t *lock)``: write the debug magic, bind a host lock."""
+    machine = _machine_of(lock)
+    access.store(lock, 4, SPINLOCK_MAGIC)
+    machine.spinlocks[lock] = SpinLock(lock)
+
+
+def _spinlock(lock: int) -> SpinLock:
+    """The host lock behind ``spinlock_t *lock``; ``spin_bug()`` on bad magic."""
+    machine = _machine_of(lock)
+    magic = access.load(lock, 4)
+    obj = machine.spinlocks.get(lock)
+    if magic == SPINLOCK_MAGIC and obj is not None:
+        return obj
+    task = current()
+    machine.log.printk(
+        f"BUG: spinlock bad magic on CPU#{task.cpu.id}, {task.comm}/{task.pid}\n"
+        f" lock: {lock:#x}, .magic: {magic:08x}, .owner: <none>/-1, .owner_cpu: -1",
+        KERN_ERR)
+    raise bug.bug_report(machine, task, bug.caller(3))
+
+
+def spin_lock(lock: int) -> None:
+    _spinlock(lock).lock()
+
+
+def spin_unlock(lock: int) -> None:
+    _spinlock(lock).unlock()
+
+
+def spin_lock_irqsave(lock: int) -> bool:
+    return _spinlock(lock).lock_irqsave()
+
+
+def spin_unlock_irqrestore(lock: int, flags: bool) -> None:
+    _spinlock(lock).unlock_irqrestore(flags)
+
+
+# ---------------------------------------------------------------- wait queues
+
+class WaitQueueEntry:
+    """``struct wait_queue_entry`` made by ``DEFINE_WAIT``: wakes and dequeues itself."""
+
+    __slots__ = ("task", "exclusive", "queued")
+
+    def __init__(self, task: Task | None = None, exclusive: bool = False):
+        self.task = task or current()
+        self.exclusive = exclusive
+        self.queued = False
+
+
+DEFINE_WAIT = WaitQueueEntry
+
+
+class WaitQueueHead:
+    """``wait_queue_head_t``: a lock and a list of waiting entries."""
+
+    __slots__ = ("_lock", "_entries", "addr")
+
+    def __init__(self, addr: int = 0):
+        self._lock = threading.Lock()
+        self._entries: list[WaitQueueEntry] = []
+        self.addr = addr
+
+    def add(self, wait: WaitQueueEntry) -> None:
+        with self._lock:
+            if not wait.queued:
+                wait.queued = True
+                # Exclusive waiters queue at the tail, others at the head (as the kernel).
+                self._entries.insert(len(self._entries) if wait.exclusive else 0, wait)
+
+    def remove(self, wait: WaitQueueEntry) -> None:
+        with self._lock:
+            if wait.queued:
+                wait.queued = False
+                self._entries.remove(wait)
+
+    def wake_up(self, nr_exclusive: int = 1) -> int:
+        """``__wake_up()``: wake every non-exclusive waiter and ``nr_exclusive`` others."""
+        woken = 0
+        with self._lock:
+            for wait in list(self._entries):
+                wait.queued = False  # autoremove_wake_function
+                self._entries.remove(wait)
+                wake_up_process(wait.task)
+                woken += 1
+                if wait.exclusive:
+                    nr_exclusive -= 1
+                    if nr_exclusive == 0:
+                        break
+        return woken
+
+    def active(self) -> bool:
+        return bool(self._entries)
+
+
+def init_waitqueue_head(wq: int) -> None:
+    """``init_waitqueue_head(wait_queue_head_t *wq)`` for a head in emulated memory."""
+    machine = _machine_of(wq)
+    access.store(wq, 4, SPINLOCK_MAGIC)
+    machine.waitqueues[wq] = WaitQueueHead(wq)
+
+
+def _waitqueue(wq) -> WaitQueueHead:
+    if isinstance(wq, WaitQueueHead):
+        return wq
+    machine = _machine_of(wq)
+    head = machine.waitqueues.get(wq)
+    if head is None or access.load(wq, 4) != SPINLOCK_MAGIC:
+        task = current()
+        machine.log.printk(f"BUG: wait queue head {wq:#x} used before "
+                           "init_waitqueue_head()", KERN_ERR)
+        raise bug.bug_report(machine, task, bug.caller(3))
+    return head
+
+
+def prepare_to_wait(wq, wait: WaitQueueEntry, state: int) -> None:
+    """Queue ``wait`` (if not queued) and set the task state, so no wake-up is lost."""
+    _waitqueue(wq).add(wait)
+    set_current_state(state)
+
+
+def finish_wait(wq, wait: WaitQueueEntry) -> None:
+    """Set ``TASK_RUNNING`` and dequeue ``wait`` if a wake-up did not already."""
+    current().state = TASK_RUNNING
+    _waitqueue(wq).remove(wait)
+
+
+def add_wait_queue(wq, wait: WaitQueueEntry) -> None:
+    _waitqueue(wq).add(wait)
+
+
+def remove_wait_queue(wq, wait: WaitQueueEntry) -> None:
+    _waitqueue(wq).remove(wait)
+
+
+def wake_up(wq) -> int:
+    """``wake_up(wq)``: returns how many tasks were woken."""
+    return _waitqueue(wq).wake_up()
+
+
+def waitqueue_active(wq) -> bool:
+    return _waitqueue(wq).active()
+
+
+def wq_has_sleeper(wq) -> bool:
+    """``wq_has_sleeper()``: the full barrier is implied by the host lock/GIL."""
+    return _waitqueue(wq).active()

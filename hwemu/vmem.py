@@ -1,0 +1,305 @@
+"""The MMU: one address-space reservation per machine and the region table inside it.
+
+Emulated kernel virtual addresses are real addresses of this process. A machine
+reserves one ``PROT_NONE`` range and maps every region inside it with ``MAP_FIXED``;
+anything not covered by a region of the table is unmapped, and touching it is a page
+fault. The region table (plus the per-page table of window regions, the emulated
+PTEs) is the one source of truth for what is mapped: every access path checks it
+before touching memory, because a host access to an unmapped page kills the
+interpreter.
+
+Regions whose mappings change at run time (kmap windows, vmalloc) are changed and
+accessed under ``pgtable_lock`` (``init_mm.page_table_lock``), so an access never races
+with an unmap. Libc is called through ``ctypes.PyDLL`` so the GIL is kept: a released
+GIL turns a microsecond syscall into a wait for the next thread switch.
+"""
+from __future__ import annotations
+
+import bisect
+import ctypes
+import errno
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .bug import AddressError, MachineDown, MachineError
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_MASK = ~(PAGE_SIZE - 1)
+PMD_SIZE = 2 << 20
+GUARD = PMD_SIZE  # unmapped gap between regions, as the kernel leaves holes between areas
+
+PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x4000, 0x100000
+
+RESERVE_HINT = 0x1000_0000_0000  # 16 TiB: first placement tried, for stable addresses
+RESERVE_LIMIT = 0x7000_0000_0000
+RESERVE_STEP = 1 << 40
+
+_libc = ctypes.PyDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                  ctypes.c_int, ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def align_up(x: int, a: int) -> int:
+    return -(-x // a) * a
+
+
+def mmap(addr: int, size: int, prot: int, flags: int, fd: int = -1, off: int = 0) -> int:
+    """``mmap(2)``; raises OSError."""
+    ret = _mmap(addr, size, prot, flags, fd, off)
+    if ret == _MAP_FAILED or ret is None:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mmap({addr:#x}, {size:#x}): {os.strerror(err)}")
+    return ret
+
+
+class Fault(Exception):
+    """An access hit an address with no mapping; ``reason`` says where it landed."""
+
+    def __init__(self, addr: int, reason: str):
+        super().__init__(f"{addr:#x}: {reason}")
+        self.addr = addr
+        self.reason = reason
+
+
+@dataclass
+class Region:
+    """One line of the region table.
+
+    ``kind`` is ``linear`` (a slice of RAM mapped at a fixed offset: the direct map),
+    ``anon`` (host memory private to the machine: vmemmap, KASAN shadow) or ``window``
+    (mapped page by page at run time; ``ptes[i]`` is the pfn mapped at page i or -1).
+    """
+    start: int
+    end: int
+    label: str
+    kind: str
+    perms: str = "rw-"
+    node: int | None = None
+    phys: int = 0
+    ptes: np.ndarray | None = None
+    on_access: Callable[[int, int], None] | None = None
+    mapped_at: dict = field(default_factory=dict)
+
+    def __contains__(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+class AddressSpace:
+    """The reservation of one machine and its region table."""
+
+    def __init__(self, machine, base: int, size: int):
+        self.machine = machine
+        self.base = base
+        self.size = size
+        self.end = base + size
+        self.regions: list[Region] = []
+        self._starts: list[int] = []
+        self.pgtable_lock = threading.Lock()
+        self.mv = memoryview((ctypes.c_char * size).from_address(base)).cast("B")
+        # Fast path: one contiguous, always-mapped span (the direct map without holes).
+        self.fast_lo = self.fast_hi = 0
+
+    # -------------------------------------------------------------- reservation
+
+    @classmethod
+    def reserve(cls, machine, size: int) -> "AddressSpace":
+        """Reserve ``size`` bytes ``PROT_NONE`` at the first free 1 TiB-aligned hint."""
+        size = align_up(size, PMD_SIZE)
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE
+        hint = RESERVE_HINT
+        while hint + size <= RESERVE_LIMIT:
+            ret = _mmap(hint, size, PROT_NONE, flags, -1, 0)
+            if ret == hint:
+                space = cls(machine, hint, size)
+                _register(space)
+                return space
+            err = ctypes.get_errno()
+            if ret not in (None, _MAP_FAILED):   # old kernel: hint ignored
+                _munmap(ret, size)
+            elif err != errno.EEXIST:
+                raise MachineError(
+                    f"cannot reserve {size / 2**30:.1f} GiB of address space at {hint:#x}: "
+                    f"{os.strerror(err)}; check `ulimit -v` (RLIMIT_AS) and overcommit "
+                    "settings, or boot a machine with less RAM")
+            hint = align_up(hint + size, RESERVE_STEP)
+        raise MachineError(f"no free {size / 2**30:.1f} GiB range for the machine in "
+                           f"[{RESERVE_HINT:#x}, {RESERVE_LIMIT:#x}): too many machines?")
+
+    def release(self) -> None:
+        """Unmap the whole reservation; its addresses now belong to a dead machine."""
+        _unregister(self)
+        self.regions.clear()
+        self._starts.clear()
+        self.fast_lo = self.fast_hi = 0
+        self.mv = None  # views derived from it may live on; nothing may touch them now
+        _munmap(self.base, self.size)
+
+    # -------------------------------------------------------------- mapping
+
+    def _map_fixed(self, addr: int, size: int, prot: int, flags: int, fd=-1, off=0):
+        assert self.base <= addr and addr + size <= self.end, "mapping outside reservation"
+        mmap(addr, size, prot, flags | MAP_FIXED, fd, off)
+
+    def map_ram(self, addr: int, size: int, fd: int, phys: int) -> None:
+        """Map RAM ``[phys, phys+size)`` of memfd ``fd`` at ``addr`` (shared: aliases)."""
+        self._map_fixed(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, phys)
+
+    def map_anon(self, addr: int, size: int) -> None:
+        """Map zeroed private memory at ``addr`` (no swap reserved; filled on touch)."""
+        self._map_fixed(addr, size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+    def clear(self, addr: int, size: int) -> None:
+        """Unmap by replacing with ``PROT_NONE`` (``munmap`` would punch a hole)."""
+        self._map_fixed(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+    def add_region(self, region: Region) -> Region:
+        i = bisect.bisect(self._starts, region.start)
+        for other in self.regions[max(i - 1, 0):i + 1]:
+            assert region.end <= other.start or other.end <= region.start, \
+                f"region {region.label} overlaps {other.label}"
+        self.regions.insert(i, region)
+        self._starts.insert(i, region.start)
+        return region
+
+    def add_window(self, start: int, npages: int, label: str) -> Region:
+        """A region mapped page by page at run time; starts fully unmapped."""
+        ptes = np.full(npages, -1, dtype=np.int64)
+        return self.add_region(Region(start, start + npages * PAGE_SIZE, label, "window",
+                                      perms="---", ptes=ptes))
+
+    def set_pte(self, region: Region, addr: int, pfn: int, fd: int, where: str = "") -> None:
+        """Map RAM page ``pfn`` at window address ``addr`` (``set_pte_at``)."""
+        with self.pgtable_lock:
+            self.map_ram(addr, PAGE_SIZE, fd, pfn << PAGE_SHIFT)
+            region.ptes[(addr - region.start) >> PAGE_SHIFT] = pfn
+            region.mapped_at[addr] = where
+
+    def pte_clear(self, region: Region, addr: int) -> int:
+        """Unmap window address ``addr``; returns the pfn that was mapped (or -1)."""
+        with self.pgtable_lock:
+            i = (addr - region.start) >> PAGE_SHIFT
+            pfn = int(region.ptes[i])
+            self.clear(addr, PAGE_SIZE)
+            region.ptes[i] = -1
+            region.mapped_at.pop(addr, None)
+            return pfn
+
+    # -------------------------------------------------------------- lookups
+
+    def region_at(self, addr: int) -> Region | None:
+        i = bisect.bisect(self._starts, addr) - 1
+        if i >= 0 and addr < self.regions[i].end:
+            return self.regions[i]
+        return None
+
+    def check(self, addr: int, n: int) -> None:
+        """Raise :class:`Fault` unless all of ``[addr, addr+n)`` is mapped.
+
+        Call with ``pgtable_lock`` held when the range may touch a window.
+        """
+        end = addr + max(n, 1)
+        while addr < end:
+            region = self.region_at(addr)
+            if region is None:
+                raise Fault(addr, self.describe(addr))
+            stop = min(end, region.end)
+            if region.ptes is not None:
+                first = (addr - region.start) >> PAGE_SHIFT
+                last = (stop - 1 - region.start) >> PAGE_SHIFT
+                holes = np.flatnonzero(region.ptes[first:last + 1] < 0)
+                if holes.size:
+                    bad = max(addr, region.start + ((first + int(holes[0])) << PAGE_SHIFT))
+                    raise Fault(bad, f"not mapped in the {region.label}")
+            elif region.on_access is not None:
+                region.on_access(addr, stop - addr)
+            addr = stop
+
+    def describe(self, addr: int) -> str:
+        """Where an unmapped address lies, for error messages."""
+        if not self.base <= addr < self.end:
+            return "outside the machine"
+        after = [r for r in self.regions if r.end <= addr]
+        before = [r for r in self.regions if r.start > addr]
+        prev = f"after {after[-1].label}" if after else "at the start"
+        nxt = f", before {before[0].label}" if before else ""
+        return f"unmapped hole in machine {self.machine.name!r} ({prev}{nxt})"
+
+    def maps(self) -> str:
+        """The region table as ``/proc/self/maps``-style lines."""
+        lines = []
+        for r in self.regions:
+            node = f" node{r.node}" if r.node is not None else ""
+            lines.append(f"{r.start:016x}-{r.end:016x} {r.perms}p {r.label}{node}")
+            if r.ptes is not None:
+                for i in np.flatnonzero(r.ptes >= 0):
+                    a = r.start + (int(i) << PAGE_SHIFT)
+                    lines.append(f"{a:016x}-{a + PAGE_SIZE:016x} rw-s   {r.label}[{i}] "
+                                 f"pfn {int(r.ptes[i]):#x}")
+        return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ the registry
+
+_lock = threading.Lock()
+_spaces: list[AddressSpace] = []   # live, sorted by base
+_bases: list[int] = []
+_dead: list[tuple[int, int, str]] = []  # (base, end, name) of shut-down machines
+_DEAD_KEPT = 64
+_last: AddressSpace | None = None
+
+
+def _register(space: AddressSpace) -> None:
+    with _lock:
+        i = bisect.bisect(_bases, space.base)
+        _spaces.insert(i, space)
+        _bases.insert(i, space.base)
+
+
+def _unregister(space: AddressSpace) -> None:
+    global _last
+    with _lock:
+        i = _spaces.index(space)
+        del _spaces[i], _bases[i]
+        _dead.append((space.base, space.end, space.machine.name))
+        del _dead[:-_DEAD_KEPT]
+        _last = None
+
+
+def space_of(addr: int) -> AddressSpace:
+    """The live address space holding ``addr``.
+
+    Raises :class:`MachineDown` for an address of a shut-down machine and
+    :class:`AddressError` for one outside every machine.
+    """
+    global _last
+    space = _last
+    if space is not None and space.base <= addr < space.end:
+        return space
+    i = bisect.bisect(_bases, addr) - 1
+    if i >= 0:
+        space = _spaces[i]
+        if addr < space.end:
+            _last = space
+            return space
+    for base, end, name in reversed(_dead):
+        if base <= addr < end:
+            raise MachineDown(f"address {addr:#x} belongs to machine {name!r}, "
+                              "which has been shut down")
+    raise AddressError(f"address {addr:#x} is outside every machine's address space")
+
+
+def live_spaces() -> list[AddressSpace]:
+    return list(_spaces)
