@@ -790,6 +790,35 @@ def _validation_problems(exc: ValidationError, origins: _Origins) -> list[Proble
     return problems
 
 
+def _hidden_problems(data: dict[str, Any], exc: ValidationError,
+                     origins: _Origins) -> list[Problem]:
+    """Cross-field problems that field errors kept from running.
+
+    The model checks run only once every field parsed, so an unknown key would hide
+    an overlap of nodes. Drop the keys that failed and validate again, keeping only
+    the cross-field problems of that second pass.
+    """
+    data = copy.deepcopy(data)
+    pruned = False
+    for error in exc.errors(include_url=False):
+        *parents, last = error["loc"] or ("",)
+        node: Any = data
+        for step in parents:
+            node = node[step] if isinstance(node, (dict, list)) else None
+        if error["type"] != _CHECKS_ERROR and isinstance(node, dict) and last in node:
+            del node[last]
+            pruned = True
+    if not pruned:
+        return []
+    try:
+        Config.model_validate(data)
+    except ValidationError as second:
+        return [origins.problem(tuple(e["loc"]) + tuple(sub), message)
+                for e in second.errors(include_url=False) if e["type"] == _CHECKS_ERROR
+                for sub, message in e["ctx"]["problems"]]
+    return []
+
+
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
@@ -834,6 +863,7 @@ def load_config(
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems.extend(_validation_problems(exc, origins))
+        problems.extend(p for p in _hidden_problems(data, exc, origins) if p not in problems)
     if problems:
         # Lines in file order; problems without a line (e.g. --set) last.
         problems.sort(key=lambda p: (p.line is None, p.line or 0))

@@ -260,6 +260,25 @@ def test_all_errors_reported_together(tmp_path):
     ]
 
 
+def test_field_errors_do_not_hide_cross_field_errors(tmp_path):
+    text = (
+        "machine:\n"
+        "  cpu: 4\n"
+        "  highmem: true\n"
+        "  nodes:\n"
+        "    - mem: 512M\n"
+        "    - start: 256M\n"
+        "      mem: 512M\n"
+    )
+    assert errors_for(tmp_path, text) == [
+        "c.yaml:2: machine.cpu: unknown key 'cpu'; did you mean 'cpus'?",
+        "c.yaml:3: machine.highmem: CONFIG_HIGHMEM is 32-bit only: x86_64 maps all RAM "
+        "directly; use arch: i386",
+        "c.yaml:6: machine.nodes.1.start: node 1 [0x10000000-0x30000000) overlaps "
+        "node 0 [0x0-0x20000000)",
+    ]
+
+
 def test_several_problems_on_one_key(tmp_path):
     text = "machine:\n  vmalloc: 2M\n  nodes: [{mem: 1G}]\n  distance: [[11, 1]]\n"
     assert errors_for(tmp_path, text) == [
