@@ -226,6 +226,15 @@ def kmap_flush_unused() -> None:
             hm.kmap_lock.unlock()
 
 
+def _kmap_local(page: int, frame) -> int:
+    """``__kmap_local_page_prot()``: a slot for highmem, ``page_address()`` otherwise."""
+    task, hm = _task_and_highmem(page)
+    pfn = _memmap_of(page).page_to_pfn(page)
+    if hm is None or not PageHighMem(page):
+        return page_address(page)
+    return hm.kmap_local_pfn(task, pfn, bug.location(frame))
+
+
 def kmap_local_page(page: int) -> int:
     """Map ``page`` into the next slot of this CPU's kmap_local stack.
 
@@ -233,11 +242,7 @@ def kmap_local_page(page: int) -> int:
     :return: ``void *`` — valid in this task only, until the matching
         :func:`kunmap_local`, which must be called in reverse order of mapping.
     """
-    task, hm = _task_and_highmem(page)
-    if hm is None or not PageHighMem(page):
-        return page_address(page)
-    where = bug.location(bug.caller())
-    return hm.kmap_local_pfn(task, _memmap_of(page).page_to_pfn(page), where)
+    return _kmap_local(page, bug.caller())
 
 
 def kunmap_local(addr: int) -> None:
@@ -258,11 +263,12 @@ def kmap_atomic(page: int) -> int:
     preemption and page faults until :func:`kunmap_atomic`."""
     sched.preempt_disable()
     sched.pagefault_disable()
-    task, hm = _task_and_highmem(page)
-    if hm is None or not PageHighMem(page):
-        return page_address(page)
-    where = bug.location(bug.caller())
-    return hm.kmap_local_pfn(task, _memmap_of(page).page_to_pfn(page), where)
+    try:
+        return _kmap_local(page, bug.caller())
+    except BaseException:  # the task did not get a mapping: leave it as it was
+        sched.pagefault_enable()
+        sched.preempt_enable()
+        raise
 
 
 def kunmap_atomic(addr: int) -> None:

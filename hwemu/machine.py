@@ -7,6 +7,7 @@ all of it; afterwards the machine and its addresses raise :class:`MachineDown`.
 """
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import threading
@@ -211,6 +212,20 @@ class Machine:
         if self.going_down:
             raise MachineDown(f"machine {self.name!r} is shutting down")
         return self.sched.spawn(fn, *args, name=name, cpu=cpu)
+
+    def interrupt(self, fn, *args, cpu: int | None = None, softirq: bool = False):
+        """Run ``fn(*args)`` in interrupt context on an idle CPU (its ``swapper/N``).
+
+        Returns the task handle; ``join()`` gives ``fn``'s result. To interrupt the
+        calling task itself, use :func:`hwemu.run_in_interrupt`.
+        """
+        self._alive()
+        free = cpu if cpu is not None else next(
+            (c.id for c in self.sched.cpus if c.task is None), None)
+        if free is None:
+            raise MachineError(f"interrupt: every CPU of {self.name!r} runs a task")
+        handler = functools.partial(sched.run_in_interrupt, fn, *args, softirq=softirq)
+        return self.spawn(handler, name=f"swapper/{free}", cpu=free)
 
     def task_exit_hooks(self, task) -> None:
         if self.highmem is not None:

@@ -219,7 +219,8 @@ class Scheduler:
         handle = TaskHandle(task)
         thread.name = f"{self.machine.name}:{task.comm}/{task.pid}"
         thread.run = lambda: self._run(handle, fn, args)
-        self.handles.append(handle)
+        with self._lock:  # only live tasks need joining at shutdown
+            self.handles = [h for h in self.handles if h.is_alive()] + [handle]
         thread.start()
         return handle
 
