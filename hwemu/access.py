@@ -49,6 +49,9 @@ def _space(addr: int, n: int, write: bool) -> vmem.AddressSpace:
 
 def _access(addr: int, n: int, write: bool, op):
     """Check ``[addr, addr+n)`` and run ``op(space, offset)`` on it."""
+    if n == 0:  # touches nothing, like the kernel's memset(p, c, 0)
+        _validate(addr, 0)
+        return b""
     space = _space(addr, n, write)
     kasan = space.machine.kasan_check
     if space.fast_lo <= addr and addr + n <= space.fast_hi:
@@ -67,7 +70,7 @@ def _access(addr: int, n: int, write: bool, op):
 
 def load(addr: int, size: int) -> int:
     """Read a ``size``-byte unsigned little-endian integer at ``addr`` (``*(u64 *)addr``)."""
-    if size not in _SIZES:
+    if type(size) is not int or size not in _SIZES:
         raise ValueError(f"load size must be one of {_SIZES}, not {size}")
     return _access(addr, size, False,
                    lambda sp, off: int.from_bytes(sp.mv[off:off + size], "little"))
@@ -78,7 +81,7 @@ def store(addr: int, size: int, value: int) -> None:
 
     Negative values are stored in two's complement; values that do not fit raise.
     """
-    if size not in _SIZES:
+    if type(size) is not int or size not in _SIZES:
         raise ValueError(f"store size must be one of {_SIZES}, not {size}")
     bits = size * 8
     if not -(1 << (bits - 1)) <= value < 1 << bits:

@@ -66,11 +66,20 @@ def selfcheck(cfg, reservation: int) -> list[str]:
     except OSError as exc:
         problems.append(f"cannot read /proc ({exc}): hwemu needs Linux procfs")
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY and soft < reservation:
+    if soft != resource.RLIM_INFINITY and soft < reservation + _vm_size():
         problems.append(f"RLIMIT_AS is {format_size(soft)} but the machine reserves "
                         f"{format_size(reservation)} of address space: run `ulimit -v "
                         "unlimited` or boot less RAM")
     return problems
+
+
+def _vm_size() -> int:
+    """Address space this process uses now (``VmSize``)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * PAGE_SIZE
+    except OSError:
+        return 0
 
 
 class Machine:
@@ -82,7 +91,7 @@ class Machine:
         self.name = cfg.name
         self.down = False
         self.going_down = False
-        self.clock = sched.Clock(cfg.hz, cfg.time_scale)
+        self.clock = sched.Clock(cfg.hz, cfg.time_scale, 32 if cfg.arch == "i386" else 64)
         self.log = LogBuf(cfg.log_buf_len, self.clock.now_ns, cfg.console)
         self.bugs = BugState(self)
         self.warnings: list[str] = []
@@ -120,16 +129,16 @@ class Machine:
         space, base = self.space, self.space.base
         page_offset = base + layout["direct map"][0]
         lowmem_end = min(cfg.lowmem_limit, cfg.ram_end)
-        contiguous = True
+        mapped = 0
         for nid, (start, end) in enumerate(cfg.node_ranges):
             end = min(end, lowmem_end)
             if start >= end:
                 continue
-            contiguous &= start == (cfg.node_ranges[nid - 1][1] if nid else 0)
+            mapped += end - start
             space.map_ram(page_offset + start, end - start, self.ram.fd, start)
             space.add_region(Region(page_offset + start, page_offset + end, "direct map",
                                     "linear", node=nid, phys=start))
-        if contiguous:
+        if mapped == lowmem_end:  # no hole anywhere in the direct map
             space.fast_lo, space.fast_hi = page_offset, page_offset + lowmem_end
         off, size = layout["vmalloc"]
         space.add_window(base + off, size >> PAGE_SHIFT, "vmalloc")

@@ -274,7 +274,10 @@ def virt_to_pfn(addr: int) -> int:
 def virt_to_page(addr: int) -> int:
     """``virt_to_page()``: ``struct page *`` of a direct-map address."""
     mm = _memmap_of(addr)
-    return mm.pfn_to_page(mm.direct_map_pa(addr, "virt_to_page") >> PAGE_SHIFT)
+    pfn = mm.direct_map_pa(addr, "virt_to_page") >> PAGE_SHIFT
+    if not mm.pfn_valid(pfn):
+        raise AddressError(f"virt_to_page({addr:#x}): pfn {pfn:#x} {mm._why_invalid(pfn)}")
+    return mm.pfn_to_page(pfn)
 
 
 def virt_addr_valid(addr: int) -> bool:

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 
 from . import access, bug, vmem
-from .printk import KERN_ERR
+from .printk import KERN_EMERG, KERN_ERR
 
 TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE = 0x0, 0x1, 0x2
 TASK_COMM_LEN = 16
@@ -48,9 +48,10 @@ def initial_jiffies(hz: int) -> int:
 class Clock:
     """The machine's emulated time: nanoseconds since boot and jiffies."""
 
-    def __init__(self, hz: int, time_scale: float):
+    def __init__(self, hz: int, time_scale: float, bits_per_long: int = 64):
         self.hz = hz
         self.scale = time_scale
+        self.mask = (1 << bits_per_long) - 1  # jiffies is an unsigned long
         self._t0 = time.monotonic_ns()
         self._initial = initial_jiffies(hz)
 
@@ -59,7 +60,7 @@ class Clock:
         return int((time.monotonic_ns() - self._t0) * self.scale)
 
     def jiffies(self) -> int:
-        return (self._initial + self.now_ns() * self.hz // 1_000_000_000) & (2**64 - 1)
+        return (self._initial + self.now_ns() * self.hz // 1_000_000_000) & self.mask
 
     def seconds(self, nr_jiffies: int) -> float:
         """Wall-clock seconds that ``nr_jiffies`` last."""
@@ -165,7 +166,9 @@ def _leave(task: Task) -> None:
     tasks = _thread_tasks()
     tasks.pop(task.machine, None)
     if getattr(_tls, "current", None) is task:
-        _tls.current = next(reversed(tasks.values()), None)
+        # A thread whose machine was shut down keeps pointing at it, so that
+        # current() says MachineDown rather than "not a task".
+        _tls.current = next(reversed(tasks.values()), task if task.machine.down else None)
 
 
 # ---------------------------------------------------------------- the scheduler
@@ -371,7 +374,7 @@ def might_sleep() -> None:
     machine = task.machine
     sched, now = machine.sched, machine.clock.jiffies()
     prev = sched._prev_might_resched
-    if prev is not None and (now - prev) & (2**64 - 1) < machine.clock.hz:
+    if prev is not None and (now - prev) & machine.clock.mask < machine.clock.hz:
         return
     sched._prev_might_resched = now
     frame = bug.caller()
@@ -418,7 +421,9 @@ def schedule_timeout(timeout: int) -> int:
         machine.bugs.add_taint("WARN")
     clock = machine.clock
     start = clock.jiffies()
-    if task.state != TASK_RUNNING:
+    # Checked after set_current_state() cleared the wake event and before sleeping:
+    # shutdown sets going_down before it wakes everyone, so no sleeper is missed.
+    if task.state != TASK_RUNNING and not machine.going_down:
         forever = timeout >= MAX_SCHEDULE_TIMEOUT
         task._wake.wait(None if forever else clock.seconds(timeout))
     task.state = TASK_RUNNING
@@ -426,7 +431,7 @@ def schedule_timeout(timeout: int) -> int:
         raise bug.MachineDown(f"machine {machine.name!r} is shutting down")
     if timeout >= MAX_SCHEDULE_TIMEOUT:
         return timeout
-    return max(0, timeout - ((clock.jiffies() - start) & (2**64 - 1)))
+    return max(0, timeout - ((clock.jiffies() - start) & clock.mask))
 
 
 def schedule() -> None:
@@ -445,9 +450,10 @@ def io_schedule_timeout(timeout: int) -> int:
 
 def msleep(msecs: int) -> None:
     """Sleep ``msecs`` emulated milliseconds (uninterruptibly)."""
-    hz = current().machine.clock.hz
-    set_current_state(TASK_UNINTERRUPTIBLE)
-    schedule_timeout(-(-msecs * hz // 1000))
+    timeout = -(-msecs * current().machine.clock.hz // 1000)
+    while timeout:  # a wake-up does not end it early
+        set_current_state(TASK_UNINTERRUPTIBLE)
+        timeout = schedule_timeout(timeout)
 
 
 def jiffies() -> int:
@@ -456,8 +462,9 @@ def jiffies() -> int:
 
 
 def time_after(a: int, b: int) -> bool:
-    """``time_after(a, b)`` on 64-bit jiffies (wrap-safe)."""
-    return ((b - a) & (2**64 - 1)) >> 63 == 1
+    """``time_after(a, b)``: wrap-safe at the machine's ``unsigned long`` width."""
+    mask = current().machine.clock.mask
+    return (b - a) & mask > mask >> 1
 
 
 def time_before(a: int, b: int) -> bool:
@@ -467,41 +474,73 @@ def time_before(a: int, b: int) -> bool:
 # ---------------------------------------------------------------- spinlocks
 
 class SpinLock:
-    """``spinlock_t``: a host lock plus the preempt/IRQ bookkeeping of the kernel's."""
+    """``spinlock_t`` with ``CONFIG_DEBUG_SPINLOCK``: a host lock, its owner, and the
+    preempt/IRQ bookkeeping of the kernel's. Misuse is reported as spinlock_debug.c
+    does and raised as :class:`~hwemu.bug.KernelBug` (the kernel would hang)."""
 
-    __slots__ = ("_lock", "addr")
+    __slots__ = ("_lock", "addr", "owner")
 
     def __init__(self, addr: int = 0):
         self._lock = threading.Lock()
         self.addr = addr
+        self.owner: Task | None = None
+
+    def _acquire(self, task: Task) -> None:
+        if self.owner is task:
+            raise spin_bug(self, "recursion", SPINLOCK_MAGIC)
+        self._lock.acquire()
+        self.owner = task
+
+    def _release(self, task: Task) -> None:
+        if self.owner is not task:
+            raise spin_bug(self, "already unlocked" if self.owner is None else
+                           "wrong owner", SPINLOCK_MAGIC)
+        self.owner = None
+        self._lock.release()
 
     def lock(self) -> None:
         """``spin_lock()``"""
-        current().preempt_count += PREEMPT_OFFSET
-        self._lock.acquire()
+        task = current()
+        self._acquire(task)
+        task.preempt_count += PREEMPT_OFFSET
 
     def unlock(self) -> None:
         """``spin_unlock()``"""
-        self._lock.release()
-        current().preempt_count -= PREEMPT_OFFSET
+        task = current()
+        self._release(task)
+        task.preempt_count -= PREEMPT_OFFSET
 
     def lock_irqsave(self) -> bool:
         """``spin_lock_irqsave()``: returns ``flags``."""
         task = current()
+        self._acquire(task)
         flags, task.irqs_off = task.irqs_off, True
         task.preempt_count += PREEMPT_OFFSET
-        self._lock.acquire()
         return flags
 
     def unlock_irqrestore(self, flags: bool) -> None:
         """``spin_unlock_irqrestore()``"""
-        self._lock.release()
         task = current()
+        self._release(task)
         task.preempt_count -= PREEMPT_OFFSET
         task.irqs_off = flags
 
     def is_locked(self) -> bool:
         return self._lock.locked()
+
+
+def spin_bug(lock: SpinLock | None, msg: str, magic: int, addr: int = 0) -> bug.KernelBug:
+    """``spin_dump()``: the report for a misused spinlock; returns the exception."""
+    task = current()
+    machine = task.machine
+    owner = lock.owner if lock else None
+    who = f"{owner.comm}/{owner.pid}" if owner else "<none>/-1"
+    head = f"BUG: spinlock {msg} on CPU#{task.cpu.id}, {task.comm}/{task.pid}"
+    text = (f"{head}\n lock: {addr or (lock.addr if lock else 0):#x}, .magic: {magic:08x}, "
+            f".owner: {who}, .owner_cpu: {owner.cpu.id if owner else -1}")
+    machine.log.printk(text, KERN_EMERG)
+    text += "\n" + bug.dump_stack(machine, task, bug.caller(3), KERN_EMERG)
+    return bug.KernelBug(head, text)
 
 
 def _machine_of(addr: int):
@@ -517,17 +556,11 @@ def spin_lock_init(lock: int) -> None:
 
 def _spinlock(lock: int) -> SpinLock:
     """The host lock behind ``spinlock_t *lock``; ``spin_bug()`` on bad magic."""
-    machine = _machine_of(lock)
     magic = access.load(lock, 4)
-    obj = machine.spinlocks.get(lock)
+    obj = _machine_of(lock).spinlocks.get(lock)
     if magic == SPINLOCK_MAGIC and obj is not None:
         return obj
-    task = current()
-    machine.log.printk(
-        f"BUG: spinlock bad magic on CPU#{task.cpu.id}, {task.comm}/{task.pid}\n"
-        f" lock: {lock:#x}, .magic: {magic:08x}, .owner: <none>/-1, .owner_cpu: -1",
-        KERN_ERR)
-    raise bug.bug_report(machine, task, bug.caller(3))
+    raise spin_bug(obj, "bad magic", magic, lock)
 
 
 def spin_lock(lock: int) -> None:
