@@ -26,7 +26,7 @@ KASAN_SHADOW_SCALE_SHIFT = 3
 MAP_COUNT_HEADROOM = 1024  # mappings the host process and later vmalloc use need
 
 
-def plan_layout(cfg, nr_cpus: int) -> dict[str, tuple[int, int]]:
+def plan_layout(cfg) -> dict[str, tuple[int, int]]:
     """Offsets and sizes of every region inside the reservation, in address order.
 
     Each region starts on a PMD boundary after an unmapped guard. The KASAN shadow
@@ -36,7 +36,7 @@ def plan_layout(cfg, nr_cpus: int) -> dict[str, tuple[int, int]]:
              ("vmalloc", cfg.vmalloc_size)]
     if cfg.highmem_enabled:
         parts += [("pkmap", cfg.last_pkmap * PAGE_SIZE),
-                  ("fixmap", KM_MAX_IDX * nr_cpus * PAGE_SIZE)]
+                  ("fixmap", KM_MAX_IDX * cfg.cpus * PAGE_SIZE)]
     parts.append(("vmemmap", (cfg.ram_end >> PAGE_SHIFT) * STRUCT_PAGE_SIZE))
     layout, off = {}, GUARD
     for name, size in parts:
@@ -102,7 +102,7 @@ class Machine:
         self.nodes = build_nodes(cfg)
         self.sched = sched.Scheduler(self, cfg.cpus, len(cfg.nodes), self.clock)
         self.highmem: Highmem | None = None
-        layout = plan_layout(cfg, cfg.cpus)
+        layout = plan_layout(cfg)
         off, size = layout["kasan shadow"]
         problems = selfcheck(cfg, off + size)
         if problems:

@@ -233,6 +233,9 @@ class Scheduler:
             handle.result = fn(*args)
         except BaseException as exc:  # the task dies; join() re-raises
             handle.exception = exc
+            if not isinstance(exc, bug.KernelError):  # those printed their own report
+                self.machine.log.printk(f"{handle.task.comm}/{handle.pid} died: "
+                                        f"{type(exc).__name__}: {exc}", KERN_ERR)
         finally:
             self.exit_task(handle.task)
 
@@ -244,11 +247,13 @@ class Scheduler:
                        f"{task.preempt_count}", KERN_ERR)
         if task.irqs_off:
             log.printk(f"note: {task.comm}[{task.pid}] exited with irqs disabled", KERN_ERR)
-        self.machine.task_exit_hooks(task)
-        with self._lock:
-            task.cpu.task = None
-            self.tasks.pop(task.pid, None)
-        _leave(task)
+        try:
+            self.machine.task_exit_hooks(task)
+        finally:
+            with self._lock:
+                task.cpu.task = None
+                self.tasks.pop(task.pid, None)
+            _leave(task)
 
     def wake_all(self) -> None:
         """Wake every sleeping task (used by shutdown so sleepers notice it)."""
@@ -378,15 +383,21 @@ def might_sleep() -> None:
         return
     sched._prev_might_resched = now
     frame = bug.caller()
-    machine.log.printk("\n".join([
+    text = "\n".join([
         f"BUG: sleeping function called from invalid context at {bug.location(frame)}",
         f"in_atomic(): {int(task.preempt_count != 0)}, irqs_disabled(): "
         f"{int(task.irqs_off)}, non_block: 0, pid: {task.pid}, name: {task.comm}",
         f"preempt_count: {task.preempt_count:x}, expected: 0",
-        "RCU nest depth: 0, expected: 0"]), KERN_ERR)
-    bug.dump_stack(machine, task, frame)
+        "RCU nest depth: 0, expected: 0"])
+    _splat(machine, task, text, frame)
+
+
+def _splat(machine, task: Task, text: str, frame) -> None:
+    """Print a "BUG:" line block and the stack; the kernel taints W for these."""
+    machine.log.printk(text, KERN_ERR)
+    text += "\n" + bug.dump_stack(machine, task, frame)
     machine.bugs.add_taint("WARN")
-    machine.warnings.append("sleeping function called from invalid context")
+    machine.warnings.append(text)
 
 
 def set_current_state(state: int) -> None:
@@ -415,10 +426,8 @@ def schedule_timeout(timeout: int) -> int:
     task = current()
     machine = task.machine
     if task.preempt_count:
-        machine.log.printk(f"BUG: scheduling while atomic: {task.comm}/{task.pid}/"
-                           f"{task.preempt_count:#010x}", KERN_ERR)
-        bug.dump_stack(machine, task, bug.caller())
-        machine.bugs.add_taint("WARN")
+        _splat(machine, task, f"BUG: scheduling while atomic: {task.comm}/{task.pid}/"
+                              f"{task.preempt_count:#010x}", bug.caller())
     clock = machine.clock
     start = clock.jiffies()
     # Checked after set_current_state() cleared the wake event and before sleeping:
