@@ -11,6 +11,8 @@ import pytest
 import hwemu
 from hwemu import KM_MAX_IDX, PAGE_SHIFT, PAGE_SIZE
 
+from helpers import wait_until
+
 CUT_HERE = "------------[ cut here ]------------"
 LOWMEM_PFNS = (896 << 20) >> PAGE_SHIFT  # i386: 1G - 128M vmalloc is directly mapped
 
@@ -18,15 +20,6 @@ LOWMEM_PFNS = (896 << 20) >> PAGE_SHIFT  # i386: 1G - 128M vmalloc is directly m
 def high_page(i=0):
     """``struct page *`` of the i-th highmem page of the current machine."""
     return hwemu.pfn_to_page(LOWMEM_PFNS + i)
-
-
-def wait_until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 def pkmap_nr(hm, vaddr):

@@ -16,16 +16,9 @@ from hwemu import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_RUNNING, TASK_UNINTER
                    wake_up, wake_up_process, wq_has_sleeper)
 from hwemu.sched import HARDIRQ_OFFSET, SOFTIRQ_OFFSET, SpinLock, WaitQueueEntry, WaitQueueHead
 
+from helpers import wait_until
+
 U64 = 2**64
-
-
-def wait_until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.0005)
-    return True
 
 
 def log_lines(m):
