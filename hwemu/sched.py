@@ -95,6 +95,8 @@ class Task:
         self.migration_disabled = 0
         self.in_iowait = False
         self.kmap_idx = 0
+        self.fail_nth = 0          # /proc/<pid>/fail-nth
+        self.make_it_fail = False  # /proc/<pid>/make-it-fail
         self._wake = threading.Event()
 
     def __repr__(self) -> str:
