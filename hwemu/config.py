@@ -38,6 +38,10 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "Config",
     "ConfigError",
+    "FailPageAllocConfig",
+    "FailslabConfig",
+    "FaultAttrConfig",
+    "FaultInjectionConfig",
     "KasanConfig",
     "MachineConfig",
     "NodeConfig",
@@ -226,6 +230,93 @@ class KasanConfig(BaseModel):
     model_config = _MODEL_CONFIG
 
     enabled: bool = Field(default=False, description="Enable KASAN (CONFIG_KASAN).")
+
+
+class FaultAttrConfig(BaseModel):
+    """The knobs of one ``struct fault_attr`` (lib/fault-inject.c), as in debugfs."""
+
+    model_config = _MODEL_CONFIG
+
+    probability: int = Field(
+        default=0, ge=0, le=100,
+        description="Percent of eligible calls that fail, 0..100; 0 disables injection.",
+    )
+    interval: int = Field(
+        default=1, ge=1,
+        description="Fail only every Nth eligible call (use with probability 100); >= 1.",
+    )
+    # times and space are atomic_t in the kernel: a C int.
+    times: int = Field(
+        default=1, ge=-1, le=(1 << 31) - 1,
+        description="How many failures to inject at most; -1 means no limit.",
+    )
+    space: Size = Field(
+        default=0, le=(1 << 31) - 1,
+        description="Bytes (or pages) of calls to let through before failing starts.",
+    )
+    verbose: int = Field(
+        default=2, ge=0, le=2,
+        description="Log on failure: 0 nothing, 1 the FAULT_INJECTION message, "
+        "2 the message and a stack dump.",
+    )
+    task_filter: bool = Field(
+        default=False,
+        description="Fail only in tasks with make-it-fail set (never in interrupts).",
+    )
+
+
+class FailslabConfig(FaultAttrConfig):
+    """failslab (mm/failslab.c): fault injection into slab allocations."""
+
+    ignore_gfp_wait: bool = Field(
+        default=True,
+        description="Do not fail allocations that may sleep (__GFP_DIRECT_RECLAIM).",
+    )
+    cache_filter: bool = Field(
+        default=False,
+        description="Fail only caches marked failslab (SLAB_FAILSLAB).",
+    )
+
+
+class FailPageAllocConfig(FaultAttrConfig):
+    """fail_page_alloc (mm/fail_page_alloc.c): fault injection into the page allocator."""
+
+    ignore_gfp_wait: bool = Field(
+        default=True,
+        description="Do not fail allocations that may sleep (__GFP_DIRECT_RECLAIM).",
+    )
+    ignore_gfp_highmem: bool = Field(
+        default=True, description="Do not fail __GFP_HIGHMEM allocations."
+    )
+    min_order: int = Field(
+        default=1, ge=0, le=10,
+        description="Fail only allocations of at least this order, 0..10.",
+    )
+
+
+class FaultInjectionConfig(BaseModel):
+    """Fault injection (CONFIG_FAULT_INJECTION): the debugfs knobs at boot."""
+
+    model_config = _MODEL_CONFIG
+
+    seed: int = Field(
+        default=0,
+        description="Seed of the random numbers behind probability; same seed, same failures.",
+    )
+    failslab: FailslabConfig = Field(
+        default_factory=FailslabConfig, description="failslab: slab allocations."
+    )
+    fail_page_alloc: FailPageAllocConfig = Field(
+        default_factory=FailPageAllocConfig, description="fail_page_alloc: page allocations."
+    )
+    fail_mempool_alloc: FaultAttrConfig = Field(
+        default_factory=FaultAttrConfig,
+        description="fail_mempool_alloc: mempool_alloc's allocator attempt.",
+    )
+    fail_mempool_alloc_bulk: FaultAttrConfig = Field(
+        default_factory=FaultAttrConfig,
+        description="fail_mempool_alloc_bulk: mempool_alloc_bulk's allocator attempt.",
+    )
 
 
 class MachineConfig(BaseModel):
@@ -505,6 +596,10 @@ class Config(BaseModel):
     )
     kasan: KasanConfig = Field(
         default_factory=KasanConfig, description="KASAN (address sanitizer) emulation."
+    )
+    fault_injection: FaultInjectionConfig = Field(
+        default_factory=FaultInjectionConfig,
+        description="Fault injection: failslab, fail_page_alloc, fail_mempool_alloc.",
     )
 
 

@@ -15,9 +15,11 @@ import threading
 from . import sched
 from .bug import BugState, MachineDown, MachineError, UTS_RELEASE
 from .config import Config, format_size, load_config
+from .fault_inject import FaultInjection
 from .highmem import KM_MAX_IDX, Highmem
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
 from .page import STRUCT_PAGE_SIZE, MemMap
+from .page_alloc import PageAlloc
 from .physmem import PhysMem
 from .printk import LogBuf
 from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
@@ -120,6 +122,8 @@ class Machine:
             self.space.release()
             raise
         self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
+        self.fault = FaultInjection(self, config.fault_injection)
+        self.page_alloc = PageAlloc(self)
         self.sched.boot_task()
         self._boot_log(cfg)
 

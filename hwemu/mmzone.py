@@ -13,6 +13,7 @@ hotplug.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from . import sched
@@ -28,6 +29,9 @@ NODES_SHIFT = 6
 MAX_NUMNODES = 1 << NODES_SHIFT
 NUMA_NO_NODE = -1
 LOCAL_DISTANCE, REMOTE_DISTANCE = 10, 20
+MAX_PAGE_ORDER = 10
+NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
+WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
 
 
 @dataclass
@@ -38,6 +42,29 @@ class zone:
     node: int
     zone_start_pfn: int = 0
     spanned_pages: int = 0
+    # The page allocator's part (mm/page_alloc.c sets it up at boot).
+    managed_pages: int = 0
+    _watermark: list[int] = field(default_factory=lambda: [0, 0, 0])
+    lowmem_reserve: list[int] = field(default_factory=lambda: [0] * MAX_NR_ZONES)
+    # free_area[order]: free block head pfns, newest last; nr_free counts blocks,
+    # including max-order blocks not yet handed to the free lists (deferred init).
+    free_area: list[dict] = field(default_factory=lambda: [{} for _ in range(NR_PAGE_ORDERS)])
+    nr_free: list[int] = field(default_factory=lambda: [0] * NR_PAGE_ORDERS)
+    free_pages: int = 0  # NR_FREE_PAGES
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # [deferred_pfn, deferred_end): max-order blocks free but not yet on free_area.
+    deferred_pfn: int = 0
+    deferred_end: int = 0
+    per_cpu_pageset: list = field(default_factory=list, repr=False)
+
+    def min_wmark_pages(self) -> int:
+        return self._watermark[WMARK_MIN]
+
+    def low_wmark_pages(self) -> int:
+        return self._watermark[WMARK_LOW]
+
+    def high_wmark_pages(self) -> int:
+        return self._watermark[WMARK_HIGH]
 
     @property
     def present_pages(self) -> int:

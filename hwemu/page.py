@@ -54,6 +54,13 @@ ZONES_MASK = (1 << ZONES_SHIFT) - 1
 # enum pageflags (the ones the emulator uses).
 PG_locked, PG_writeback, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_head = range(7)
 PG_reserved, PG_private = 13, 14
+PAGEFLAG_NAMES = ("locked", "writeback", "referenced", "uptodate", "dirty", "lru", "head",
+                  "waiters", "active", "workingset", "owner_priv_1", "owner_2", "arch_1",
+                  "reserved", "private")
+
+# Indices of struct page fields in MemMap.words (u64) and MemMap.ints (s32), per page.
+W_FLAGS, W_LRU_NEXT, W_LRU_PREV, W_MAPPING, W_INDEX, W_PRIVATE = 0, 1, 2, 3, 4, 5
+I_MAPCOUNT, I_REFCOUNT = 12, 13
 
 SECTION_SIZE_BITS = 27  # x86_64 memory section: 128 MiB
 PFN_SECTION_SHIFT = SECTION_SIZE_BITS - PAGE_SHIFT
@@ -73,11 +80,19 @@ class MemMap:
         self.page_offset = page_offset
         self.max_low_pfn = max_low_pfn
         off = start - space.base
-        self.pages = np.frombuffer(space.mv[off:off + self.max_pfn * STRUCT_PAGE_SIZE],
-                                   dtype=PAGE_DTYPE)
+        raw = space.mv[off:off + self.max_pfn * STRUCT_PAGE_SIZE]
+        self.pages = np.frombuffer(raw, dtype=PAGE_DTYPE)
+        # Word views for the allocator's hot paths: field f of pfn p is
+        # words[p * 8 + f / 8] (u64) or ints[p * 16 + f / 4] (s32).
+        self.words = raw.cast("Q")
+        self.ints = raw.cast("i")
         self._node_starts = [n.node_start_pfn for n in nodes]
+        self._no_holes = all(a.node_end_pfn == b.node_start_pfn for a, b in zip(nodes, nodes[1:]))
         self._ready = bytearray(-(-self.max_pfn // PAGES_PER_SECTION))
         self._lock = threading.Lock()
+        # Set by the page allocator: fn(lo, hi) gives free pages of a newly
+        # initialised range their buddy state, as boot would have.
+        self.section_init_hook = None
 
     # ------------------------------------------------------------ deferred init
 
@@ -112,11 +127,15 @@ class MemMap:
                     view["lru_prev"] = lru
                     view["_mapcount"] = -1  # no page_type, not mapped
                     view["_refcount"] = 1   # init_page_count()
+            if self.section_init_hook is not None:
+                self.section_init_hook(lo, hi)
             self._ready[sec] = 1
 
     # ------------------------------------------------------------ conversions
 
     def pfn_valid(self, pfn: int) -> bool:
+        if self._no_holes:
+            return self._node_starts[0] <= pfn < self.max_pfn
         i = bisect.bisect(self._node_starts, pfn) - 1
         return i >= 0 and pfn < self.nodes[i].node_end_pfn
 

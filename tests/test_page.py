@@ -200,27 +200,47 @@ def test_pfn_valid_at_node_edges_and_holes(booted):
     assert not hwemu.pfn_valid(1 << 52)
 
 
+PG_RESERVED = 1 << 13
+BUDDY = 0xF000_0000  # page_type of a free block's head, in the _mapcount word
+
+
+def boot_state(pfn):
+    """(_refcount, _mapcount word, private, extra flags) of a page right after boot.
+
+    The first MiB is reserved (PG_reserved, refcount 1); all else is free: refcount 0,
+    and the head of each free block (the largest aligned block, max order 10) has
+    page_type buddy and its order in private.
+    """
+    if pfn < 256:
+        return 1, 0xFFFF_FFFF, 0, PG_RESERVED
+    order = min(10, (pfn & -pfn).bit_length() - 1)
+    if pfn < 1024 or pfn % 1024 == 0:   # 256 (order 8), 512 (order 9), then order 10
+        return 0, BUDDY, order, 0
+    return 0, 0xFFFF_FFFF, 0, 0
+
+
 def test_page_flags_and_fields_after_boot(booted):
-    """__init_single_page(): node and zone in page->flags, _refcount 1, _mapcount -1,
-    an empty lru list; the same seen through page_struct() and through raw loads."""
+    """__init_single_page() then the buddy allocator: node and zone in page->flags,
+    an empty lru list, reserved or free state; through page_struct() and raw loads."""
     spec, m = booted
     for nid, pfn in boundary_pfns(spec):
         zone = expected_zone(spec, nid, pfn * PAGE)
+        refcount, mapcount, private, extra = boot_state(pfn)
         page = hwemu.pfn_to_page(pfn)
         ps = hwemu.page_struct(page)
-        assert ps.flags == expected_flags(nid, zone)
+        assert ps.flags == expected_flags(nid, zone) | extra
         assert ps.flags >> NODES_PGSHIFT & NODES_MASK == nid
         assert ps.flags >> ZONES_PGSHIFT & ZONES_MASK == zone
-        assert ps._refcount == hwemu.page_ref_count(page) == 1
-        assert ps._mapcount == -1
+        assert ps._refcount == hwemu.page_ref_count(page) == refcount
+        assert ps._mapcount & 0xFFFF_FFFF == mapcount
         assert ps.lru_next == ps.lru_prev == page + 8
-        assert (ps.mapping, ps.index, ps.private) == (0, 0, 0)
+        assert (ps.mapping, ps.index, ps.private) == (0, 0, private)
         # Raw, as kernel code would read the words.
-        assert hwemu.load(page, 8) == expected_flags(nid, zone)
+        assert hwemu.load(page, 8) == expected_flags(nid, zone) | extra
         assert hwemu.load(page + 8, 8) == page + 8
         assert hwemu.load(page + 16, 8) == page + 8
-        assert hwemu.load(page + 48, 4) == 0xFFFF_FFFF   # _mapcount = -1
-        assert hwemu.load(page + 52, 4) == 1              # _refcount
+        assert hwemu.load(page + 48, 4) == mapcount
+        assert hwemu.load(page + 52, 4) == refcount
 
 
 # A 64G machine in four 16G nodes: most of it is above 4G (ZONE_NORMAL).
@@ -237,8 +257,8 @@ def test_raw_access_initialises_struct_pages_deep_in_a_big_machine(boot):
     assert hwemu.load(page, 8) == expected_flags(3, hwemu.ZONE_NORMAL)
     assert hwemu.load(page + 8, 8) == page + 8
     assert hwemu.load(page + 16, 8) == page + 8
-    assert hwemu.load(page + 48, 4) == 0xFFFF_FFFF
-    assert hwemu.load(page + 52, 4) == 1
+    assert hwemu.load(page + 48, 4) == 0xFFFF_FFFF   # free, not a block head
+    assert hwemu.load(page + 52, 4) == 0
     assert hwemu.pfn_to_page(last_pfn) == page
     assert hwemu.page_to_nid(page) == 3
 
@@ -252,7 +272,7 @@ def test_raw_access_initialises_struct_pages_deep_in_a_big_machine(boot):
         pg = first + i * 64
         assert int.from_bytes(words[0:8], "little") == expected_flags(0, hwemu.ZONE_NORMAL)
         assert int.from_bytes(words[8:16], "little") == pg + 8
-        assert int.from_bytes(words[52:56], "little") == 1
+        assert int.from_bytes(words[52:56], "little") == 0   # free pages
 
     # A raw store into an uninitialised section is not undone by the lazy init that
     # a later conversion triggers.

@@ -1,0 +1,753 @@
+"""Emulation of mm/page_alloc.c: the buddy page allocator.
+
+Each zone keeps ``free_area[order]`` lists of free blocks (orders 0..MAX_PAGE_ORDER);
+free block heads are marked in their ``struct page`` as the kernel does (``page_type``
+buddy, ``private`` = order, ``_refcount`` 0), so a page's state is read from its struct
+page and the lists only index it. Allocation walks a zonelist (nodes by distance, then
+zones from the highest the gfp mask allows down), checks the zone's watermarks with
+the kernel's reserve rules, and splits blocks; freeing merges buddies back.
+
+Order-0 pages go through per-CPU lists (``per_cpu_pageset``), each with its own lock as
+in 6.x. Max-order blocks are handed to the free lists on first need, a section at a
+time (``CONFIG_DEFERRED_STRUCT_PAGE_INIT``), and a free max-order block gives its RAM
+back to the host (hole punch) once more than ``PUNCH_SLACK`` of them sit free.
+
+Reclaim and the OOM killer plug in through :attr:`PageAlloc.reclaimers` (mm/vmscan.c
+and mm/oom_kill.c arrive with them). Not emulated: migratetypes and pageblocks,
+compaction, CMA, memory cgroups, page_owner.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+
+import numpy as np
+
+from . import bug, sched, vmem
+from .access import memset
+from .highmem import kmap_local_page, kunmap_local
+from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone, gfpflags_allow_blocking
+from .mmzone import (MAX_NR_ZONES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
+                     WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE,
+                     ZONE_NAMES, ZONE_NORMAL)
+from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
+                   PG_head, PG_reserved, STRUCT_PAGE_SIZE, W_FLAGS, W_LRU_NEXT, W_MAPPING,
+                   W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT, PFN_SECTION_SHIFT, virt_to_page)
+from .printk import KERN_ALERT, KERN_WARNING
+from .vmem import PAGE_SHIFT, PAGE_SIZE
+
+__all__ = ["PageAlloc", "MAX_PAGE_ORDER", "PAGE_ALLOC_COSTLY_ORDER", "__alloc_pages",
+           "alloc_pages", "alloc_pages_node", "alloc_page", "__free_pages", "__free_page",
+           "__get_free_pages", "__get_free_page", "get_zeroed_page", "free_pages",
+           "free_page", "get_page", "put_page", "nr_free_pages"]
+
+PAGE_ALLOC_COSTLY_ORDER = 3
+MAX_RECLAIM_RETRIES = 16
+SWAP_CLUSTER_MAX = 32
+MAX_ORDER_NR_PAGES = 1 << MAX_PAGE_ORDER
+
+# mm/internal.h alloc_flags
+ALLOC_WMARK_MIN, ALLOC_WMARK_LOW, ALLOC_WMARK_HIGH = WMARK_MIN, WMARK_LOW, WMARK_HIGH
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_WMARK_MASK = ALLOC_NO_WATERMARKS - 1
+ALLOC_OOM = 0x08
+ALLOC_NON_BLOCK = 0x10
+ALLOC_MIN_RESERVE = 0x20   # == __GFP_HIGH
+ALLOC_CPUSET = 0x40
+ALLOC_HIGHATOMIC = 0x200
+ALLOC_KSWAPD = 0x800       # == __GFP_KSWAPD_RECLAIM
+ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+
+# page_type: the top byte of the _mapcount word; -1 means "no type".
+PGTY_buddy = 0xF0
+PAGE_TYPE_BUDDY = (PGTY_buddy << 24) - (1 << 32)   # as the s32 stored in _mapcount
+NO_PAGE_TYPE = -1
+
+# include/linux/page-flags.h: flags a page may not have when it is freed.
+PAGE_FLAGS_CHECK_AT_FREE = sum(1 << PAGEFLAG_NAMES.index(n) for n in (
+    "lru", "locked", "private", "writeback", "reserved", "active"))
+
+LOW_RESERVED = 1 << 20       # x86 always reserves the first 1 MiB of RAM
+PUNCH_SLACK = 32             # free max-order blocks a zone keeps before punching holes
+DEFAULT_MIN_FREE_KBYTES = None  # None: computed like calculate_min_free_kbytes()
+WATERMARK_SCALE_FACTOR = 10
+LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
+
+
+class PageAlloc:
+    """The buddy allocator of one machine (``machine.page_alloc``)."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.memmap = mm = machine.memmap
+        self.words, self.ints = mm.words, mm.ints
+        self.zones = [z for n in machine.nodes for z in n.node_zones]
+        self.reclaimers: list = []   # fn(zone, nr_pages, gfp) -> pages freed
+        self.events = collections.Counter()  # /proc/vmstat-style counters
+        self.pgalloc = [0] * MAX_NR_ZONES    # the hot ones: pgalloc_<zone>, pgfree
+        self.pgfree = 0
+        self._zero = {}
+        self._unpunched: collections.OrderedDict = collections.OrderedDict()
+        self._warn_lock = threading.Lock()
+        self._warned_at: collections.deque = collections.deque(maxlen=10)
+        self.totalreserve = 0
+        zones = [z for z in self.zones if z.populated()]
+        edges = [self._init_zone(zone, len(machine.sched.cpus)) for zone in zones]
+        # Every zone's deferred range is known before any struct page is touched.
+        mm.section_init_hook = self._init_deferred
+        if mm.pfn_valid(0):
+            reserved = min(LOW_RESERVED >> PAGE_SHIFT, machine.nodes[0].node_end_pfn)
+            mm.ensure(0, reserved)
+            mm.pages[:reserved]["flags"] |= np.uint64(1 << PG_reserved)
+        for zone, ranges in zip(zones, edges):
+            for start, end in ranges:
+                self._free_range(zone, start, end)
+        self.setup_per_zone_wmarks()
+        self.setup_per_zone_lowmem_reserve()
+        self._zonelists: dict[tuple[int, bool], list] = {}
+
+    # ------------------------------------------------------------ boot
+
+    def _init_zone(self, zone, nr_cpus: int) -> tuple:
+        """Size the zone; aligned max-order blocks are deferred, the unaligned edge
+        ranges (returned) are freed right away by the caller."""
+        start, end = zone.zone_start_pfn, zone.zone_end_pfn
+        start = max(start, min(end, LOW_RESERVED >> PAGE_SHIFT))  # memblock_reserve(0, 1M)
+        zone.managed_pages = end - start
+        lo = -(-start // MAX_ORDER_NR_PAGES) * MAX_ORDER_NR_PAGES
+        hi = end // MAX_ORDER_NR_PAGES * MAX_ORDER_NR_PAGES
+        if lo >= hi:
+            lo = hi = end
+        zone.deferred_pfn, zone.deferred_end = lo, hi
+        blocks = (hi - lo) >> MAX_PAGE_ORDER
+        zone.nr_free[MAX_PAGE_ORDER] += blocks
+        zone.free_pages += blocks << MAX_PAGE_ORDER
+        batch = zone_batchsize(zone.managed_pages)
+        zone.pcp_batch, zone.pcp_high = batch, batch * 6
+        zone.per_cpu_pageset = [([], threading.Lock()) for _ in range(nr_cpus)]
+        return (start, lo), (hi, end)
+
+    def _free_range(self, zone, start: int, end: int) -> None:
+        """``memblock_free_pages()``: free ``[start, end)`` in the largest aligned blocks."""
+        if start >= end:
+            return
+        self.memmap.ensure(start, end)
+        self.memmap.pages[start:end]["_refcount"] = 0
+        pfn = start
+        while pfn < end:
+            order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER,
+                        (end - pfn).bit_length() - 1)
+            self._add_free(zone, pfn, order)
+            pfn += 1 << order
+
+    def _init_deferred(self, lo: int, hi: int) -> None:
+        """Struct pages of ``[lo, hi)`` were just initialised: mark the free blocks in it
+        that are not on the lists yet as free (refcount 0, buddy heads of max order)."""
+        pages = self.memmap.pages
+        for zone in self.zones:
+            a, b = max(lo, zone.deferred_pfn), min(hi, zone.deferred_end)
+            if a < b:
+                pages[a:b]["_refcount"] = 0
+                pages[a:b:MAX_ORDER_NR_PAGES]["_mapcount"] = PAGE_TYPE_BUDDY
+                pages[a:b:MAX_ORDER_NR_PAGES]["private"] = MAX_PAGE_ORDER
+
+    def _grow(self, zone) -> bool:
+        """``deferred_grow_zone()``: put the next section's max-order blocks on the list."""
+        lo = zone.deferred_pfn
+        if lo >= zone.deferred_end:
+            return False
+        hi = min(zone.deferred_end, ((lo >> PFN_SECTION_SHIFT) + 1) << PFN_SECTION_SHIFT)
+        self.memmap.ensure(lo, hi)  # struct pages in their free state
+        area = zone.free_area[MAX_PAGE_ORDER]
+        for pfn in range(lo, hi, MAX_ORDER_NR_PAGES):
+            area[pfn] = None
+        zone.deferred_pfn = hi
+        return True
+
+    def _grow_to(self, zone, pfn: int) -> None:
+        """Make sure ``pfn``'s block is on the free lists (a free of a never-used page)."""
+        while zone.deferred_pfn <= pfn < zone.deferred_end:
+            self._grow(zone)
+
+    def setup_per_zone_wmarks(self, min_free_kbytes: int | None = DEFAULT_MIN_FREE_KBYTES):
+        """``__setup_per_zone_wmarks()``: min/low/high of every zone."""
+        lowmem = [z for z in self.zones if z.idx < ZONE_HIGHMEM and z.managed_pages]
+        lowmem_pages = sum(z.managed_pages for z in lowmem)
+        if min_free_kbytes is None:  # calculate_min_free_kbytes()
+            kbytes = lowmem_pages * (PAGE_SIZE >> 10)
+            min_free_kbytes = min(max(int((kbytes * 16) ** 0.5), 128), 262144)
+        self.min_free_kbytes = min_free_kbytes
+        pages_min = min_free_kbytes >> (PAGE_SHIFT - 10)
+        for z in self.zones:
+            tmp = pages_min * z.managed_pages // lowmem_pages if lowmem_pages else 0
+            if z.idx in (ZONE_HIGHMEM, ZONE_MOVABLE):
+                zmin = min(max(z.managed_pages // 1024, SWAP_CLUSTER_MAX), 128)
+            else:
+                zmin = tmp
+            step = max(tmp >> 2, z.managed_pages * WATERMARK_SCALE_FACTOR // 10000)
+            z._watermark[:] = [zmin, zmin + step, zmin + 2 * step]
+
+    def setup_per_zone_lowmem_reserve(self) -> None:
+        """Keep lower zones from being eaten by allocations that could go higher."""
+        for node in self.machine.nodes:
+            for i, z in enumerate(node.node_zones):
+                ratio = LOWMEM_RESERVE_RATIO[i]
+                upper = 0
+                for j in range(i + 1, MAX_NR_ZONES):
+                    upper += node.node_zones[j].managed_pages
+                    z.lowmem_reserve[j] = upper // ratio if ratio and z.managed_pages else 0
+        self.totalreserve = sum(max(z.lowmem_reserve) + z.high_wmark_pages()
+                                for z in self.zones)
+
+    # ------------------------------------------------------------ struct page state
+
+    def _zone_of(self, pfn: int):
+        flags = self.words[pfn * 8 + W_FLAGS]
+        node = self.machine.nodes[flags >> NODES_PGSHIFT & NODES_MASK]
+        return node.node_zones[flags >> ZONES_PGSHIFT & ZONES_MASK]
+
+    def _is_buddy(self, pfn: int, order: int) -> bool:
+        return (self.ints[pfn * 16 + I_MAPCOUNT] == PAGE_TYPE_BUDDY
+                and self.words[pfn * 8 + W_PRIVATE] == order)
+
+    def _add_free(self, zone, pfn: int, order: int) -> None:
+        """``__add_to_free_list()`` + ``set_buddy_order()``; zone lock held."""
+        self.ints[pfn * 16 + I_MAPCOUNT] = PAGE_TYPE_BUDDY
+        self.words[pfn * 8 + W_PRIVATE] = order
+        zone.free_area[order][pfn] = None
+        zone.nr_free[order] += 1
+        zone.free_pages += 1 << order
+
+    def _del_free(self, zone, pfn: int, order: int) -> None:
+        """``del_page_from_free_list()``; zone lock held."""
+        del zone.free_area[order][pfn]
+        zone.nr_free[order] -= 1
+        zone.free_pages -= 1 << order
+        self.ints[pfn * 16 + I_MAPCOUNT] = NO_PAGE_TYPE
+        self.words[pfn * 8 + W_PRIVATE] = 0
+        if order == MAX_PAGE_ORDER:
+            self._unpunched.pop(pfn, None)
+
+    # ------------------------------------------------------------ buddy core
+
+    def __rmqueue_smallest(self, zone, order: int) -> int:
+        """Take the smallest free block of at least ``order`` and split it; -1 if none."""
+        for current_order in range(order, NR_PAGE_ORDERS):
+            area = zone.free_area[current_order]
+            if not area and current_order == MAX_PAGE_ORDER and self._grow(zone):
+                area = zone.free_area[current_order]
+            if area:
+                pfn = next(reversed(area))   # the most recently freed block
+                self._del_free(zone, pfn, current_order)
+                while current_order > order:  # expand(): give back the upper halves
+                    current_order -= 1
+                    self._add_free(zone, pfn + (1 << current_order), current_order)
+                return pfn
+        return -1
+
+    def _free_one(self, zone, pfn: int, order: int) -> None:
+        """``__free_one_page()``: merge with free buddies, then list; zone lock held."""
+        while order < MAX_PAGE_ORDER:
+            buddy = pfn ^ (1 << order)
+            if buddy not in zone or not self._is_buddy(buddy, order):
+                break
+            self._del_free(zone, buddy, order)
+            pfn &= buddy
+            order += 1
+        self._add_free(zone, pfn, order)
+        if order == MAX_PAGE_ORDER:
+            self._maybe_punch(zone, pfn)
+
+    def _maybe_punch(self, zone, pfn: int) -> None:
+        """Give RAM of long-free max-order blocks back to the host."""
+        self._unpunched[pfn] = zone
+        while len(self._unpunched) > PUNCH_SLACK:
+            old, _ = self._unpunched.popitem(last=False)
+            self.machine.ram.punch_hole(old << PAGE_SHIFT, MAX_ORDER_NR_PAGES << PAGE_SHIFT)
+
+    def rmqueue(self, zone, order: int, cpu: int) -> int:
+        """One block from ``zone``: order 0 via ``cpu``'s list, else the buddy lists."""
+        if order == 0:
+            pages, lock = zone.per_cpu_pageset[cpu]
+            with lock:
+                if not pages:
+                    with zone.lock:
+                        for _ in range(zone.pcp_batch):
+                            pfn = self.__rmqueue_smallest(zone, 0)
+                            if pfn < 0:
+                                break
+                            pages.append(pfn)
+                if pages:
+                    return pages.pop()
+            return -1
+        with zone.lock:
+            return self.__rmqueue_smallest(zone, order)
+
+    def free_one_pfn(self, zone, pfn: int, order: int, cpu: int) -> None:
+        """``free_unref_page()``/``__free_pages_ok()``: to ``cpu``'s list or the buddy."""
+        if order == 0:
+            pages, lock = zone.per_cpu_pageset[cpu]
+            with lock:
+                pages.append(pfn)
+                if len(pages) > zone.pcp_high:  # free_pcppages_bulk()
+                    with zone.lock:
+                        for _ in range(zone.pcp_batch):
+                            self._free_one(zone, pages.pop(0), 0)
+            return
+        with zone.lock:
+            self._free_one(zone, pfn, order)
+
+    def drain_all_pages(self) -> None:
+        """Return every per-CPU list to the buddy lists."""
+        for zone in self.zones:
+            for pages, lock in zone.per_cpu_pageset:
+                with lock, zone.lock:
+                    while pages:
+                        self._free_one(zone, pages.pop(), 0)
+
+    def nr_pcp_pages(self) -> int:
+        return sum(len(pages) for z in self.zones for pages, _ in z.per_cpu_pageset)
+
+    # ------------------------------------------------------------ watermarks
+
+    def zone_watermark_ok(self, z, order: int, mark: int, highest_zoneidx: int,
+                          alloc_flags: int) -> bool:
+        """``__zone_watermark_ok()`` on the zone's free page count."""
+        free_pages = z.free_pages - ((1 << order) - 1)
+        min_ = mark
+        if alloc_flags & ALLOC_RESERVES:
+            if alloc_flags & ALLOC_MIN_RESERVE:  # __GFP_HIGH: half the min reserve
+                min_ -= min_ // 2
+                if alloc_flags & ALLOC_NON_BLOCK:  # GFP_ATOMIC: a quarter more
+                    min_ -= min_ // 4
+            if alloc_flags & ALLOC_OOM:
+                min_ -= min_ // 2
+        if free_pages <= min_ + z.lowmem_reserve[highest_zoneidx]:
+            return False
+        if order == 0:
+            return True
+        return any(z.nr_free[o] for o in range(order, NR_PAGE_ORDERS))
+
+    def zonelist(self, nid: int, thisnode: bool) -> list:
+        """Zones in fallback order: nodes by distance, each node's zones high to low."""
+        key = (nid, thisnode)
+        zl = self._zonelists.get(key)
+        if zl is None:
+            dist = self.machine.config.machine.distances[nid]
+            nodes = [nid] if thisnode else sorted(range(len(dist)), key=lambda n: (dist[n], n))
+            zl = [self.machine.nodes[n].node_zones[z] for n in nodes
+                  for z in reversed(range(MAX_NR_ZONES))
+                  if self.machine.nodes[n].node_zones[z].managed_pages]
+            self._zonelists[key] = zl
+        return zl
+
+    def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int, zonelist,
+                               highest_zoneidx: int, nodemask, cpu: int) -> int:
+        for z in zonelist:
+            if z.idx > highest_zoneidx or (nodemask is not None and z.node not in nodemask):
+                continue
+            if not alloc_flags & ALLOC_NO_WATERMARKS:
+                mark = z._watermark[alloc_flags & ALLOC_WMARK_MASK]
+                # zone_watermark_fast(): order 0 clear of the mark needs no more checks
+                if not (order == 0 and
+                        z.free_pages > mark + z.lowmem_reserve[highest_zoneidx]) and \
+                        not self.zone_watermark_ok(z, order, mark, highest_zoneidx,
+                                                   alloc_flags):
+                    continue
+            pfn = self.rmqueue(z, order, cpu)
+            if pfn >= 0:
+                self.prep_new_page(pfn, order, gfp)
+                self.pgalloc[z.idx] += 1 << order
+                return pfn
+        return -1
+
+    # ------------------------------------------------------------ the allocation
+
+    def alloc(self, gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
+        """``__alloc_pages()``: the pfn of the new block, or -1."""
+        task = sched.current()
+        if order > MAX_PAGE_ORDER:
+            bug.WARN_ON_ONCE(not gfp & gfp_t.NOWARN)
+            return -1
+        if gfp & gfp_t.DIRECT_RECLAIM and (task.preempt_count or task.irqs_off):
+            sched.might_sleep()  # might_alloc()
+        if self.machine.fault.should_fail_alloc_page(gfp, order):
+            return -1
+        highest = gfp_zone(gfp)
+        if preferred_nid == NUMA_NO_NODE:
+            preferred_nid = task.cpu.node
+        zonelist = self.zonelist(preferred_nid, bool(gfp & gfp_t.THISNODE))
+        pfn = self.get_page_from_freelist(gfp, order, ALLOC_WMARK_LOW, zonelist, highest,
+                                          nodemask, task.cpu.id)
+        if pfn < 0:
+            pfn = self._slowpath(gfp, order, (zonelist, highest, nodemask, task.cpu.id))
+        return pfn
+
+    def gfp_to_alloc_flags(self, gfp: int, order: int) -> int:
+        flags = ALLOC_WMARK_MIN | ALLOC_CPUSET | (gfp & (gfp_t.HIGH | gfp_t.KSWAPD_RECLAIM))
+        if not gfp & gfp_t.DIRECT_RECLAIM:
+            if not gfp & gfp_t.NOMEMALLOC:  # atomic: may dig a little deeper
+                flags |= ALLOC_NON_BLOCK | (ALLOC_HIGHATOMIC if order else 0)
+            if flags & ALLOC_MIN_RESERVE:
+                flags &= ~ALLOC_CPUSET
+        return flags
+
+    @staticmethod
+    def gfp_pfmemalloc_flags(gfp: int) -> int:
+        """``__gfp_pfmemalloc_flags()``: NOMEMALLOC forbids the emergency reserves."""
+        if gfp & gfp_t.NOMEMALLOC:
+            return 0
+        if gfp & gfp_t.MEMALLOC:
+            return ALLOC_NO_WATERMARKS
+        return 0
+
+    def _slowpath(self, gfp: int, order: int, args: tuple) -> int:
+        """``__alloc_pages_slowpath()``; ``args`` is (zonelist, highest zone, nodemask, cpu)."""
+        can_reclaim = bool(gfp & gfp_t.DIRECT_RECLAIM)
+        costly = order > PAGE_ALLOC_COSTLY_ORDER
+        alloc_flags = self.gfp_to_alloc_flags(gfp, order)
+        if alloc_flags & ALLOC_KSWAPD:
+            self.events["kswapd_wake"] += 1
+        pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
+        if pfn >= 0:
+            return pfn
+        reserve = self.gfp_pfmemalloc_flags(gfp)
+        if reserve:
+            alloc_flags = reserve
+        no_progress = 0
+        while True:
+            pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
+            if pfn >= 0:
+                return pfn
+            if not can_reclaim:
+                break
+            self.events["allocstall"] += 1
+            progress = self.direct_reclaim(gfp, order, args[0], args[1])
+            pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
+            if pfn >= 0:
+                return pfn
+            if gfp & gfp_t.NORETRY or (costly and not gfp & gfp_t.RETRY_MAYFAIL):
+                break
+            no_progress = 0 if progress else no_progress + 1
+            if no_progress <= MAX_RECLAIM_RETRIES:
+                continue
+            break  # the OOM killer would go here
+        # __GFP_NOFAIL must be allowed to sleep; without that it fails like any other.
+        if gfp & gfp_t.NOFAIL and not bug.WARN_ON_ONCE(not can_reclaim):
+            return self._nofail(gfp, order, args)
+        self.events["allocfail"] += 1
+        if not gfp & gfp_t.NOWARN:
+            self.warn_alloc(gfp, order, args[2])
+        return -1
+
+    def _nofail(self, gfp: int, order: int, args: tuple) -> int:
+        """``__GFP_NOFAIL``: never fail; sleep a jiffy between tries, dip into reserves."""
+        bug.WARN_ON_ONCE(order > 1)
+        while True:
+            pfn = self.get_page_from_freelist(gfp, order, ALLOC_MIN_RESERVE, *args)
+            if pfn >= 0:
+                return pfn
+            self.direct_reclaim(gfp, order, args[0], args[1])
+            sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
+            sched.schedule_timeout(1)
+
+    def direct_reclaim(self, gfp: int, order: int, zonelist, highest: int) -> int:
+        """Ask every reclaimer for pages on behalf of this allocation; pages freed."""
+        want = max(SWAP_CLUSTER_MAX, 1 << order)
+        freed = 0
+        for zone in zonelist:
+            if zone.idx > highest:
+                continue
+            for reclaim in self.reclaimers:
+                freed += reclaim(zone, want - freed, gfp)
+                if freed >= want:
+                    return freed
+        return freed
+
+    # ------------------------------------------------------------ new and freed pages
+
+    def prep_new_page(self, pfn: int, order: int, gfp: int) -> None:
+        """``post_alloc_hook()``: refcount 1 on the head; zero and compound as asked."""
+        ints = self.ints
+        ints[pfn * 16 + I_REFCOUNT] = 1
+        if gfp & gfp_t.ZERO:
+            self.clear_pages(pfn, order)
+        if gfp & gfp_t.COMP and order:
+            self.prep_compound_page(pfn, order)
+
+    def clear_pages(self, pfn: int, order: int) -> None:
+        """``clear_highpage()`` for every page of the block."""
+        mm = self.memmap
+        n = PAGE_SIZE << order
+        if pfn + (1 << order) <= mm.max_low_pfn:
+            zero = self._zero.get(order) or self._zero.setdefault(order, bytes(n))
+            off = mm.lowmem_virt(pfn) - self.machine.space.base
+            self.machine.space.mv[off:off + n] = zero
+            return
+        for p in range(pfn, pfn + (1 << order)):
+            addr = kmap_local_page(mm.pfn_to_page(p))
+            memset(addr, 0, PAGE_SIZE)
+            kunmap_local(addr)
+
+    def prep_compound_page(self, pfn: int, order: int) -> None:
+        """Head gets PG_head, page 1 the order, tails ``compound_head = head | 1``."""
+        words = self.words
+        head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
+        words[pfn * 8 + W_FLAGS] |= 1 << PG_head
+        words[(pfn + 1) * 8 + W_FLAGS] = (words[(pfn + 1) * 8 + W_FLAGS] & ~0xFF) | order
+        for p in range(pfn + 1, pfn + (1 << order)):
+            words[p * 8 + W_LRU_NEXT] = head | 1
+
+    def compound_order(self, pfn: int) -> int:
+        if not self.words[pfn * 8 + W_FLAGS] >> PG_head & 1:
+            return 0
+        return self.words[(pfn + 1) * 8 + W_FLAGS] & 0xFF
+
+    def free_pages_prepare(self, pfn: int, order: int) -> bool:
+        """Check every page of the block and reset it; False (leak it) if one is bad."""
+        words, ints = self.words, self.ints
+        if order == 0 and ints[pfn * 16 + I_MAPCOUNT] == -1 and not words[pfn * 8 + W_MAPPING] \
+                and not ints[pfn * 16 + I_REFCOUNT] \
+                and not words[pfn * 8 + W_FLAGS] & (PAGE_FLAGS_CHECK_AT_FREE | 1 << PG_head):
+            return True
+        bad = False
+        compound = bool(words[pfn * 8 + W_FLAGS] >> PG_head & 1)
+        if compound:
+            head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
+            words[pfn * 8 + W_FLAGS] &= ~(1 << PG_head)
+            words[(pfn + 1) * 8 + W_FLAGS] &= ~0xFF
+            for p in range(pfn + 1, pfn + (1 << order)):
+                if words[p * 8 + W_LRU_NEXT] != head | 1:
+                    self.bad_page(p, "corrupted compound_head")
+                    bad = True
+                words[p * 8 + W_LRU_NEXT] = self.memmap.start + p * STRUCT_PAGE_SIZE + 8
+        for p in range(pfn, pfn + (1 << order)):
+            reason = self.page_bad_reason(p)
+            if reason:
+                self.bad_page(p, reason)
+                bad = True
+        return not bad
+
+    def page_bad_reason(self, pfn: int) -> str | None:
+        """``page_bad_reason()``: why a page may not be freed, or None."""
+        if self.ints[pfn * 16 + I_MAPCOUNT] != -1:
+            return "nonzero mapcount"
+        if self.words[pfn * 8 + W_MAPPING]:
+            return "non-NULL mapping"
+        if self.ints[pfn * 16 + I_REFCOUNT]:
+            return "nonzero _refcount"
+        if self.words[pfn * 8 + W_FLAGS] & PAGE_FLAGS_CHECK_AT_FREE:
+            return "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
+        return None
+
+    def free_pages(self, page: int, order: int) -> None:
+        """``__free_pages()``: drop a reference; free the block when it was the last."""
+        mm = self.memmap
+        pfn, rem = divmod(page - mm.start, STRUCT_PAGE_SIZE)
+        if rem or not mm.pfn_valid(pfn):
+            mm.page_to_pfn(page)  # raises, saying what is wrong with the pointer
+        if not 0 <= order <= MAX_PAGE_ORDER or pfn & ((1 << order) - 1) or \
+                not mm.pfn_valid(pfn + (1 << order) - 1):
+            raise bug.AddressError(f"__free_pages({page:#x}, {order}): pfn {pfn:#x} is not "
+                                   f"the head of an order-{order} block")
+        zone = self._zone_of(pfn)
+        if zone.deferred_pfn <= pfn < zone.deferred_end:
+            with zone.lock:  # a page the allocator never handed out
+                self._grow_to(zone, pfn)
+        ref = self.ints[pfn * 16 + I_REFCOUNT]
+        if ref <= 0:  # put_page_testzero() on a free page: VM_BUG_ON_PAGE
+            self.dump_page(pfn, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)")
+            bug.BUG()
+        head = self.words[pfn * 8 + W_FLAGS] >> PG_head & 1
+        self.ints[pfn * 16 + I_REFCOUNT] = ref - 1
+        cpu = sched.current().cpu.id
+        if ref == 1:
+            self._free_block(zone, pfn, order, cpu)
+        elif not head:  # someone holds the first page: free the rest
+            while order > 0:
+                order -= 1
+                self._free_block(zone, pfn + (1 << order), order, cpu)
+
+    def _free_block(self, zone, pfn: int, order: int, cpu: int) -> None:
+        if self.free_pages_prepare(pfn, order):
+            self.pgfree += 1 << order
+            self.free_one_pfn(zone, pfn, order, cpu)
+
+    # ------------------------------------------------------------ reports
+
+    def dump_page(self, pfn: int, reason: str) -> str:
+        """``dump_page()``: the page's fields, flags and raw words, logged."""
+        words, ints = self.words, self.ints
+        mapcount = ints[pfn * 16 + I_MAPCOUNT]
+        typed = mapcount < -1 and (mapcount >> 24) & 0xFF >= 0xF0
+        flags = words[pfn * 8 + W_FLAGS]
+        names = [n for i, n in enumerate(PAGEFLAG_NAMES) if flags >> i & 1]
+        where = (f"node={flags >> NODES_PGSHIFT & NODES_MASK}|"
+                 f"zone={flags >> ZONES_PGSHIFT & ZONES_MASK}")
+        lines = [f"page: refcount:{ints[pfn * 16 + I_REFCOUNT]} "
+                 f"mapcount:{0 if typed else mapcount + 1} "
+                 f"mapping:{words[pfn * 8 + W_MAPPING]:016x} "
+                 f"index:{words[pfn * 8 + 4]:#x} pfn:{pfn:#x}",
+                 f"flags: {flags:#x}({'|'.join(names + [where])})"]
+        if typed:
+            kind = "buddy" if (mapcount >> 24) & 0xFF == PGTY_buddy else "?"
+            lines.append(f"page_type: {(mapcount >> 24) & 0xFF:x}({kind})")
+        raw = [words[pfn * 8 + i] for i in range(8)]
+        lines += ["raw: " + " ".join(f"{w:016x}" for w in raw[:4]),
+                  "raw: " + " ".join(f"{w:016x}" for w in raw[4:]),
+                  f"page dumped because: {reason}"]
+        text = "\n".join(lines)
+        self.machine.log.printk(text, KERN_ALERT)
+        return text
+
+    def bad_page(self, pfn: int, reason: str) -> None:
+        """``bad_page()``: report, taint B, and leave the page out of the allocator."""
+        task = sched.current()
+        machine = self.machine
+        machine.log.printk(f"BUG: Bad page state in process {task.comm}  pfn:{pfn:05x}",
+                           KERN_ALERT)
+        text = self.dump_page(pfn, reason)
+        machine.log.printk("Modules linked in:", KERN_ALERT)
+        bug.dump_stack(machine, task, bug.caller(3), KERN_ALERT)
+        machine.bugs.add_taint("BAD_PAGE")
+        machine.warnings.append(f"BUG: Bad page state in process {task.comm}  "
+                                f"pfn:{pfn:05x}\n{text}")
+        self.events["bad_page"] += 1
+
+    def warn_alloc(self, gfp: int, order: int, nodemask) -> None:
+        """``warn_alloc()``: the "page allocation failure" splat (ratelimited 10 / 5 s)."""
+        machine, task = self.machine, sched.current()
+        now = machine.clock.jiffies()
+        with self._warn_lock:
+            if len(self._warned_at) == 10 and \
+                    (now - self._warned_at[0]) & machine.clock.mask < 5 * machine.clock.hz:
+                return
+            self._warned_at.append(now)
+        nodes = len(machine.nodes)
+        mems = "0" if nodes == 1 else f"0-{nodes - 1}"
+        mask = "(null)" if nodemask is None else ",".join(map(str, sorted(nodemask)))
+        machine.log.printk(f"{task.comm}: page allocation failure: order:{order}, "
+                           f"mode:{format_gfp(gfp)}, nodemask={mask},cpuset=/,"
+                           f"mems_allowed={mems}", KERN_WARNING)
+        bug.dump_stack(machine, task, bug.caller(4), KERN_WARNING)
+        machine.log.printk(self.show_mem(), KERN_WARNING)
+
+    def show_mem(self) -> str:
+        """``show_free_areas()``, short: per-zone free/watermarks and buddy counts."""
+        lines = ["Mem-Info:"]
+        for z in self.zones:
+            if not z.managed_pages:
+                continue
+            k = PAGE_SIZE >> 10
+            lines.append(
+                f"Node {z.node} {ZONE_NAMES[z.idx]} free:{z.free_pages * k}kB "
+                f"min:{z.min_wmark_pages() * k}kB low:{z.low_wmark_pages() * k}kB "
+                f"high:{z.high_wmark_pages() * k}kB present:{z.present_pages * k}kB "
+                f"managed:{z.managed_pages * k}kB")
+            counts = " ".join(f"{z.nr_free[o]}*{k << o}kB" for o in range(NR_PAGE_ORDERS))
+            lines.append(f"Node {z.node} {ZONE_NAMES[z.idx]}: {counts} = "
+                         f"{z.free_pages * k}kB")
+        return "\n".join(lines)
+
+
+def zone_batchsize(managed: int) -> int:
+    """``zone_batchsize()``: pages moved between a per-CPU list and the buddy at once."""
+    batch = min(managed >> 10, (1 << 20) // PAGE_SIZE) // 4
+    batch = max(batch, 1)
+    return (1 << ((batch + batch // 2).bit_length() - 1)) - 1 or 1
+
+
+# ---------------------------------------------------------------- the API
+
+def _pa():
+    return sched.current().machine.page_alloc
+
+
+def _page_of(pa: PageAlloc, pfn: int) -> int:
+    return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
+
+
+def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
+    """``__alloc_pages(gfp, order, preferred_nid, nodemask)``.
+
+    :param gfp: ``gfp_t``
+    :param nodemask: ``nodemask_t *`` as an iterable of node ids, or None
+    :return: ``struct page *`` of the first page, or 0 (NULL)
+    """
+    pa = _pa()
+    return _page_of(pa, pa.alloc(gfp, order, preferred_nid, nodemask))
+
+
+def alloc_pages(gfp: int, order: int) -> int:
+    """``alloc_pages(gfp, order)`` on the current CPU's node: ``struct page *`` or 0."""
+    return __alloc_pages(gfp, order, NUMA_NO_NODE)
+
+
+def alloc_pages_node(nid: int, gfp: int, order: int) -> int:
+    """``alloc_pages_node(nid, gfp, order)``: prefer node ``nid`` (NUMA_NO_NODE: local)."""
+    if nid != NUMA_NO_NODE:
+        nodes = sched.current().machine.nodes
+        if not 0 <= nid < len(nodes):
+            raise bug.AddressError(f"alloc_pages_node({nid}): no such node "
+                                   f"(machine has {len(nodes)})")
+    return __alloc_pages(gfp, order, nid)
+
+
+def alloc_page(gfp: int) -> int:
+    return alloc_pages(gfp, 0)
+
+
+def __free_pages(page: int, order: int) -> None:
+    """``__free_pages(struct page *page, unsigned int order)``."""
+    vmem.space_of(page).machine.page_alloc.free_pages(page, order)
+
+
+def __free_page(page: int) -> None:
+    __free_pages(page, 0)
+
+
+def __get_free_pages(gfp: int, order: int) -> int:
+    """``__get_free_pages()``: the direct-map address of new lowmem pages, or 0."""
+    page = alloc_pages(gfp & ~__GFP_HIGHMEM, order)
+    if not page:
+        return 0
+    pa = _pa()
+    return pa.memmap.lowmem_virt((page - pa.memmap.start) // STRUCT_PAGE_SIZE)
+
+
+def __get_free_page(gfp: int) -> int:
+    return __get_free_pages(gfp, 0)
+
+
+def get_zeroed_page(gfp: int) -> int:
+    return __get_free_pages(gfp | __GFP_ZERO, 0)
+
+
+def free_pages(addr: int, order: int) -> None:
+    """``free_pages(unsigned long addr, order)``: 0 is ignored, as in the kernel."""
+    if addr:
+        __free_pages(virt_to_page(addr), order)
+
+
+def free_page(addr: int) -> None:
+    free_pages(addr, 0)
+
+
+def get_page(page: int) -> None:
+    """``get_page()``: take a reference."""
+    pa = vmem.space_of(page).machine.page_alloc
+    pfn = pa.memmap.page_to_pfn(page)
+    bug.BUG_ON(pa.ints[pfn * 16 + I_REFCOUNT] <= 0)
+    pa.ints[pfn * 16 + I_REFCOUNT] += 1
+
+
+def put_page(page: int) -> None:
+    """``put_page()``: drop a reference; the last one frees (compound: whole folio)."""
+    pa = vmem.space_of(page).machine.page_alloc
+    pfn = pa.memmap.page_to_pfn(page)
+    pa.free_pages(page, pa.compound_order(pfn))
+
+
+def nr_free_pages() -> int:
+    """Free pages in the buddy lists of every zone (``NR_FREE_PAGES``)."""
+    return sum(z.free_pages for z in _pa().zones)
