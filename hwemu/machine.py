@@ -22,6 +22,7 @@ from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
 from .physmem import PhysMem
 from .printk import LogBuf
+from .vmstat import VmStat
 from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
 
 KASAN_SHADOW_SCALE_SHIFT = 3
@@ -122,6 +123,7 @@ class Machine:
             self.space.release()
             raise
         self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
+        self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.page_alloc = PageAlloc(self)
         self.sched.boot_task()

@@ -83,9 +83,10 @@ class PageAlloc:
         self.words, self.ints = mm.words, mm.ints
         self.zones = [z for n in machine.nodes for z in n.node_zones]
         self.reclaimers: list = []   # fn(zone, nr_pages, gfp) -> pages freed
-        self.events = collections.Counter()  # /proc/vmstat-style counters
-        self.pgalloc = [0] * MAX_NR_ZONES    # the hot ones: pgalloc_<zone>, pgfree
+        self.vmstat = machine.vmstat
+        self.pgalloc = [0] * MAX_NR_ZONES    # hot counters, reported to vmstat
         self.pgfree = 0
+        machine.vmstat.sources.append(self._counters)
         self._zero = {}
         self._unpunched: collections.OrderedDict = collections.OrderedDict()
         self._warn_lock = threading.Lock()
@@ -199,6 +200,11 @@ class PageAlloc:
         self.totalreserve = sum(max(z.lowmem_reserve) + z.high_wmark_pages()
                                 for z in self.zones)
 
+    def _counters(self) -> dict[str, int]:
+        names = ("dma", "dma32", "normal", "high", "movable")
+        return {"pgfree": self.pgfree,
+                **{f"pgalloc_{n}": self.pgalloc[i] for i, n in enumerate(names)}}
+
     # ------------------------------------------------------------ struct page state
 
     def _zone_of(self, pfn: int):
@@ -264,6 +270,7 @@ class PageAlloc:
         while len(self._unpunched) > PUNCH_SLACK:
             old, _ = self._unpunched.popitem(last=False)
             self.machine.ram.punch_hole(old << PAGE_SHIFT, MAX_ORDER_NR_PAGES << PAGE_SHIFT)
+            self.vmstat.mod("pgpunch", MAX_ORDER_NR_PAGES)
 
     def rmqueue(self, zone, order: int, cpu: int) -> int:
         """One block from ``zone``: order 0 via ``cpu``'s list, else the buddy lists."""
@@ -407,7 +414,7 @@ class PageAlloc:
         costly = order > PAGE_ALLOC_COSTLY_ORDER
         alloc_flags = self.gfp_to_alloc_flags(gfp, order)
         if alloc_flags & ALLOC_KSWAPD:
-            self.events["kswapd_wake"] += 1
+            self.vmstat.mod("kswapd_wake", 1)
         pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
         if pfn >= 0:
             return pfn
@@ -421,7 +428,7 @@ class PageAlloc:
                 return pfn
             if not can_reclaim:
                 break
-            self.events["allocstall"] += 1
+            self.vmstat.mod("allocstall", 1)
             progress = self.direct_reclaim(gfp, order, args[0], args[1])
             pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
             if pfn >= 0:
@@ -435,7 +442,7 @@ class PageAlloc:
         # __GFP_NOFAIL must be allowed to sleep; without that it fails like any other.
         if gfp & gfp_t.NOFAIL and not bug.WARN_ON_ONCE(not can_reclaim):
             return self._nofail(gfp, order, args)
-        self.events["allocfail"] += 1
+        self.vmstat.mod("pgalloc_fail", 1)
         if not gfp & gfp_t.NOWARN:
             self.warn_alloc(gfp, order, args[2])
         return -1
@@ -612,7 +619,6 @@ class PageAlloc:
         machine.bugs.add_taint("BAD_PAGE")
         machine.warnings.append(f"BUG: Bad page state in process {task.comm}  "
                                 f"pfn:{pfn:05x}\n{text}")
-        self.events["bad_page"] += 1
 
     def warn_alloc(self, gfp: int, order: int, nodemask) -> None:
         """``warn_alloc()``: the "page allocation failure" splat (ratelimited 10 / 5 s)."""
