@@ -62,6 +62,10 @@ class MachineDown(KernelError):
     """The machine (or the machine an address belongs to) has been shut down."""
 
 
+class Killed(KernelError):
+    """The task got a fatal signal (the OOM killer chose it) and must exit."""
+
+
 class MachineError(KernelError):
     """Booting or using the machine failed for a reason outside the emulated kernel."""
 

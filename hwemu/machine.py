@@ -20,6 +20,8 @@ from .highmem import KM_MAX_IDX, Highmem
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
 from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
+from .vmscan import Vmscan
+from .oom_kill import OOMKiller
 from .physmem import PhysMem
 from .printk import LogBuf
 from .vmstat import VmStat
@@ -126,8 +128,11 @@ class Machine:
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.page_alloc = PageAlloc(self)
+        self.vmscan = Vmscan(self)
+        self.oom = OOMKiller(self)
         self.sched.boot_task()
         self._boot_log(cfg)
+        self.vmscan.start()
 
     # ------------------------------------------------------------ boot steps
 
@@ -243,8 +248,11 @@ class Machine:
         return self.spawn(handler, name=f"swapper/{free}", cpu=free)
 
     def task_exit_hooks(self, task) -> None:
+        """``do_exit()``: drop the task's kmap_local slots and its memory."""
         if self.highmem is not None:
             self.highmem.task_exit(task)
+        if self.vmscan.rss(task.pid):
+            self.vmscan.release_anon_pages(task)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the machine: wake and join its tasks, then unmap everything.

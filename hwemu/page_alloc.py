@@ -83,6 +83,7 @@ class PageAlloc:
         self.words, self.ints = mm.words, mm.ints
         self.zones = [z for n in machine.nodes for z in n.node_zones]
         self.reclaimers: list = []   # fn(zone, nr_pages, gfp) -> pages freed
+        self.wakeup_kswapd = None    # fn(zone), set by vmscan
         self.vmstat = machine.vmstat
         self.pgalloc = [0] * MAX_NR_ZONES    # hot counters, reported to vmstat
         self.pgfree = 0
@@ -274,7 +275,7 @@ class PageAlloc:
 
     def rmqueue(self, zone, order: int, cpu: int) -> int:
         """One block from ``zone``: order 0 via ``cpu``'s list, else the buddy lists."""
-        if order == 0:
+        if order == 0 and cpu < len(zone.per_cpu_pageset):
             pages, lock = zone.per_cpu_pageset[cpu]
             with lock:
                 if not pages:
@@ -292,7 +293,7 @@ class PageAlloc:
 
     def free_one_pfn(self, zone, pfn: int, order: int, cpu: int) -> None:
         """``free_unref_page()``/``__free_pages_ok()``: to ``cpu``'s list or the buddy."""
-        if order == 0:
+        if order == 0 and cpu < len(zone.per_cpu_pageset):
             pages, lock = zone.per_cpu_pageset[cpu]
             with lock:
                 pages.append(pfn)
@@ -400,12 +401,16 @@ class PageAlloc:
         return flags
 
     @staticmethod
-    def gfp_pfmemalloc_flags(gfp: int) -> int:
-        """``__gfp_pfmemalloc_flags()``: NOMEMALLOC forbids the emergency reserves."""
+    def gfp_pfmemalloc_flags(gfp: int, task) -> int:
+        """``__gfp_pfmemalloc_flags()``: NOMEMALLOC forbids the emergency reserves;
+        an OOM victim may use part of them to exit."""
         if gfp & gfp_t.NOMEMALLOC:
             return 0
         if gfp & gfp_t.MEMALLOC:
             return ALLOC_NO_WATERMARKS
+        in_interrupt = task.preempt_count & (sched.HARDIRQ_MASK | sched.SOFTIRQ_MASK)
+        if task.oom_victim and not in_interrupt:
+            return ALLOC_OOM
         return 0
 
     def _slowpath(self, gfp: int, order: int, args: tuple) -> int:
@@ -413,12 +418,14 @@ class PageAlloc:
         can_reclaim = bool(gfp & gfp_t.DIRECT_RECLAIM)
         costly = order > PAGE_ALLOC_COSTLY_ORDER
         alloc_flags = self.gfp_to_alloc_flags(gfp, order)
-        if alloc_flags & ALLOC_KSWAPD:
-            self.vmstat.mod("kswapd_wake", 1)
+        if alloc_flags & ALLOC_KSWAPD and self.wakeup_kswapd is not None:
+            for zone in args[0]:
+                if zone.idx <= args[1]:
+                    self.wakeup_kswapd(zone)
         pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
         if pfn >= 0:
             return pfn
-        reserve = self.gfp_pfmemalloc_flags(gfp)
+        reserve = self.gfp_pfmemalloc_flags(gfp, sched.current())
         if reserve:
             alloc_flags = reserve
         no_progress = 0
@@ -438,7 +445,10 @@ class PageAlloc:
             no_progress = 0 if progress else no_progress + 1
             if no_progress <= MAX_RECLAIM_RETRIES:
                 continue
-            break  # the OOM killer would go here
+            if self.may_oom(gfp, order, args):
+                no_progress = 0
+                continue
+            break
         # __GFP_NOFAIL must be allowed to sleep; without that it fails like any other.
         if gfp & gfp_t.NOFAIL and not bug.WARN_ON_ONCE(not can_reclaim):
             return self._nofail(gfp, order, args)
@@ -446,6 +456,19 @@ class PageAlloc:
         if not gfp & gfp_t.NOWARN:
             self.warn_alloc(gfp, order, args[2])
         return -1
+
+    def may_oom(self, gfp: int, order: int, args: tuple) -> bool:
+        """``__alloc_pages_may_oom()``: True if the allocation should be retried."""
+        if gfp & (gfp_t.RETRY_MAYFAIL | gfp_t.THISNODE) or \
+                order > PAGE_ALLOC_COSTLY_ORDER or args[1] < ZONE_NORMAL:
+            return False
+        oom = getattr(self.machine, "oom", None)
+        if oom is None or not oom.out_of_memory(gfp, order, args[2]):
+            return False
+        if not gfp & gfp_t.FS:  # IO-less: nothing killed, wait for others to free
+            sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
+            sched.schedule_timeout(1)
+        return True
 
     def _nofail(self, gfp: int, order: int, args: tuple) -> int:
         """``__GFP_NOFAIL``: never fail; sleep a jiffy between tries, dip into reserves."""

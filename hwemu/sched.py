@@ -97,6 +97,7 @@ class Task:
         self.kmap_idx = 0
         self.fail_nth = 0          # /proc/<pid>/fail-nth
         self.make_it_fail = False  # /proc/<pid>/make-it-fail
+        self.oom_victim = False    # tsk_is_oom_victim(): SIGKILLed by the OOM killer
         self._wake = threading.Event()
 
     def __repr__(self) -> str:
@@ -182,16 +183,23 @@ class Scheduler:
         self.machine = machine
         self.clock = clock
         self.cpus = [CPU(i, i * nr_nodes // nr_cpus) for i in range(nr_cpus)]
+        self.kthread_cpus: list[CPU] = []
         self.tasks: dict[int, Task] = {}
         self.handles: list[TaskHandle] = []
         self._next_pid = 1
         self._lock = threading.Lock()
         self._prev_might_resched = None
 
-    def _new_task(self, comm: str, cpu: int | None, thread: threading.Thread) -> Task:
+    def _new_task(self, comm: str, cpu: int | None, thread: threading.Thread,
+                  kthread_node: int | None = None) -> Task:
         with self._lock:
             free = [c for c in self.cpus if c.task is None]
-            if cpu is None:
+            if kthread_node is not None:
+                # Kernel threads (kswapd...) get a housekeeping CPU of their own, so
+                # they never take one of the `cpus` that workloads are given.
+                chosen = CPU(len(self.cpus) + len(self.kthread_cpus), kthread_node)
+                self.kthread_cpus.append(chosen)
+            elif cpu is None:
                 if not free:
                     raise bug.MachineError(
                         f"spawn: all {len(self.cpus)} CPUs of machine {self.machine.name!r} "
@@ -217,10 +225,14 @@ class Scheduler:
         return task
 
     def spawn(self, fn: Callable, *args, name: str | None = None,
-              cpu: int | None = None) -> TaskHandle:
-        """Run ``fn(*args)`` as a new task in its own thread on a free CPU."""
+              cpu: int | None = None, kthread_node: int | None = None) -> TaskHandle:
+        """Run ``fn(*args)`` as a new task in its own thread on a free CPU.
+
+        With ``kthread_node`` it is a kernel thread on a housekeeping CPU of that node.
+        """
         thread = threading.Thread(daemon=True)
-        task = self._new_task(name or getattr(fn, "__name__", "task"), cpu, thread)
+        task = self._new_task(name or getattr(fn, "__name__", "task"), cpu, thread,
+                              kthread_node)
         handle = TaskHandle(task)
         thread.name = f"{self.machine.name}:{task.comm}/{task.pid}"
         thread.run = lambda: self._run(handle, fn, args)

@@ -1,0 +1,223 @@
+"""Emulation of mm/vmscan.c: the LRU lists, page reclaim and kswapd.
+
+Memory pressure comes from two kinds of consumers, as on a machine without swap:
+
+- **page cache** (``add_to_page_cache``): file pages on the inactive file LRU of their
+  zone. Clean pages are freed by reclaim at no cost; dirty pages must be written back
+  first, which needs ``__GFP_IO`` and ``__GFP_FS`` and costs emulated IO time.
+- **anonymous memory** (``add_anon_pages``): charged to the calling task (its RSS),
+  unreclaimable without swap; only the OOM killer gets it back (oom_kill.py).
+
+Direct reclaim runs in the allocating task (the page allocator calls
+:meth:`Vmscan.shrink_zone`); ``kswapd<N>``, one kernel thread per node, is woken when an
+allocation dips below a zone's low watermark and reclaims until the high one.
+Not emulated: active/inactive aging (everything is inactive), swap, workingset
+refaults, shrinkers, memory cgroups, writeback throttling.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+
+from . import bug, sched
+from .gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_NOWARN, gfp_t
+from .mmzone import NUMA_NO_NODE
+from .page import PG_dirty, PG_lru, STRUCT_PAGE_SIZE, W_FLAGS, W_INDEX, W_MAPPING
+from .page_alloc import SWAP_CLUSTER_MAX, alloc_pages_node
+
+# Page-cache fills do not reclaim other page cache to make room for themselves.
+PAGECACHE_GFP = (GFP_HIGHUSER_MOVABLE | __GFP_NOWARN) & ~gfp_t.DIRECT_RECLAIM
+WRITEBACK_JIFFIES = 1  # emulated IO time to write back one batch of dirty pages
+
+
+class Vmscan:
+    """LRU lists, reclaim and kswapd of one machine (``machine.vmscan``)."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.pa = machine.page_alloc
+        self.vmstat = machine.vmstat
+        self.lru_lock = threading.Lock()
+        # Per zone: pfn -> dirty, oldest first (the inactive file list).
+        self.file_lru: dict[int, collections.OrderedDict] = {
+            id(z): collections.OrderedDict() for z in self.pa.zones}
+        self.anon: dict[int, list[int]] = collections.defaultdict(list)  # pid -> pfns
+        self._next_index = 0
+        self.kswapd_wait = [sched.WaitQueueHead() for _ in machine.nodes]
+        self.kswapd_pending = [False] * len(machine.nodes)
+        # kswapd<N> threads start on their first wake-up, so an idle machine has none.
+        self.kswapd_task: list = [None] * len(machine.nodes)
+        self.mapping = 0  # struct address_space * of the emulated file cache
+        self.pa.reclaimers.append(self.shrink_zone)
+        self.pa.wakeup_kswapd = self.wakeup_kswapd
+
+    def start(self) -> None:
+        """Set up the page cache's ``struct address_space`` (once the machine is up)."""
+        page = alloc_pages_node(0, GFP_KERNEL, 0)
+        self.mapping = self.pa.memmap.lowmem_virt(self._pfn(page))
+
+    def _pfn(self, page: int) -> int:
+        return (page - self.pa.memmap.start) // STRUCT_PAGE_SIZE
+
+    # ------------------------------------------------------------ consumers
+
+    def add_to_page_cache(self, nr_pages: int, nid: int = NUMA_NO_NODE, dirty: bool = False,
+                          gfp: int = PAGECACHE_GFP) -> int:
+        """Read ``nr_pages`` pages of a file into the page cache; returns how many fit."""
+        words = self.pa.words
+        added = []
+        for _ in range(nr_pages):
+            page = alloc_pages_node(nid, gfp, 0)
+            if not page:
+                break
+            pfn = self._pfn(page)
+            words[pfn * 8 + W_FLAGS] |= 1 << PG_lru | (1 << PG_dirty if dirty else 0)
+            words[pfn * 8 + W_MAPPING] = self.mapping
+            words[pfn * 8 + W_INDEX] = self._next_index
+            self._next_index += 1
+            added.append(pfn)
+        with self.lru_lock:
+            for pfn in added:
+                self.file_lru[id(self.pa._zone_of(pfn))][pfn] = dirty
+        n = len(added)
+        for item in ("nr_file_pages", "nr_inactive_file") + (("nr_dirty",) if dirty else ()):
+            self.vmstat.mod(item, n)
+        return n
+
+    def add_anon_pages(self, nr_pages: int, gfp: int = GFP_HIGHUSER_MOVABLE) -> int:
+        """Fault in ``nr_pages`` of anonymous memory for the current task (no swap:
+        only the OOM killer frees them). Returns how many were allocated."""
+        task = sched.current()
+        got = 0
+        try:
+            for _ in range(nr_pages):
+                if task.oom_victim:
+                    raise bug.Killed(f"{task.comm}/{task.pid} was killed by the OOM killer")
+                page = alloc_pages_node(NUMA_NO_NODE, gfp, 0)
+                if not page:
+                    break
+                with self.lru_lock:
+                    self.anon[task.pid].append(self._pfn(page))
+                got += 1
+        finally:
+            self.vmstat.mod("nr_unreclaimable_pages", got)
+        return got
+
+    def release_anon_pages(self, task=None) -> int:
+        """Free all anonymous memory of ``task`` (default: current); returns pages."""
+        task = task or sched.current()
+        with self.lru_lock:
+            pfns = self.anon.pop(task.pid, [])
+        for pfn in pfns:
+            self.pa.free_pages(self.pa.memmap.start + pfn * STRUCT_PAGE_SIZE, 0)
+        self.vmstat.mod("nr_unreclaimable_pages", -len(pfns))
+        return len(pfns)
+
+    def rss(self, pid: int) -> int:
+        return len(self.anon.get(pid, ()))
+
+    def drop_caches(self) -> int:
+        """``echo 1 > /proc/sys/vm/drop_caches``: free every clean page-cache page."""
+        return sum(self.shrink_zone(z, 1 << 62, 0) for z in self.pa.zones)
+
+    def nr_reclaimable(self) -> int:
+        return self.vmstat["nr_file_pages"]
+
+    # ------------------------------------------------------------ reclaim
+
+    def shrink_zone(self, zone, nr_to_reclaim: int, gfp: int, kswapd: bool = False) -> int:
+        """Free up to ``nr_to_reclaim`` page-cache pages of ``zone``; returns pages freed.
+
+        Dirty pages are written back first, which needs ``__GFP_IO`` and ``__GFP_FS``;
+        without them they are rotated and left in place.
+        """
+        may_writepage = gfp & gfp_t.IO and gfp & gfp_t.FS
+        victims = []
+        with self.lru_lock:
+            lru = self.file_lru[id(zone)]
+            for _ in range(len(lru)):
+                if len(victims) >= nr_to_reclaim:
+                    break
+                pfn, dirty = lru.popitem(last=False)
+                if dirty and not may_writepage:
+                    lru[pfn] = dirty  # rotate: cannot clean it in this context
+                    continue
+                victims.append((pfn, dirty))
+        kind = "kswapd" if kswapd else "direct"
+        self.vmstat.mod(f"pgscan_{kind}", len(victims))
+        dirty = sum(d for _, d in victims)
+        if dirty:  # writeback: emulated IO time, one wait per batch
+            for _ in range(-(-dirty // SWAP_CLUSTER_MAX)):
+                sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
+                sched.io_schedule_timeout(WRITEBACK_JIFFIES)
+        words = self.pa.words
+        for pfn, _ in victims:  # __remove_mapping(), then the last put_page()
+            words[pfn * 8 + W_FLAGS] &= ~(1 << PG_lru | 1 << PG_dirty)
+            words[pfn * 8 + W_MAPPING] = 0
+            words[pfn * 8 + W_INDEX] = 0
+            self.pa.free_pages(self.pa.memmap.start + pfn * STRUCT_PAGE_SIZE, 0)
+        n = len(victims)
+        self.vmstat.mod("nr_file_pages", -n)
+        self.vmstat.mod("nr_inactive_file", -n)
+        self.vmstat.mod("nr_dirty", -dirty)
+        self.vmstat.mod(f"pgsteal_{kind}", n)
+        return n
+
+    # ------------------------------------------------------------ kswapd
+
+    def wakeup_kswapd(self, zone) -> None:
+        """Wake the node's kswapd if ``zone`` is below its low watermark."""
+        if zone.free_pages < zone.low_wmark_pages():
+            nid = zone.node
+            self.kswapd_pending[nid] = True
+            with self.lru_lock:
+                if self.kswapd_task[nid] is None and not self.machine.going_down:
+                    self.kswapd_task[nid] = self.machine.sched.spawn(
+                        self.kswapd, nid, name=f"kswapd{nid}", kthread_node=nid)
+            self.kswapd_wait[nid].wake_up()
+            self.vmstat.mod("kswapd_wake", 1)
+
+    def kswapd(self, nid: int) -> None:
+        """``kswapd()``: sleep until woken, then balance the node."""
+        wq = self.kswapd_wait[nid]
+        while True:
+            wait = sched.DEFINE_WAIT()
+            sched.prepare_to_wait(wq, wait, sched.TASK_INTERRUPTIBLE)
+            if not self.kswapd_pending[nid]:
+                sched.schedule()
+            sched.finish_wait(wq, wait)
+            self.kswapd_pending[nid] = False
+            self.balance_pgdat(nid)
+
+    def balance_pgdat(self, nid: int) -> None:
+        """Reclaim until every zone of the node is above its high watermark."""
+        for zone in reversed(self.machine.nodes[nid].node_zones):
+            while zone.managed_pages and zone.free_pages < zone.high_wmark_pages():
+                if not self.shrink_zone(zone, SWAP_CLUSTER_MAX, GFP_KERNEL, kswapd=True):
+                    break
+
+
+# ---------------------------------------------------------------- the API
+
+def _vmscan() -> Vmscan:
+    return sched.current().machine.vmscan
+
+
+def add_to_page_cache(nr_pages: int, nid: int = NUMA_NO_NODE, dirty: bool = False) -> int:
+    """Fill ``nr_pages`` of reclaimable page cache (``dirty``: needs writeback first)."""
+    return _vmscan().add_to_page_cache(nr_pages, nid, dirty)
+
+
+def add_anon_pages(nr_pages: int) -> int:
+    """Give the current task ``nr_pages`` of unreclaimable anonymous memory."""
+    return _vmscan().add_anon_pages(nr_pages)
+
+
+def release_anon_pages() -> int:
+    """Free the current task's anonymous memory."""
+    return _vmscan().release_anon_pages()
+
+
+def drop_caches() -> int:
+    """Free all clean page cache now; returns pages freed."""
+    return _vmscan().drop_caches()
