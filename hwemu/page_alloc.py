@@ -58,6 +58,11 @@ ALLOC_HIGHATOMIC = 0x200
 ALLOC_KSWAPD = 0x800       # == __GFP_KSWAPD_RECLAIM
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
+# The gfp bits that choose the zones (and so key the cached allocation context), and
+# the ones post_alloc_hook() has work for.
+_CONTEXT_BITS = gfp_t.ZONEMASK | gfp_t.THISNODE
+_PREP_BITS = gfp_t.ZERO | gfp_t.COMP
+
 # page_type: the top byte of the _mapcount word; -1 means "no type".
 PGTY_buddy = 0xF0
 PAGE_TYPE_BUDDY = (PGTY_buddy << 24) - (1 << 32)   # as the s32 stored in _mapcount
@@ -107,6 +112,8 @@ class PageAlloc:
         self.setup_per_zone_wmarks()
         self.setup_per_zone_lowmem_reserve()
         self._zonelists: dict[tuple[int, bool], list] = {}
+        self._contexts: dict[int, tuple] = {}
+        self._fail = machine.fault.fail_page_alloc
 
     # ------------------------------------------------------------ boot
 
@@ -277,17 +284,21 @@ class PageAlloc:
         """One block from ``zone``: order 0 via ``cpu``'s list, else the buddy lists."""
         if order == 0 and cpu < len(zone.per_cpu_pageset):
             pages, lock = zone.per_cpu_pageset[cpu]
-            with lock:
-                if not pages:
-                    with zone.lock:
-                        for _ in range(zone.pcp_batch):
-                            pfn = self.__rmqueue_smallest(zone, 0)
-                            if pfn < 0:
-                                break
-                            pages.append(pfn)
-                if pages:
-                    return pages.pop()
-            return -1
+            lock.acquire()
+            if pages:
+                pfn = pages.pop()
+                lock.release()
+                return pfn
+            try:
+                with zone.lock:  # rmqueue_bulk()
+                    for _ in range(zone.pcp_batch):
+                        pfn = self.__rmqueue_smallest(zone, 0)
+                        if pfn < 0:
+                            break
+                        pages.append(pfn)
+                return pages.pop() if pages else -1
+            finally:
+                lock.release()
         with zone.lock:
             return self.__rmqueue_smallest(zone, order)
 
@@ -295,12 +306,17 @@ class PageAlloc:
         """``free_unref_page()``/``__free_pages_ok()``: to ``cpu``'s list or the buddy."""
         if order == 0 and cpu < len(zone.per_cpu_pageset):
             pages, lock = zone.per_cpu_pageset[cpu]
-            with lock:
-                pages.append(pfn)
-                if len(pages) > zone.pcp_high:  # free_pcppages_bulk()
-                    with zone.lock:
-                        for _ in range(zone.pcp_batch):
-                            self._free_one(zone, pages.pop(0), 0)
+            lock.acquire()
+            pages.append(pfn)
+            if len(pages) <= zone.pcp_high:
+                lock.release()
+                return
+            try:
+                with zone.lock:  # free_pcppages_bulk(): the oldest go back
+                    for _ in range(zone.pcp_batch):
+                        self._free_one(zone, pages.pop(0), 0)
+            finally:
+                lock.release()
             return
         with zone.lock:
             self._free_one(zone, pfn, order)
@@ -349,10 +365,11 @@ class PageAlloc:
             self._zonelists[key] = zl
         return zl
 
-    def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int, zonelist,
+    def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int, zones,
                                highest_zoneidx: int, nodemask, cpu: int) -> int:
-        for z in zonelist:
-            if z.idx > highest_zoneidx or (nodemask is not None and z.node not in nodemask):
+        """Try each allowed zone in order; ``zones`` has no zone above the highest."""
+        for z in zones:
+            if nodemask is not None and z.node not in nodemask:
                 continue
             if not alloc_flags & ALLOC_NO_WATERMARKS:
                 mark = z._watermark[alloc_flags & ALLOC_WMARK_MASK]
@@ -364,32 +381,44 @@ class PageAlloc:
                     continue
             pfn = self.rmqueue(z, order, cpu)
             if pfn >= 0:
-                self.prep_new_page(pfn, order, gfp)
+                self.ints[pfn * 16 + I_REFCOUNT] = 1  # set_page_refcounted()
+                if gfp & _PREP_BITS:
+                    self.prep_new_page(pfn, order, gfp)
                 self.pgalloc[z.idx] += 1 << order
                 return pfn
         return -1
 
     # ------------------------------------------------------------ the allocation
 
-    def alloc(self, gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
+    def alloc(self, gfp: int, order: int, preferred_nid: int, nodemask=None,
+              task=None) -> int:
         """``__alloc_pages()``: the pfn of the new block, or -1."""
-        task = sched.current()
+        if task is None:
+            task = sched.current()
         if order > MAX_PAGE_ORDER:
             bug.WARN_ON_ONCE(not gfp & gfp_t.NOWARN)
             return -1
         if gfp & gfp_t.DIRECT_RECLAIM and (task.preempt_count or task.irqs_off):
             sched.might_sleep()  # might_alloc()
-        if self.machine.fault.should_fail_alloc_page(gfp, order):
+        # should_fail_alloc_page() rejects orders below min-order first; test that here.
+        if order >= self._fail.min_order and self.machine.fault.should_fail_alloc_page(gfp, order):
             return -1
-        highest = gfp_zone(gfp)
-        if preferred_nid == NUMA_NO_NODE:
-            preferred_nid = task.cpu.node
-        zonelist = self.zonelist(preferred_nid, bool(gfp & gfp_t.THISNODE))
-        pfn = self.get_page_from_freelist(gfp, order, ALLOC_WMARK_LOW, zonelist, highest,
+        nid = task.cpu.node if preferred_nid == NUMA_NO_NODE else preferred_nid
+        ctx = self._contexts.get(gfp & _CONTEXT_BITS | nid << 32) or self._context(gfp, nid)
+        zones, highest = ctx
+        pfn = self.get_page_from_freelist(gfp, order, ALLOC_WMARK_LOW, zones, highest,
                                           nodemask, task.cpu.id)
         if pfn < 0:
-            pfn = self._slowpath(gfp, order, (zonelist, highest, nodemask, task.cpu.id))
+            pfn = self._slowpath(gfp, order, (zones, highest, nodemask, task.cpu.id))
         return pfn
+
+    def _context(self, gfp: int, nid: int) -> tuple:
+        """``prepare_alloc_pages()``: the zones this mask may use, in fallback order,
+        and the highest zone index; cached per (zone bits, THISNODE, node)."""
+        highest = gfp_zone(gfp)
+        zones = [z for z in self.zonelist(nid, bool(gfp & gfp_t.THISNODE)) if z.idx <= highest]
+        ctx = self._contexts[gfp & _CONTEXT_BITS | nid << 32] = (zones, highest)
+        return ctx
 
     def gfp_to_alloc_flags(self, gfp: int, order: int) -> int:
         flags = ALLOC_WMARK_MIN | ALLOC_CPUSET | (gfp & (gfp_t.HIGH | gfp_t.KSWAPD_RECLAIM))
@@ -497,9 +526,7 @@ class PageAlloc:
     # ------------------------------------------------------------ new and freed pages
 
     def prep_new_page(self, pfn: int, order: int, gfp: int) -> None:
-        """``post_alloc_hook()``: refcount 1 on the head; zero and compound as asked."""
-        ints = self.ints
-        ints[pfn * 16 + I_REFCOUNT] = 1
+        """``post_alloc_hook()`` for ``__GFP_ZERO`` and ``__GFP_COMP``."""
         if gfp & gfp_t.ZERO:
             self.clear_pages(pfn, order)
         if gfp & gfp_t.COMP and order:
@@ -570,17 +597,19 @@ class PageAlloc:
             return "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
         return None
 
-    def free_pages(self, page: int, order: int) -> None:
+    def free_pages(self, page: int, order: int, task=None) -> None:
         """``__free_pages()``: drop a reference; free the block when it was the last."""
         mm = self.memmap
         pfn, rem = divmod(page - mm.start, STRUCT_PAGE_SIZE)
         if rem or not mm.pfn_valid(pfn):
             mm.page_to_pfn(page)  # raises, saying what is wrong with the pointer
-        if not 0 <= order <= MAX_PAGE_ORDER or pfn & ((1 << order) - 1) or \
-                not mm.pfn_valid(pfn + (1 << order) - 1):
+        if order and (not 0 < order <= MAX_PAGE_ORDER or pfn & ((1 << order) - 1) or
+                      not mm.pfn_valid(pfn + (1 << order) - 1)):
             raise bug.AddressError(f"__free_pages({page:#x}, {order}): pfn {pfn:#x} is not "
                                    f"the head of an order-{order} block")
-        zone = self._zone_of(pfn)
+        flags = self.words[pfn * 8 + W_FLAGS]
+        zone = self.machine.nodes[flags >> NODES_PGSHIFT & NODES_MASK].node_zones[
+            flags >> ZONES_PGSHIFT & ZONES_MASK]
         if zone.deferred_pfn <= pfn < zone.deferred_end:
             with zone.lock:  # a page the allocator never handed out
                 self._grow_to(zone, pfn)
@@ -588,9 +617,9 @@ class PageAlloc:
         if ref <= 0:  # put_page_testzero() on a free page: VM_BUG_ON_PAGE
             self.dump_page(pfn, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)")
             bug.BUG()
-        head = self.words[pfn * 8 + W_FLAGS] >> PG_head & 1
+        head = flags >> PG_head & 1
         self.ints[pfn * 16 + I_REFCOUNT] = ref - 1
-        cpu = sched.current().cpu.id
+        cpu = (task or sched.current()).cpu.id
         if ref == 1:
             self._free_block(zone, pfn, order, cpu)
         elif not head:  # someone holds the first page: free the rest
@@ -692,10 +721,6 @@ def _pa():
     return sched.current().machine.page_alloc
 
 
-def _page_of(pa: PageAlloc, pfn: int) -> int:
-    return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
-
-
 def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
     """``__alloc_pages(gfp, order, preferred_nid, nodemask)``.
 
@@ -703,8 +728,10 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> in
     :param nodemask: ``nodemask_t *`` as an iterable of node ids, or None
     :return: ``struct page *`` of the first page, or 0 (NULL)
     """
-    pa = _pa()
-    return _page_of(pa, pa.alloc(gfp, order, preferred_nid, nodemask))
+    task = sched.current()
+    pa = task.machine.page_alloc
+    pfn = pa.alloc(gfp, order, preferred_nid, nodemask, task)
+    return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
 
 
 def alloc_pages(gfp: int, order: int) -> int:
@@ -728,7 +755,12 @@ def alloc_page(gfp: int) -> int:
 
 def __free_pages(page: int, order: int) -> None:
     """``__free_pages(struct page *page, unsigned int order)``."""
-    vmem.space_of(page).machine.page_alloc.free_pages(page, order)
+    task = sched.current()
+    pa = task.machine.page_alloc
+    if pa.memmap.start <= page < pa.memmap.end:
+        pa.free_pages(page, order, task)
+    else:  # another machine's page, or no page at all (raises)
+        vmem.space_of(page).machine.page_alloc.free_pages(page, order)
 
 
 def __free_page(page: int) -> None:

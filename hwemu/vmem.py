@@ -197,6 +197,40 @@ class AddressSpace:
             region.mapped_at.pop(addr, None)
             return pfn
 
+    def set_ptes(self, region: Region, addr: int, pfns, fd: int) -> None:
+        """Map RAM pages ``pfns[i]`` at ``addr + i * PAGE_SIZE`` (``vmap_pages_range``).
+
+        One ``mmap`` per run of physically consecutive pfns. If an ``mmap`` fails
+        (``ENOMEM`` past ``vm.max_map_count``), the runs mapped so far stay mapped and
+        recorded, and the ``OSError`` propagates; the caller unmaps the range.
+        """
+        first = (addr - region.start) >> PAGE_SHIFT
+        n = len(pfns)
+        with self.pgtable_lock:
+            i = 0
+            while i < n:
+                j = i + 1
+                start = pfns[i]
+                while j < n and pfns[j] == start + (j - i):
+                    j += 1
+                self.map_ram(addr + (i << PAGE_SHIFT), (j - i) << PAGE_SHIFT, fd,
+                             start << PAGE_SHIFT)
+                region.ptes[first + i:first + j] = pfns[i:j]
+                i = j
+
+    def pte_clear_range(self, region: Region, addr: int, nr: int) -> np.ndarray:
+        """Unmap ``nr`` window pages from ``addr`` with one ``mmap``; returns the pfns
+        that were mapped there (-1 where nothing was)."""
+        first = (addr - region.start) >> PAGE_SHIFT
+        with self.pgtable_lock:
+            pfns = region.ptes[first:first + nr].copy()
+            self.clear(addr, nr << PAGE_SHIFT)
+            region.ptes[first:first + nr] = -1
+            if region.mapped_at:
+                for a in range(addr, addr + (nr << PAGE_SHIFT), PAGE_SIZE):
+                    region.mapped_at.pop(a, None)
+            return pfns
+
     # -------------------------------------------------------------- lookups
 
     def region_at(self, addr: int) -> Region | None:
