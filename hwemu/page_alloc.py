@@ -71,6 +71,7 @@ NO_PAGE_TYPE = -1
 # include/linux/page-flags.h: flags a page may not have when it is freed.
 PAGE_FLAGS_CHECK_AT_FREE = sum(1 << PAGEFLAG_NAMES.index(n) for n in (
     "lru", "locked", "private", "writeback", "reserved", "active"))
+_CHECK_ORDER0 = PAGE_FLAGS_CHECK_AT_FREE | 1 << PG_head  # a plain page may not have these
 
 LOW_RESERVED = 1 << 20       # x86 always reserves the first 1 MiB of RAM
 PUNCH_SLACK = 32             # free max-order blocks a zone keeps before punching holes
@@ -563,10 +564,6 @@ class PageAlloc:
     def free_pages_prepare(self, pfn: int, order: int) -> bool:
         """Check every page of the block and reset it; False (leak it) if one is bad."""
         words, ints = self.words, self.ints
-        if order == 0 and ints[pfn * 16 + I_MAPCOUNT] == -1 and not words[pfn * 8 + W_MAPPING] \
-                and not ints[pfn * 16 + I_REFCOUNT] \
-                and not words[pfn * 8 + W_FLAGS] & (PAGE_FLAGS_CHECK_AT_FREE | 1 << PG_head):
-            return True
         bad = False
         compound = bool(words[pfn * 8 + W_FLAGS] >> PG_head & 1)
         if compound:
@@ -620,7 +617,11 @@ class PageAlloc:
         head = flags >> PG_head & 1
         self.ints[pfn * 16 + I_REFCOUNT] = ref - 1
         cpu = (task or sched.current()).cpu.id
-        if ref == 1:
+        if ref == 1 and order == 0 and not flags & _CHECK_ORDER0 and \
+                self.ints[pfn * 16 + I_MAPCOUNT] == -1 and not self.words[pfn * 8 + W_MAPPING]:
+            self.pgfree += 1  # a plain page in a clean state: nothing to prepare
+            self.free_one_pfn(zone, pfn, 0, cpu)
+        elif ref == 1:
             self._free_block(zone, pfn, order, cpu)
         elif not head:  # someone holds the first page: free the rest
             while order > 0:
@@ -736,7 +737,10 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> in
 
 def alloc_pages(gfp: int, order: int) -> int:
     """``alloc_pages(gfp, order)`` on the current CPU's node: ``struct page *`` or 0."""
-    return __alloc_pages(gfp, order, NUMA_NO_NODE)
+    task = sched.current()  # __alloc_pages() inlined: this is the hottest entry
+    pa = task.machine.page_alloc
+    pfn = pa.alloc(gfp, order, NUMA_NO_NODE, None, task)
+    return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
 
 
 def alloc_pages_node(nid: int, gfp: int, order: int) -> int:
