@@ -6,15 +6,20 @@ address argument belongs to). Pointers are ints; NULL is 0.
 """
 from .access import load, memcpy, memset, read_bytes, store, write_bytes
 from .bug import (BUG, BUG_ON, WARN, WARN_ON, WARN_ON_ONCE, WARN_ONCE, AddressError,
-                  KernelBug, KernelError, KernelPanic, MachineDown, MachineError, Oops,
-                  panic)
+                  KernelBug, KernelError, KernelPanic, Killed, MachineDown, MachineError,
+                  Oops, panic)
 from .config import Config, ConfigError, load_config
+from .gfp import *  # noqa: F401,F403  every __GFP_* / GFP_* flag, gfp_t, format_gfp, parse_gfp
 from .highmem import (KM_MAX_IDX, kmap, kmap_atomic, kmap_flush_unused, kmap_local_page,
                       kunmap, kunmap_atomic, kunmap_local)
 from .machine import Machine, boot
 from .mmzone import (MAX_NR_ZONES, NUMA_NO_NODE, ZONE_DMA, ZONE_DMA32, ZONE_HIGHMEM,
                      ZONE_MOVABLE, ZONE_NAMES, ZONE_NORMAL, NODE_DATA, cpu_to_node,
                      for_each_online_node, node_distance, num_online_nodes)
+from .page_alloc import (MAX_PAGE_ORDER, __alloc_pages, __free_page, __free_pages,
+                         __get_free_page, __get_free_pages, alloc_page, alloc_pages,
+                         alloc_pages_node, free_page, free_pages, get_page, get_zeroed_page,
+                         nr_free_pages, put_page)
 from .page import (PageHighMem, __pa, __va, offset_in_page, page_address, page_ref_count,
                    page_struct, page_to_nid, page_to_pfn, page_to_phys, page_zone,
                    page_zonenum, pfn_to_page, pfn_valid, phys_to_virt, virt_addr_valid,
@@ -32,5 +37,6 @@ from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_
                     time_before, wake_up, wake_up_process, waitqueue_active,
                     wq_has_sleeper)
 from .vmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .vmscan import add_anon_pages, add_to_page_cache, drop_caches, release_anon_pages
 
 __version__ = "0.1.0"
