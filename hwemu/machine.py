@@ -20,10 +20,12 @@ from .highmem import KM_MAX_IDX, Highmem
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
 from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
+from .vmalloc import Vmalloc
 from .vmscan import Vmscan
 from .oom_kill import OOMKiller
 from .physmem import PhysMem
 from .printk import LogBuf
+from .procfs import ProcFS
 from .vmstat import VmStat
 from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
 
@@ -128,8 +130,10 @@ class Machine:
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.page_alloc = PageAlloc(self)
+        self.vmalloc = Vmalloc(self)
         self.vmscan = Vmscan(self)
         self.oom = OOMKiller(self)
+        self.procfs = ProcFS(self)
         self.sched.boot_task()
         self._boot_log(cfg)
         self.vmscan.start()
