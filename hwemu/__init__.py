@@ -24,7 +24,7 @@ from .page import (PageHighMem, __pa, __va, offset_in_page, page_address, page_r
                    page_struct, page_to_nid, page_to_pfn, page_to_phys, page_zone,
                    page_zonenum, pfn_to_page, pfn_valid, phys_to_virt, virt_addr_valid,
                    virt_to_page, virt_to_pfn, virt_to_phys)
-from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_RUNNING,
+from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_RUNNING,
                     TASK_UNINTERRUPTIBLE, current, finish_wait, in_atomic, in_hardirq,
                     in_interrupt, in_softirq, in_task, init_waitqueue_head,
                     io_schedule_timeout, irqs_disabled, jiffies, local_irq_disable,

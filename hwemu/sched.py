@@ -25,6 +25,8 @@ from . import access, bug, vmem
 from .printk import KERN_EMERG, KERN_ERR
 
 TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE = 0x0, 0x1, 0x2
+TASK_WAKEKILL = 0x100
+TASK_KILLABLE = TASK_WAKEKILL | TASK_UNINTERRUPTIBLE
 TASK_COMM_LEN = 16
 MAX_SCHEDULE_TIMEOUT = (1 << 63) - 1  # LONG_MAX
 
@@ -444,6 +446,7 @@ def schedule_timeout(timeout: int) -> int:
                               f"{task.preempt_count:#010x}", bug.caller())
     clock = machine.clock
     start = clock.jiffies()
+    state = task.state
     # Checked after set_current_state() cleared the wake event and before sleeping:
     # shutdown sets going_down before it wakes everyone, so no sleeper is missed.
     if task.state != TASK_RUNNING and not machine.going_down:
@@ -452,6 +455,9 @@ def schedule_timeout(timeout: int) -> int:
     task.state = TASK_RUNNING
     if machine.going_down:
         raise bug.MachineDown(f"machine {machine.name!r} is shutting down")
+    if task.oom_victim and state & (TASK_INTERRUPTIBLE | TASK_WAKEKILL):
+        # A fatal signal ends an interruptible or killable sleep: the task dies.
+        raise bug.Killed(f"{task.comm}/{task.pid} was killed by the OOM killer")
     if timeout >= MAX_SCHEDULE_TIMEOUT:
         return timeout
     return max(0, timeout - ((clock.jiffies() - start) & clock.mask))
