@@ -47,6 +47,7 @@ __all__ = [
     "NodeConfig",
     "Problem",
     "Size",
+    "VmConfig",
     "format_size",
     "load_config",
     "parse_size",
@@ -230,6 +231,23 @@ class KasanConfig(BaseModel):
     model_config = _MODEL_CONFIG
 
     enabled: bool = Field(default=False, description="Enable KASAN (CONFIG_KASAN).")
+
+
+class VmConfig(BaseModel):
+    """The page allocator's sysctls (/proc/sys/vm)."""
+
+    model_config = _MODEL_CONFIG
+
+    min_free_kbytes: int | None = Field(
+        default=None, ge=128, le=1 << 22,
+        description="vm.min_free_kbytes: the summed min watermark in KiB; default: "
+        "computed from lowmem as the kernel does (sqrt(lowmem_kbytes * 16)).",
+    )
+    watermark_scale_factor: int = Field(
+        default=10, ge=1, le=3000,
+        description="vm.watermark_scale_factor: distance between watermarks, in "
+        "1/10000 of a zone's memory.",
+    )
 
 
 class FaultAttrConfig(BaseModel):
@@ -601,6 +619,7 @@ class Config(BaseModel):
         default_factory=FaultInjectionConfig,
         description="Fault injection: failslab, fail_page_alloc, fail_mempool_alloc.",
     )
+    vm: VmConfig = Field(default_factory=VmConfig, description="Page allocator sysctls.")
 
 
 # ---------------------------------------------------------------------------

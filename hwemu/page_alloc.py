@@ -75,8 +75,6 @@ _CHECK_ORDER0 = PAGE_FLAGS_CHECK_AT_FREE | 1 << PG_head  # a plain page may not 
 
 LOW_RESERVED = 1 << 20       # x86 always reserves the first 1 MiB of RAM
 PUNCH_SLACK = 32             # free max-order blocks a zone keeps before punching holes
-DEFAULT_MIN_FREE_KBYTES = None  # None: computed like calculate_min_free_kbytes()
-WATERMARK_SCALE_FACTOR = 10
 LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
 
 
@@ -110,7 +108,9 @@ class PageAlloc:
         for zone, ranges in zip(zones, edges):
             for start, end in ranges:
                 self._free_range(zone, start, end)
-        self.setup_per_zone_wmarks()
+        vm = machine.config.vm
+        self.watermark_scale_factor = vm.watermark_scale_factor
+        self.setup_per_zone_wmarks(vm.min_free_kbytes)
         self.setup_per_zone_lowmem_reserve()
         self._zonelists: dict[tuple[int, bool], list] = {}
         self._contexts: dict[int, tuple] = {}
@@ -179,8 +179,9 @@ class PageAlloc:
         while zone.deferred_pfn <= pfn < zone.deferred_end:
             self._grow(zone)
 
-    def setup_per_zone_wmarks(self, min_free_kbytes: int | None = DEFAULT_MIN_FREE_KBYTES):
-        """``__setup_per_zone_wmarks()``: min/low/high of every zone."""
+    def setup_per_zone_wmarks(self, min_free_kbytes: int | None = None):
+        """``__setup_per_zone_wmarks()``: min/low/high of every zone; ``None`` computes
+        ``min_free_kbytes`` as ``calculate_min_free_kbytes()`` does."""
         lowmem = [z for z in self.zones if z.idx < ZONE_HIGHMEM and z.managed_pages]
         lowmem_pages = sum(z.managed_pages for z in lowmem)
         if min_free_kbytes is None:  # calculate_min_free_kbytes()
@@ -194,7 +195,7 @@ class PageAlloc:
                 zmin = min(max(z.managed_pages // 1024, SWAP_CLUSTER_MAX), 128)
             else:
                 zmin = tmp
-            step = max(tmp >> 2, z.managed_pages * WATERMARK_SCALE_FACTOR // 10000)
+            step = max(tmp >> 2, z.managed_pages * self.watermark_scale_factor // 10000)
             z._watermark[:] = [zmin, zmin + step, zmin + 2 * step]
 
     def setup_per_zone_lowmem_reserve(self) -> None:

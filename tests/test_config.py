@@ -435,3 +435,14 @@ def test_override_errors_come_after_file_errors(tmp_path):
 def test_direct_model_construction_validates():
     with pytest.raises(ValidationError, match="overlaps"):
         MachineConfig(nodes=[NodeConfig(mem=G), NodeConfig(mem=G, start=0)])
+
+
+def test_vm_sysctls():
+    assert load_config({}).vm.min_free_kbytes is None
+    assert load_config({"vm": {"watermark_scale_factor": 200}}).vm.watermark_scale_factor == 200
+    with pytest.raises(ConfigError) as exc:
+        load_config({"vm": {"min_free_kbytes": 64, "watermark_scale_factr": 5}})
+    lines = str(exc.value).splitlines()
+    assert "<dict>: vm.min_free_kbytes: Input should be greater than or equal to 128" in lines
+    assert any("vm.watermark_scale_factr: unknown key 'watermark_scale_factr'; did you mean "
+               "'watermark_scale_factor'?" in line for line in lines)

@@ -470,3 +470,13 @@ def test_highmem_aliases(highmem_machine):
     finally:
         hwemu.kunmap_local(b)
         hwemu.kunmap(high)
+
+
+def test_vm_sysctls_set_the_watermarks(boot):
+    m = boot("tiny", vm__min_free_kbytes=4096, vm__watermark_scale_factor=100)
+    dma, dma32 = (z for z in m.page_alloc.zones if z.managed_pages)
+    # 4096 KiB = 1024 pages of min, shared by managed pages (3840 : 12288).
+    assert dma.min_wmark_pages() == 1024 * 3840 // 16128
+    assert dma32.min_wmark_pages() == 1024 * 12288 // 16128
+    # low - min = max(min / 4, managed * 100 / 10000)
+    assert dma32.low_wmark_pages() - dma32.min_wmark_pages() == max(780 // 4, 12288 // 100)
