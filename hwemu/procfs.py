@@ -39,8 +39,7 @@ from __future__ import annotations
 import bisect
 import errno
 
-from .mmzone import (MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_HIGHMEM, ZONE_MOVABLE,
-                     ZONE_NAMES, zone_limits)
+from .mmzone import MAX_PAGE_ORDER, ZONE_HIGHMEM, ZONE_MOVABLE, zone_limits
 from .vmem import PAGE_SHIFT
 from .vmstat import NODE_STAT_ITEMS, VM_EVENT_ITEMS
 
@@ -117,8 +116,7 @@ class ProcFS:
         show = self.files.get(path)
         if show is None:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-        if self.machine.down:
-            self.machine._alive()  # MachineDown
+        self.machine._alive()  # MachineDown after shutdown()
         return show()
 
     # ------------------------------------------------------------ snapshots
@@ -378,5 +376,23 @@ class ProcFS:
     # ------------------------------------------------------------ /proc/slabinfo
 
     def slabinfo(self) -> str:
-        """``slab_show()``: slabinfo 2.1 (SLUB: no tunables, no shared arrays)."""
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/slabinfo")
+        """``slab_show()``: slabinfo 2.1, newest cache first (``list_add()`` order).
+
+        SLUB has no tunables and no shared arrays: those columns are 0.
+        """
+        slab = getattr(self.machine, "slab", None)
+        if slab is None:  # no slab allocator, no file
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory",
+                                    "/proc/slabinfo")
+        out = ["slabinfo - version: 2.1\n"
+               "# name            <active_objs> <num_objs> <objsize> <objperslab> "
+               "<pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata "
+               "<active_slabs> <num_slabs> <sharedavail>\n"]
+        for info in slab.slabinfo():
+            out.append(f"{info['name']:<17s} {info['active_objs']:6d} {info['num_objs']:6d} "
+                       f"{info['size']:6d} {info['objs_per_slab']:4d} "
+                       f"{info['pagesperslab']:4d}"
+                       f" : tunables {0:4d} {0:4d} {0:4d}"
+                       f" : slabdata {info['active_slabs']:6d} {info['num_slabs']:6d} "
+                       f"{0:6d}\n")
+        return "".join(out)
