@@ -20,6 +20,7 @@ from .highmem import KM_MAX_IDX, Highmem
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
 from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
+from .slab import Slab
 from .vmalloc import Vmalloc
 from .vmscan import Vmscan
 from .oom_kill import OOMKiller
@@ -130,6 +131,7 @@ class Machine:
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.page_alloc = PageAlloc(self)
+        self.slab = Slab(self)
         self.vmalloc = Vmalloc(self)
         self.vmscan = Vmscan(self)
         self.oom = OOMKiller(self)
