@@ -37,6 +37,8 @@ from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_
                     time_before, wake_up, wake_up_process, waitqueue_active,
                     wq_has_sleeper)
 from .vmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .slab import *  # noqa: F401,F403  kmem_cache_*, kmalloc family, SLAB_* flags
+from .vmalloc import *  # noqa: F401,F403  vmalloc family, kvmalloc family, VM_* flags
 from .vmscan import add_anon_pages, add_to_page_cache, drop_caches, release_anon_pages
 
 __version__ = "0.1.0"
