@@ -58,6 +58,8 @@ ALLOC_HIGHATOMIC = 0x200
 ALLOC_KSWAPD = 0x800       # == __GFP_KSWAPD_RECLAIM
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
+_EVENT_ZONE = ("dma", "dma32", "normal", "high", "movable")  # zone part of event names
+
 # The gfp bits that choose the zones (and so key the cached allocation context), and
 # the ones post_alloc_hook() has work for.
 _CONTEXT_BITS = gfp_t.ZONEMASK | gfp_t.THISNODE
@@ -91,6 +93,8 @@ class PageAlloc:
         self.vmstat = machine.vmstat
         self.pgalloc = [0] * MAX_NR_ZONES    # hot counters, reported to vmstat
         self.pgfree = 0
+        self.alloc_failures = 0  # hwemu's own counters, not in /proc/vmstat
+        self.punched_pages = 0
         machine.vmstat.sources.append(self._counters)
         self._zero = {}
         self._unpunched: collections.OrderedDict = collections.OrderedDict()
@@ -211,9 +215,8 @@ class PageAlloc:
                                 for z in self.zones)
 
     def _counters(self) -> dict[str, int]:
-        names = ("dma", "dma32", "normal", "high", "movable")
         return {"pgfree": self.pgfree,
-                **{f"pgalloc_{n}": self.pgalloc[i] for i, n in enumerate(names)}}
+                **{f"pgalloc_{n}": self.pgalloc[i] for i, n in enumerate(_EVENT_ZONE)}}
 
     # ------------------------------------------------------------ struct page state
 
@@ -280,7 +283,7 @@ class PageAlloc:
         while len(self._unpunched) > PUNCH_SLACK:
             old, _ = self._unpunched.popitem(last=False)
             self.machine.ram.punch_hole(old << PAGE_SHIFT, MAX_ORDER_NR_PAGES << PAGE_SHIFT)
-            self.vmstat.mod("pgpunch", MAX_ORDER_NR_PAGES)
+            self.punched_pages += MAX_ORDER_NR_PAGES
 
     def rmqueue(self, zone, order: int, cpu: int) -> int:
         """One block from ``zone``: order 0 via ``cpu``'s list, else the buddy lists."""
@@ -466,7 +469,7 @@ class PageAlloc:
                 return pfn
             if not can_reclaim:
                 break
-            self.vmstat.mod("allocstall", 1)
+            self.vmstat.mod(f"allocstall_{_EVENT_ZONE[args[1]]}", 1)
             progress = self.direct_reclaim(gfp, order, args[0], args[1])
             pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
             if pfn >= 0:
@@ -483,7 +486,7 @@ class PageAlloc:
         # __GFP_NOFAIL must be allowed to sleep; without that it fails like any other.
         if gfp & gfp_t.NOFAIL and not bug.WARN_ON_ONCE(not can_reclaim):
             return self._nofail(gfp, order, args)
-        self.vmstat.mod("pgalloc_fail", 1)
+        self.alloc_failures += 1
         if not gfp & gfp_t.NOWARN:
             self.warn_alloc(gfp, order, args[2])
         return -1

@@ -36,7 +36,6 @@ What the kernel would print but the emulator has no such thing for:
 """
 from __future__ import annotations
 
-import bisect
 import errno
 
 from .mmzone import MAX_PAGE_ORDER, ZONE_HIGHMEM, ZONE_MOVABLE, zone_limits
@@ -51,7 +50,8 @@ SYSCTL_OVERCOMMIT_RATIO = 50
 MAX_RECLAIM_RETRIES = 16
 
 # Node stat items a per-zone breakdown of vmscan's lists can split by node.
-_SPLIT_ITEMS = ("nr_inactive_file", "nr_file_pages", "nr_dirty", "nr_unreclaimable_pages")
+_SPLIT_ITEMS = ("nr_inactive_file", "nr_file_pages", "nr_dirty", "nr_anon_pages",
+                "nr_inactive_anon")
 
 
 def K(pages: int) -> int:
@@ -129,34 +129,9 @@ class ProcFS:
         """Every configured zone's free counts, by ``id(zone)``."""
         return {id(z): _ZoneSnap(z) for n in self.machine.nodes for z in self._zones(n)}
 
-    def _lru_breakdown(self) -> dict[int, dict[str, int]] | None:
-        """Per zone (by ``id``): page-cache pages, dirty ones and anonymous pages on
-        vmscan's lists; None when the machine has no per-zone lists to read."""
-        vs = getattr(self.machine, "vmscan", None)
-        file_lru = getattr(vs, "file_lru", None)
-        anon = getattr(vs, "anon", None)
-        lock = getattr(vs, "lru_lock", None)
-        if vs is None:  # no page cache and no anonymous memory at all
-            return {}
-        if file_lru is None or anon is None or lock is None:
-            return None
-        with lock:
-            files = {zid: (len(lru), sum(lru.values())) for zid, lru in file_lru.items()}
-            anon_pfns = [pfn for pfns in anon.values() for pfn in pfns]
-        zones = sorted((z for n in self.machine.nodes for z in n.node_zones if z.populated()),
-                       key=lambda z: z.zone_start_pfn)
-        starts = [z.zone_start_pfn for z in zones]
-        anon_by_zone: dict[int, int] = {}
-        for pfn in anon_pfns:
-            i = bisect.bisect_right(starts, pfn) - 1
-            if i >= 0 and pfn in zones[i]:
-                anon_by_zone[id(zones[i])] = anon_by_zone.get(id(zones[i]), 0) + 1
-        out = {}
-        for z in zones:
-            nr_file, nr_dirty = files.get(id(z), (0, 0))
-            out[id(z)] = {"file": nr_file, "dirty": int(nr_dirty),
-                          "anon": anon_by_zone.get(id(z), 0)}
-        return out
+    def _lru_breakdown(self) -> dict[int, dict[str, int]]:
+        """Per zone (by ``id``): page-cache, dirty and anonymous pages."""
+        return self.machine.vmscan.lru_pages()
 
     def _counters(self) -> dict[str, int]:
         """``global_node_page_state()`` of every item; negative transients read as 0."""
@@ -188,32 +163,27 @@ class ProcFS:
     def _node_stats(self, nid: int, counters: dict, lru) -> dict[str, int]:
         """Node ``nid``'s node stat items (see the module docstring for the split)."""
         stats = {name: (counters[name] if nid == 0 else 0) for name in NODE_STAT_ITEMS}
-        if lru is not None:
-            zones = [id(z) for z in self.machine.nodes[nid].node_zones]
-            file = sum(lru[z]["file"] for z in zones if z in lru)
-            dirty = sum(lru[z]["dirty"] for z in zones if z in lru)
-            anon = sum(lru[z]["anon"] for z in zones if z in lru)
-            split = {"nr_inactive_file": file, "nr_file_pages": file, "nr_dirty": dirty,
-                     "nr_unreclaimable_pages": anon}
-            for name in _SPLIT_ITEMS:
-                if name in stats:
-                    stats[name] = split[name]
+        zones = [lru[id(z)] for z in self.machine.nodes[nid].node_zones]
+        file = sum(z["file"] for z in zones)
+        anon = sum(z["anon"] for z in zones)
+        split = {"nr_inactive_file": file, "nr_file_pages": file, "nr_anon_pages": anon,
+                 "nr_inactive_anon": anon, "nr_dirty": sum(z["dirty"] for z in zones)}
+        stats.update((name, split[name]) for name in _SPLIT_ITEMS)
         return stats
 
     def _zone_stats(self, zone, snap: _ZoneSnap, lru) -> list[tuple[str, int]]:
         """``enum zone_stat_item`` of a populated zone, in kernel order (6.18)."""
         items = [("nr_free_pages", snap.free_pages),
                  ("nr_free_pages_blocks", self._free_pages_blocks(snap))]
-        if lru is not None:
-            mine = lru.get(id(zone), {"file": 0, "dirty": 0, "anon": 0})
-            # Anonymous pages start on the inactive list and nothing ages them; page
-            # cache sits on the inactive file list (vmscan has no active lists).
-            items += [("nr_zone_inactive_anon", mine["anon"]),
-                      ("nr_zone_active_anon", 0),
-                      ("nr_zone_inactive_file", mine["file"]),
-                      ("nr_zone_active_file", 0),
-                      ("nr_zone_unevictable", 0),
-                      ("nr_zone_write_pending", mine["dirty"])]
+        mine = lru[id(zone)]
+        # Anonymous pages start on the inactive list and nothing ages them; page
+        # cache sits on the inactive file list (vmscan has no active lists).
+        items += [("nr_zone_inactive_anon", mine["anon"]),
+                  ("nr_zone_active_anon", 0),
+                  ("nr_zone_inactive_file", mine["file"]),
+                  ("nr_zone_active_file", 0),
+                  ("nr_zone_unevictable", 0),
+                  ("nr_zone_write_pending", mine["dirty"])]
         items += [("nr_mlock", 0), ("nr_free_cma", 0)]
         return items
 
@@ -319,10 +289,8 @@ class ProcFS:
         freehigh = sum(s.free_pages for s in snaps.values() if self._is_highmem(s.zone))
         bufferram = swapcache = 0
         cached = max(counters["nr_file_pages"] - swapcache - bufferram, 0)
-        # Anonymous memory: the kernel's names if vmstat has them, else vmscan's counter.
-        anon = counters.get("nr_anon_pages", counters.get("nr_unreclaimable_pages", 0))
-        active_anon = counters.get("nr_active_anon", 0)
-        inactive_anon = counters.get("nr_inactive_anon", anon - active_anon)
+        anon = counters["nr_anon_pages"]
+        active_anon, inactive_anon = counters["nr_active_anon"], counters["nr_inactive_anon"]
         active_file, inactive_file = counters["nr_active_file"], counters["nr_inactive_file"]
         sreclaimable = counters["nr_slab_reclaimable"]
         sunreclaim = counters["nr_slab_unreclaimable"]
@@ -380,10 +348,7 @@ class ProcFS:
 
         SLUB has no tunables and no shared arrays: those columns are 0.
         """
-        slab = getattr(self.machine, "slab", None)
-        if slab is None:  # no slab allocator, no file
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory",
-                                    "/proc/slabinfo")
+        slab = self.machine.slab
         out = ["slabinfo - version: 2.1\n"
                "# name            <active_objs> <num_objs> <objsize> <objperslab> "
                "<pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata "

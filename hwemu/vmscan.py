@@ -100,7 +100,8 @@ class Vmscan:
                     self.anon[task.pid].append(self._pfn(page))
                 got += 1
         finally:
-            self.vmstat.mod("nr_unreclaimable_pages", got)
+            self.vmstat.mod("nr_anon_pages", got)
+            self.vmstat.mod("nr_inactive_anon", got)
         return got
 
     def release_anon_pages(self, task=None) -> int:
@@ -110,8 +111,19 @@ class Vmscan:
             pfns = self.anon.pop(task.pid, [])
         for pfn in pfns:
             self.pa.free_pages(self.pa.memmap.start + pfn * STRUCT_PAGE_SIZE, 0)
-        self.vmstat.mod("nr_unreclaimable_pages", -len(pfns))
+        self.vmstat.mod("nr_anon_pages", -len(pfns))
+        self.vmstat.mod("nr_inactive_anon", -len(pfns))
         return len(pfns)
+
+    def lru_pages(self) -> dict[int, dict[str, int]]:
+        """Per zone (by ``id``): pages of page cache, dirty page cache and anon memory."""
+        with self.lru_lock:
+            out = {zid: {"file": len(lru), "dirty": sum(lru.values()), "anon": 0}
+                   for zid, lru in self.file_lru.items()}
+            anon = [pfn for pfns in self.anon.values() for pfn in pfns]
+        for pfn in anon:
+            out[id(self.pa._zone_of(pfn))]["anon"] += 1
+        return out
 
     def rss(self, pid: int) -> int:
         return len(self.anon.get(pid, ()))

@@ -12,15 +12,16 @@ import threading
 
 # enum node_stat_item (the ones the emulated subsystems maintain), in /proc/vmstat order.
 NODE_STAT_ITEMS = (
-    "nr_inactive_file", "nr_active_file", "nr_slab_reclaimable", "nr_slab_unreclaimable",
-    "nr_file_pages", "nr_dirty", "nr_writeback", "nr_kernel_misc_reclaimable",
-    "nr_vmalloc", "nr_unreclaimable_pages",
+    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file",
+    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_anon_pages", "nr_file_pages",
+    "nr_dirty", "nr_writeback", "nr_kernel_misc_reclaimable", "nr_vmalloc",
 )
 # enum vm_event_item (the ones the emulated subsystems count).
 VM_EVENT_ITEMS = (
     "pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_high", "pgalloc_movable",
-    "allocstall", "pgfree", "pgsteal_kswapd", "pgsteal_direct", "pgscan_kswapd",
-    "pgscan_direct", "kswapd_wake", "oom_kill", "pgalloc_fail", "pgpunch",
+    "allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_high",
+    "allocstall_movable", "pgfree", "pgsteal_kswapd", "pgsteal_direct", "pgscan_kswapd",
+    "pgscan_direct", "kswapd_wake", "oom_kill",
 )
 
 

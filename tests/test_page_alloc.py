@@ -57,7 +57,7 @@ def zone(m, nid, idx):
 def vm_events(m):
     """(pages allocated, pages freed) as /proc/vmstat counts them."""
     s = m.vmstat.snapshot()
-    return (sum(v for k, v in s.items() if k.startswith("pgalloc_") and k != "pgalloc_fail"),
+    return (sum(v for k, v in s.items() if k.startswith("pgalloc_")),
             s["pgfree"])
 
 
@@ -581,7 +581,7 @@ def test_alloc_failure_warning_text(machine, fake_jiffies):
     m = machine
     advance = fake_jiffies(m)
     held = fill(KERNEL_NORETRY)
-    fails = m.vmstat["pgalloc_fail"]
+    fails = m.page_alloc.alloc_failures
     start = len(log_lines(m))
     assert alloc_pages(GFP_KERNEL, 4) == 0     # costly order: no OOM killer, fails
     new = log_lines(m)[start:]
@@ -593,7 +593,7 @@ def test_alloc_failure_warning_text(machine, fake_jiffies):
     assert rest[0].startswith("CPU: 0 UID: 0 PID: 1 Comm: init")
     assert rest.index("Call Trace:") < rest.index("Mem-Info:")
     assert any(l.startswith("Node 0 DMA32 free:") for l in rest)
-    assert m.vmstat["pgalloc_fail"] == fails + 1
+    assert m.page_alloc.alloc_failures == fails + 1
 
     advance(11)
     assert alloc_pages(GFP_KERNEL | __GFP_RETRY_MAYFAIL, 0) == 0   # order 0, no OOM
@@ -630,7 +630,7 @@ def test_alloc_failure_warning_is_ratelimited(machine, fake_jiffies):
         assert alloc_pages(GFP_KERNEL, 4) == 0
     burst = len(_failures(m))
     assert 1 <= burst <= 10                  # 6.x: 1 per 10 s; older kernels: 10 per 5 s
-    assert m.vmstat["pgalloc_fail"] >= 15
+    assert m.page_alloc.alloc_failures >= 15
     advance(1)
     assert alloc_pages(GFP_KERNEL, 4) == 0
     assert len(_failures(m)) == burst        # still inside the interval
@@ -1036,13 +1036,13 @@ def test_hole_punching_returns_free_blocks_to_the_host(boot):
     blocks = [alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER) for _ in range(n)]
     for page in blocks:
         hwemu.memset(hwemu.page_address(page), 0xC3, written)
-    punched0 = m.vmstat["pgpunch"]
+    punched0 = m.page_alloc.punched_pages
     resident = ram.resident_bytes()
     assert resident >= n * written
     for page in blocks:
         __free_pages(page, MAX_PAGE_ORDER)
     expected = n - PUNCH_SLACK                 # the oldest free blocks beyond the slack
-    assert m.vmstat["pgpunch"] - punched0 == expected << MAX_PAGE_ORDER
+    assert m.page_alloc.punched_pages - punched0 == expected << MAX_PAGE_ORDER
     assert resident - ram.resident_bytes() >= expected * written
     audit(m)
     punched = {pfn_of(p) for p in blocks[:expected]}

@@ -364,14 +364,6 @@ def test_vmstat_counts_allocations(machine):
 # ---------------------------------------------------------------- /proc/slabinfo
 
 
-def test_slabinfo_needs_the_slab_allocator(machine):
-    if hasattr(machine, "slab"):
-        pytest.skip("the slab allocator is present")
-    with pytest.raises(FileNotFoundError) as exc:
-        machine.procfs.read("/proc/slabinfo")
-    assert exc.value.errno == errno.ENOENT
-
-
 SLAB_LINE = re.compile(r"^(\S.{16}|\S{18,}) ([ \d]{5}\d) ([ \d]{5}\d) ([ \d]{5}\d) "
                        r"([ \d]{3}\d) ([ \d]{3}\d) : tunables    0    0    0 : slabdata "
                        r"([ \d]{5}\d) ([ \d]{5}\d)      0$")
@@ -395,9 +387,7 @@ def slabinfo(m):
 
 
 def test_slabinfo_format_and_counts(machine):
-    slab = pytest.importorskip("hwemu.slab")
-    if not hasattr(machine, "slab"):  # not wired into boot yet: bring it up by hand
-        machine.slab = slab.Slab(machine)
+    from hwemu import slab
     before = slabinfo(machine)
     names = list(before)
     assert names[-1] == "kmem_cache"  # the first cache created is listed last
