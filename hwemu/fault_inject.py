@@ -43,7 +43,7 @@ from typing import Any
 from . import bug, sched
 from .config import FaultAttrConfig, FaultInjectionConfig
 from .gfp import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN
-from .printk import KERN_NOTICE, KERN_WARNING
+from .printk import KERN_NOTICE, KERN_WARNING, RateLimit
 
 __all__ = [
     "DEBUGFS_ROOT",
@@ -152,8 +152,7 @@ class FaultAttr:
         init(self, "_rng", random.Random(f"hwemu fault injection {seed} {name}"))
         init(self, "_knobs", {k.attr: k for k in self.KNOBS})
         init(self, "_files", {k.file: k for k in self.KNOBS})
-        # ratelimit_state: begin (jiffies, None until first use), printed, missed
-        init(self, "_rs", [None, 0, 0])
+        init(self, "_rs", RateLimit(machine.log, machine.clock, 0, 0, "fail_dump"))
         defaults = {"probability": 0, "interval": 1, "times": 1, "space": 0,
                     "verbose": 2, "ratelimit_interval": 0,
                     "ratelimit_burst": DEFAULT_RATELIMIT_BURST, "task_filter": False}
@@ -181,27 +180,10 @@ class FaultAttr:
 
     # ------------------------------------------------------------ internals
 
-    def _ratelimit(self) -> int | None:
-        """``__ratelimit(&attr->ratelimit_state)``: None to suppress, else the number
-        of messages suppressed in the interval that just ended (to report)."""
-        interval, burst = self.ratelimit_interval, self.ratelimit_burst
-        if interval == 0:
-            return 0
-        clock = self.machine.clock
-        now = clock.jiffies()
-        with self._lock:
-            rs = self._rs
-            if rs[0] is None:
-                rs[0] = now
-            missed = 0
-            # time_is_before_jiffies(begin + interval): the interval is over.
-            if (rs[0] + interval - now) & clock.mask > clock.mask >> 1:
-                missed, rs[:] = rs[2], [now, 0, 0]
-            if burst and burst > rs[1]:
-                rs[1] += 1
-                return missed
-            rs[2] += 1
-            return None
+    def _ratelimit(self) -> bool:
+        """``__ratelimit(&attr->ratelimit_state)`` with the current knob values."""
+        self._rs.interval, self._rs.burst = self.ratelimit_interval, self.ratelimit_burst
+        return self._rs()
 
 
 class FailslabAttr(FaultAttr):
@@ -255,12 +237,9 @@ def fail_dump(attr: FaultAttr, task: sched.Task, shown: tuple[int, int, int, int
     """
     if attr.verbose == 0:
         return
-    missed = attr._ratelimit()
-    if missed is None:
+    if not attr._ratelimit():
         return
     log = attr.machine.log
-    if missed:
-        log.printk(f"fail_dump: {missed} callbacks suppressed", KERN_WARNING)
     interval, probability, space, times = shown
     log.printk("FAULT_INJECTION: forcing a failure.\n"
                f"name {attr.name}, interval {interval}, probability {probability}, "

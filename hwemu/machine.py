@@ -25,7 +25,7 @@ from .vmalloc import Vmalloc
 from .vmscan import Vmscan
 from .oom_kill import OOMKiller
 from .physmem import PhysMem
-from .printk import LogBuf
+from .printk import LogBuf, RateLimit
 from .procfs import ProcFS
 from .vmstat import VmStat
 from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
@@ -101,6 +101,9 @@ class Machine:
         self.going_down = False
         self.clock = sched.Clock(cfg.hz, cfg.time_scale, 32 if cfg.arch == "i386" else 64)
         self.log = LogBuf(cfg.log_buf_len, self.clock.now_ns, cfg.console)
+        # printk_ratelimit(): the machine-wide state, 10 messages per 5 s.
+        self.printk_ratelimit = RateLimit(self.log, self.clock, 5 * cfg.hz, 10,
+                                          "printk_ratelimit")
         self.bugs = BugState(self)
         self.warnings: list[str] = []
         self.oops_flags = "PREEMPT SMP" + (" KASAN" if config.kasan.enabled else "") + " NOPTI"

@@ -27,13 +27,13 @@ from . import bug, sched, vmem
 from .access import memset
 from .highmem import kmap_local_page, kunmap_local
 from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone, gfpflags_allow_blocking
-from .mmzone import (MAX_NR_ZONES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
+from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
                      WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE,
                      ZONE_NAMES, ZONE_NORMAL)
 from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
                    PG_head, PG_reserved, STRUCT_PAGE_SIZE, W_FLAGS, W_LRU_NEXT, W_MAPPING,
                    W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT, PFN_SECTION_SHIFT, virt_to_page)
-from .printk import KERN_ALERT, KERN_WARNING
+from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 from .vmem import PAGE_SHIFT, PAGE_SIZE
 
 __all__ = ["PageAlloc", "MAX_PAGE_ORDER", "PAGE_ALLOC_COSTLY_ORDER", "__alloc_pages",
@@ -98,8 +98,8 @@ class PageAlloc:
         machine.vmstat.sources.append(self._counters)
         self._zero = {}
         self._unpunched: collections.OrderedDict = collections.OrderedDict()
-        self._warn_lock = threading.Lock()
-        self._warned_at: collections.deque = collections.deque(maxlen=10)
+        self.nopage_rs = RateLimit(machine.log, machine.clock, 10 * machine.clock.hz, 1,
+                                   "warn_alloc")
         self.totalreserve = 0
         zones = [z for z in self.zones if z.populated()]
         edges = [self._init_zone(zone, len(machine.sched.cpus)) for zone in zones]
@@ -116,7 +116,7 @@ class PageAlloc:
         self.watermark_scale_factor = vm.watermark_scale_factor
         self.setup_per_zone_wmarks(vm.min_free_kbytes)
         self.setup_per_zone_lowmem_reserve()
-        self._zonelists: dict[tuple[int, bool], list] = {}
+        self._node_order = self.build_node_orders()
         self._contexts: dict[int, tuple] = {}
         self._fail = machine.fault.fail_page_alloc
 
@@ -211,8 +211,10 @@ class PageAlloc:
                 for j in range(i + 1, MAX_NR_ZONES):
                     upper += node.node_zones[j].managed_pages
                     z.lowmem_reserve[j] = upper // ratio if ratio and z.managed_pages else 0
-        self.totalreserve = sum(max(z.lowmem_reserve) + z.high_wmark_pages()
-                                for z in self.zones)
+        # calculate_totalreserve_pages(): what userspace cannot count on, per zone at most
+        # the zone itself.
+        self.totalreserve = sum(min(max(z.lowmem_reserve[z.idx:]) + z.high_wmark_pages(),
+                                    z.managed_pages) for z in self.zones)
 
     def _counters(self) -> dict[str, int]:
         return {"pgfree": self.pgfree,
@@ -358,17 +360,41 @@ class PageAlloc:
         return any(z.nr_free[o] for o in range(order, NR_PAGE_ORDERS))
 
     def zonelist(self, nid: int, thisnode: bool) -> list:
-        """Zones in fallback order: nodes by distance, each node's zones high to low."""
-        key = (nid, thisnode)
-        zl = self._zonelists.get(key)
-        if zl is None:
-            dist = self.machine.config.machine.distances[nid]
-            nodes = [nid] if thisnode else sorted(range(len(dist)), key=lambda n: (dist[n], n))
-            zl = [self.machine.nodes[n].node_zones[z] for n in nodes
-                  for z in reversed(range(MAX_NR_ZONES))
-                  if self.machine.nodes[n].node_zones[z].managed_pages]
-            self._zonelists[key] = zl
-        return zl
+        """Zones in fallback order: ``nid``'s node order (or ``nid`` alone with
+        ``__GFP_THISNODE``), each node's populated zones from high to low."""
+        nodes = [nid] if thisnode else self._node_order[nid]
+        return [self.machine.nodes[n].node_zones[z] for n in nodes
+                for z in reversed(range(MAX_NR_ZONES))
+                if self.machine.nodes[n].node_zones[z].managed_pages]
+
+    def build_node_orders(self) -> list[list[int]]:
+        """``build_all_zonelists()``: every node's fallback order of nodes.
+
+        ``find_next_best_node()``: the nearest unused node, a node below the local one
+        and a node with CPUs a little farther, and ``node_load[]`` (shared by every
+        node's build) spreading equidistant nodes round-robin.
+        """
+        dist = self.machine.config.machine.distances
+        nr = len(dist)
+        with_cpus = {cpu.node for cpu in self.machine.sched.cpus}
+        node_load = [0] * nr
+        orders = []
+        for local in range(nr):
+            order, used, load, prev = [], set(), nr, local
+            while len(used) < nr:
+                if local not in used:
+                    best = local
+                else:
+                    best = min((m for m in range(nr) if m not in used), key=lambda m: (
+                        (dist[local][m] + (m < local) + (m in with_cpus)) * MAX_NUMNODES
+                        + node_load[m], m))
+                used.add(best)
+                if dist[local][best] != dist[local][prev]:
+                    node_load[best] = load
+                order.append(best)
+                prev, load = best, load - 1
+            orders.append(order)
+        return orders
 
     def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int, zones,
                                highest_zoneidx: int, nodemask, cpu: int) -> int:
@@ -487,8 +513,8 @@ class PageAlloc:
         if gfp & gfp_t.NOFAIL and not bug.WARN_ON_ONCE(not can_reclaim):
             return self._nofail(gfp, order, args)
         self.alloc_failures += 1
-        if not gfp & gfp_t.NOWARN:
-            self.warn_alloc(gfp, order, args[2])
+        self.warn_alloc(gfp, args[2], f"page allocation failure: order:{order}",
+                        bug.caller(3))
         return -1
 
     def may_oom(self, gfp: int, order: int, args: tuple) -> bool:
@@ -574,9 +600,11 @@ class PageAlloc:
             head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
             words[pfn * 8 + W_FLAGS] &= ~(1 << PG_head)
             words[(pfn + 1) * 8 + W_FLAGS] &= ~0xFF
-            for p in range(pfn + 1, pfn + (1 << order)):
-                if words[p * 8 + W_LRU_NEXT] != head | 1:
-                    self.bad_page(p, "corrupted compound_head")
+            for p in range(pfn + 1, pfn + (1 << order)):  # free_tail_page_prepare()
+                tail = words[p * 8 + W_LRU_NEXT]
+                if not tail & 1 or tail != head | 1:
+                    self.bad_page(p, "compound_head not consistent" if tail & 1
+                                  else "PageTail not set")
                     bad = True
                 words[p * 8 + W_LRU_NEXT] = self.memmap.start + p * STRUCT_PAGE_SIZE + 8
         for p in range(pfn, pfn + (1 << order)):
@@ -587,16 +615,18 @@ class PageAlloc:
         return not bad
 
     def page_bad_reason(self, pfn: int) -> str | None:
-        """``page_bad_reason()``: why a page may not be freed, or None."""
+        """``page_bad_reason()``: why a page may not be freed, or None; as in the
+        kernel each check overrides the ones before it."""
+        reason = None
         if self.ints[pfn * 16 + I_MAPCOUNT] != -1:
-            return "nonzero mapcount"
+            reason = "nonzero mapcount"
         if self.words[pfn * 8 + W_MAPPING]:
-            return "non-NULL mapping"
+            reason = "non-NULL mapping"
         if self.ints[pfn * 16 + I_REFCOUNT]:
-            return "nonzero _refcount"
+            reason = "nonzero _refcount"
         if self.words[pfn * 8 + W_FLAGS] & PAGE_FLAGS_CHECK_AT_FREE:
-            return "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
-        return None
+            reason = "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
+        return reason
 
     def free_pages(self, page: int, order: int, task=None) -> None:
         """``__free_pages()``: drop a reference; free the block when it was the last."""
@@ -608,6 +638,8 @@ class PageAlloc:
                       not mm.pfn_valid(pfn + (1 << order) - 1)):
             raise bug.AddressError(f"__free_pages({page:#x}, {order}): pfn {pfn:#x} is not "
                                    f"the head of an order-{order} block")
+        if not mm._ready[pfn >> PFN_SECTION_SHIFT]:  # a page nobody has looked at yet
+            mm.ensure(pfn, pfn + 1)
         flags = self.words[pfn * 8 + W_FLAGS]
         zone = self.machine.nodes[flags >> NODES_PGSHIFT & NODES_MASK].node_zones[
             flags >> ZONES_PGSHIFT & ZONES_MASK]
@@ -677,22 +709,17 @@ class PageAlloc:
         machine.warnings.append(f"BUG: Bad page state in process {task.comm}  "
                                 f"pfn:{pfn:05x}\n{text}")
 
-    def warn_alloc(self, gfp: int, order: int, nodemask) -> None:
-        """``warn_alloc()``: the "page allocation failure" splat (ratelimited 10 / 5 s)."""
+    def warn_alloc(self, gfp: int, nodemask, message: str, frame=None) -> None:
+        """``warn_alloc(gfp, nodemask, fmt, ...)``: an allocation-failure splat, one per
+        10 s (``nopage_rs``), with the stack of ``frame`` (default: the caller's)."""
+        if gfp & gfp_t.NOWARN or not self.nopage_rs():
+            return
         machine, task = self.machine, sched.current()
-        now = machine.clock.jiffies()
-        with self._warn_lock:
-            if len(self._warned_at) == 10 and \
-                    (now - self._warned_at[0]) & machine.clock.mask < 5 * machine.clock.hz:
-                return
-            self._warned_at.append(now)
-        nodes = len(machine.nodes)
-        mems = "0" if nodes == 1 else f"0-{nodes - 1}"
-        mask = "(null)" if nodemask is None else ",".join(map(str, sorted(nodemask)))
-        machine.log.printk(f"{task.comm}: page allocation failure: order:{order}, "
-                           f"mode:{format_gfp(gfp)}, nodemask={mask},cpuset=/,"
-                           f"mems_allowed={mems}", KERN_WARNING)
-        bug.dump_stack(machine, task, bug.caller(4), KERN_WARNING)
+        machine.log.printk(f"{task.comm}: {message}, mode:{format_gfp(gfp)}, "
+                           f"nodemask={nodelist(nodemask)},cpuset=/,"
+                           f"mems_allowed={nodelist(range(len(machine.nodes)))}",
+                           KERN_WARNING)
+        bug.dump_stack(machine, task, frame or bug.caller(), KERN_WARNING)
         machine.log.printk(self.show_mem(), KERN_WARNING)
 
     def show_mem(self) -> str:
@@ -711,6 +738,19 @@ class PageAlloc:
             lines.append(f"Node {z.node} {ZONE_NAMES[z.idx]}: {counts} = "
                          f"{z.free_pages * k}kB")
         return "\n".join(lines)
+
+
+def nodelist(nodes) -> str:
+    """``%*pbl`` of a nodemask: ``0-3``, ``0,2``; ``(null)`` for no mask."""
+    if nodes is None:
+        return "(null)"
+    runs: list[list[int]] = []
+    for n in sorted(set(nodes)):
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def zone_batchsize(managed: int) -> int:
@@ -802,19 +842,27 @@ def free_page(addr: int) -> None:
     free_pages(addr, 0)
 
 
-def get_page(page: int) -> None:
-    """``get_page()``: take a reference."""
+def _folio(page: int) -> tuple[PageAlloc, int]:
+    """``page_folio()``: the allocator and the head pfn of ``page``'s compound page."""
     pa = vmem.space_of(page).machine.page_alloc
     pfn = pa.memmap.page_to_pfn(page)
+    compound_head = pa.words[pfn * 8 + W_LRU_NEXT]
+    if compound_head & 1:  # a tail page points at its head
+        pfn = pa.memmap.page_to_pfn(compound_head - 1)
+    return pa, pfn
+
+
+def get_page(page: int) -> None:
+    """``get_page()``: take a reference on the folio ``page`` belongs to."""
+    pa, pfn = _folio(page)
     bug.BUG_ON(pa.ints[pfn * 16 + I_REFCOUNT] <= 0)
     pa.ints[pfn * 16 + I_REFCOUNT] += 1
 
 
 def put_page(page: int) -> None:
-    """``put_page()``: drop a reference; the last one frees (compound: whole folio)."""
-    pa = vmem.space_of(page).machine.page_alloc
-    pfn = pa.memmap.page_to_pfn(page)
-    pa.free_pages(page, pa.compound_order(pfn))
+    """``put_page()``: drop a reference; the last one frees the whole folio."""
+    pa, pfn = _folio(page)
+    pa.free_pages(pa.memmap.start + pfn * STRUCT_PAGE_SIZE, pa.compound_order(pfn))
 
 
 def nr_free_pages() -> int:

@@ -63,3 +63,40 @@ class LogBuf:
 def _stamp(ts_ns: int, line: str) -> str:
     sec, ns = divmod(ts_ns, 1_000_000_000)
     return f"[{sec:5d}.{ns // 1000:06d}] {line}"
+
+
+class RateLimit:
+    """``struct ratelimit_state`` and ``___ratelimit()`` (lib/ratelimit.c).
+
+    At most ``burst`` messages per ``interval`` jiffies (interval 0: no limit). When a
+    new interval begins, the number suppressed in the last one is logged as
+    ``"<name>: N callbacks suppressed"``, ``name`` being the function that asked.
+
+    :param clock: the machine's clock (``jiffies()`` and ``mask``)
+    """
+
+    def __init__(self, log: LogBuf, clock, interval: int, burst: int, name: str):
+        self.log, self.clock = log, clock
+        self.interval, self.burst, self.name = interval, burst, name
+        self._begin: int | None = None
+        self._printed = self._missed = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str | None = None) -> bool:
+        """True if the caller may print now."""
+        if not self.interval:
+            return True
+        now, mask = self.clock.jiffies(), self.clock.mask
+        with self._lock:
+            if self._begin is None:
+                self._begin = now
+            if (self._begin + self.interval - now) & mask > mask >> 1:  # interval over
+                if self._missed:
+                    self.log.printk(f"{name or self.name}: {self._missed} callbacks "
+                                    "suppressed", KERN_WARNING)
+                self._begin, self._printed, self._missed = now, 0, 0
+            if self.burst > self._printed:
+                self._printed += 1
+                return True
+            self._missed += 1
+            return False

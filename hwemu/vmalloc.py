@@ -35,7 +35,6 @@ import bisect
 import errno
 import sys
 import threading
-from collections import deque
 
 from . import access, bug, sched
 from .gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOFS,
@@ -197,8 +196,6 @@ class Vmalloc:
         self._deferred_nr = 0
         self._deferred_lock = threading.Lock()
         self.totalram_pages = sum(z.managed_pages for z in self.page_alloc.zones)
-        self._ratelimit: deque = deque(maxlen=10)   # printk_ratelimit(): 10 per 5 s
-        self._ratelimit_lock = threading.Lock()
         self.SIZE_MAX = (1 << (32 if machine.config.machine.arch == "i386" else 64)) - 1
 
     # ------------------------------------------------------------ address ranges
@@ -264,16 +261,6 @@ class Vmalloc:
         self.vmap_lazy_nr = 0
         return nr
 
-    def _printk_ratelimit(self) -> bool:
-        clock = self.machine.clock
-        now = clock.jiffies()
-        with self._ratelimit_lock:
-            if len(self._ratelimit) == 10 and \
-                    (now - self._ratelimit[0]) & clock.mask < 5 * clock.hz:
-                return False
-            self._ratelimit.append(now)
-            return True
-
     def alloc_vmap_area(self, size: int, align: int, vstart: int, vend: int, gfp: int,
                         vm: vm_struct, task) -> int:
         """``alloc_vmap_area()``: reserve ``size`` bytes and bind ``vm`` to them.
@@ -303,7 +290,7 @@ class Vmalloc:
                     purged = True
                     continue
             break
-        if not gfp & _NOWARN and self._printk_ratelimit():
+        if not gfp & _NOWARN and self.machine.printk_ratelimit("alloc_vmap_area"):
             self.machine.log.printk(
                 f"vmalloc_node_range for size {size} failed: Address range restricted to "
                 f"{vstart:#x} - {vend:#x}", KERN_WARNING)
@@ -384,8 +371,9 @@ class Vmalloc:
         area.nr_pages = len(pfns)
         self.vmstat.mod("nr_vmalloc", area.nr_pages)
         if area.nr_pages != nr:
-            _warn_alloc(self.machine, task, gfp, "vmalloc error: size "
-                        f"{area.nr_pages * PAGE_SIZE}, failed to allocate pages", frame)
+            self.machine.page_alloc.warn_alloc(
+                gfp, None, f"vmalloc error: size {area.nr_pages * PAGE_SIZE}, failed to "
+                "allocate pages", frame)
             self.vfree_task(area.addr)
             return 0
         try:
@@ -393,8 +381,9 @@ class Vmalloc:
         except OSError as exc:
             if exc.errno != errno.ENOMEM:
                 raise
-            _warn_alloc(self.machine, task, gfp, "vmalloc error: size "
-                        f"{area.nr_pages * PAGE_SIZE}, failed to map pages", frame)
+            self.machine.page_alloc.warn_alloc(
+                gfp, None, f"vmalloc error: size {area.nr_pages * PAGE_SIZE}, failed to "
+                "map pages", frame)
             self.vfree_task(area.addr)
             return 0
         if gfp & _ZERO:
@@ -420,8 +409,8 @@ class Vmalloc:
         if bug.WARN_ON_ONCE(not size):
             return 0
         if (size >> PAGE_SHIFT) > self.totalram_pages:
-            _warn_alloc(self.machine, task, gfp,
-                        f"vmalloc error: size {size}, exceeds total pages", frame)
+            self.machine.page_alloc.warn_alloc(
+                gfp, None, f"vmalloc error: size {size}, exceeds total pages", frame)
             return 0
         if self._deferred_nr and not task.preempt_count & _IN_INTERRUPT:
             self.flush_deferred()
@@ -431,8 +420,9 @@ class Vmalloc:
             if area is not None:
                 break
             nofail = bool(gfp & _NOFAIL)
-            _warn_alloc(self.machine, task, gfp, f"vmalloc error: size {size}, vm_struct "
-                        f"allocation failed{'. Retrying.' if nofail else ''}", frame)
+            self.machine.page_alloc.warn_alloc(
+                gfp, None, f"vmalloc error: size {size}, vm_struct allocation failed"
+                f"{'. Retrying.' if nofail else ''}", frame)
             if not nofail:
                 return 0
             sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
@@ -514,26 +504,6 @@ class Vmalloc:
             lines.append(line)
         lines += [f"0x{s:016x}-0x{e:016x} {e - s:7d} unpurged vm_area" for s, e in lazy]
         return "".join(line + "\n" for line in lines)
-
-
-def _warn_alloc(machine, task, gfp: int, message: str, frame) -> None:
-    """``warn_alloc(gfp, NULL, fmt, ...)``: the allocation-failure splat, ratelimited with
-    the page allocator's (one ``nopage_rs`` state: 10 per 5 s)."""
-    if gfp & _NOWARN:
-        return
-    pa = machine.page_alloc
-    clock = machine.clock
-    now = clock.jiffies()
-    with pa._warn_lock:
-        if len(pa._warned_at) == 10 and (now - pa._warned_at[0]) & clock.mask < 5 * clock.hz:
-            return
-        pa._warned_at.append(now)
-    nodes = len(machine.nodes)
-    mems = "0" if nodes == 1 else f"0-{nodes - 1}"
-    machine.log.printk(f"{task.comm}: {message}, mode:{format_gfp(gfp)}, nodemask=(null),"
-                       f"cpuset=/,mems_allowed={mems}", KERN_WARNING)
-    bug.dump_stack(machine, task, frame, KERN_WARNING)
-    machine.log.printk(pa.show_mem(), KERN_WARNING)
 
 
 def vmalloc_fix_flags(flags: int) -> int:

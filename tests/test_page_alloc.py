@@ -304,12 +304,6 @@ def test_numa_fallback_goes_to_the_nearest_node(boot):
     audit(m)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hwemu/page_alloc.py:363 zonelist() orders nodes by (distance, node id), so "
-    "on the numa4 ring node 1 falls back to node 0 before node 2 and node 2 to node 1 "
-    "before node 3; the kernel's build_zonelists()/find_next_best_node() adds "
-    "`val += (n < node)` (prefer the next node) and round-robins equidistant nodes with "
-    "node_load[], giving fallback orders 0:[0 1 3 2] 1:[1 2 0 3] 2:[2 3 1 0] 3:[3 0 2 1]"))
 def test_numa_fallback_tie_break_matches_kernel(boot):
     m = boot("x86_64-numa4")
     kernel_next = {1: 2, 2: 3}
@@ -344,10 +338,6 @@ def test_thisnode_never_leaves_the_node(boot):
     audit(m)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hwemu/page_alloc.py:688 warn_alloc() prints the nodemask as a comma list "
-    "('nodemask=1,2,3'); the kernel prints it with %*pbl (bitmap list format), which "
-    "collapses runs: 'nodemask=1-3'"))
 def test_warn_alloc_prints_the_nodemask_as_a_bitmap_list(boot):
     m = boot("x86_64-numa4", machine__nodes=[{"mem": "64M"}] * 4)
     held = []
@@ -640,11 +630,6 @@ def test_alloc_failure_warning_is_ratelimited(machine, fake_jiffies):
     free_all(held)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hwemu/page_alloc.py:680-685 warn_alloc() rate-limits to 10 messages per 5 s "
-    "(a sliding window) and never reports what it dropped; 6.x mm/page_alloc.c has "
-    "`static DEFINE_RATELIMIT_STATE(nopage_rs, 10*HZ, 1)` (one warning per 10 s) and "
-    "___ratelimit() prints 'warn_alloc: N callbacks suppressed' when the interval ends"))
 def test_alloc_failure_ratelimit_matches_kernel(machine, fake_jiffies):
     m = machine
     advance = fake_jiffies(m)
@@ -774,11 +759,6 @@ def test_free_pages_with_an_extra_reference_frees_the_tail(machine):
     audit(m)
 
 
-@pytest.mark.xfail(strict=True, raises=KernelBug, reason=(
-    "BUG: hwemu/page_alloc.py:802-814 get_page()/put_page() work on the struct page "
-    "they are given: get_page() of a tail page BUGs on the tail's zero refcount and "
-    "put_page() of a tail frees it as an order-0 page; the kernel resolves "
-    "page_folio(page) and takes/drops the head's reference (folio_get/folio_put)"))
 def test_get_put_page_on_a_tail_page_use_the_head(machine):
     m = machine
     initial = snapshot(m)
@@ -930,11 +910,6 @@ def test_free_of_a_page_with_a_mapping(machine):
     audit(m)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hwemu/page_alloc.py:586-596 page_bad_reason() returns the first problem it "
-    "finds (mapcount, mapping, refcount, flags); the kernel's page_bad_reason() assigns "
-    "bad_reason for each check in turn, so the last one wins: an in-use page with a "
-    "mapping is reported as 'nonzero _refcount', not 'non-NULL mapping'"))
 def test_bad_page_reason_priority_matches_kernel(machine):
     m = machine
     (first, second), others = _adjacent_pages(m, 2)
@@ -944,11 +919,6 @@ def test_bad_page_reason_priority_matches_kernel(machine):
     assert dumped == ["page dumped because: nonzero _refcount"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hwemu/page_alloc.py:576 free_pages_prepare() reports a tail page whose "
-    "compound_head is wrong as 'corrupted compound_head'; the kernel's "
-    "free_tail_page_prepare() says 'PageTail not set' (bit 0 clear) or "
-    "'compound_head not consistent' (points at another head)"))
 def test_corrupted_tail_page_reason_matches_kernel(machine):
     m = machine
     head = alloc_pages(GFP_KERNEL | __GFP_COMP, 2)
@@ -984,13 +954,6 @@ def test_free_of_a_never_allocated_deferred_page_is_a_vm_bug(boot):
     audit(m)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hwemu/page_alloc.py:608-613 free_pages() reads page->flags to find the zone "
-    "before the struct page's section is initialised (memmap.ensure), so for a "
-    "never-allocated page in an untouched section it sees flags 0: zone DMA of node 0, "
-    "no _grow_to() of the real zone, and dump_page() prints 'flags: 0x0(node=0|zone=0)' "
-    "and mapcount:1; in the kernel every struct page is initialised once deferred init "
-    "is done, so the VM_BUG_ON_PAGE dump says node=3|zone=2, mapcount:0"))
 def test_never_allocated_page_dump_names_its_node_and_zone(boot):
     m = boot(BIG)
     deep = m.nodes[3].node_start_pfn + 3 * 32768 + 5
