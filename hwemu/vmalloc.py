@@ -559,17 +559,24 @@ def __vmalloc_node_range_noprof(size: int, align: int, start: int, end: int, gfp
 __vmalloc_node_range = __vmalloc_node_range_noprof
 
 
+def _vmalloc(what: str, size: int, align: int, gfp: int, node: int,
+             vm_flags: int = 0, caller=None) -> int:
+    """The body of every ``vmalloc*()`` wrapper: ``__vmalloc_node_range()`` over the
+    whole window, recording the wrapper's caller as ``vm->caller``."""
+    _check_size(size, what)
+    _check_node(node, what)
+    vm = _vm()
+    return vm.vmalloc_node_range(size, align, vm.VMALLOC_START, vm.VMALLOC_END, gfp,
+                                 PAGE_KERNEL, vm_flags, node, caller or sys._getframe(2))
+
+
 def __vmalloc_node_noprof(size: int, align: int, gfp_mask: int, node: int,
                           caller=None) -> int:
     """``__vmalloc_node()``: :func:`__vmalloc_node_range` over the whole window.
 
     :return: ``void *``, or 0
     """
-    _check_size(size, "__vmalloc_node")
-    _check_node(node, "__vmalloc_node")
-    vm = _vm()
-    return vm.vmalloc_node_range(size, align, vm.VMALLOC_START, vm.VMALLOC_END, gfp_mask,
-                                 PAGE_KERNEL, 0, node, caller or sys._getframe(1))
+    return _vmalloc("__vmalloc_node", size, align, gfp_mask, node, 0, caller)
 
 
 __vmalloc_node = __vmalloc_node_noprof
@@ -581,12 +588,9 @@ def __vmalloc_noprof(size: int, gfp_mask: int) -> int:
 
     :return: ``void *``, or 0
     """
-    _check_size(size, "__vmalloc")
     if gfp_mask & ~GFP_VMALLOC_SUPPORTED:
         gfp_mask = vmalloc_fix_flags(gfp_mask)
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, gfp_mask,
-                                 PAGE_KERNEL, 0, NUMA_NO_NODE, sys._getframe(1))
+    return _vmalloc("__vmalloc", size, 1, gfp_mask, NUMA_NO_NODE)
 
 
 __vmalloc = __vmalloc_noprof
@@ -598,10 +602,7 @@ def vmalloc_noprof(size: int) -> int:
     :param size: ``unsigned long`` bytes; rounded up to whole pages
     :return: ``void *`` — page aligned, followed by an unmapped guard page; 0 on failure
     """
-    _check_size(size, "vmalloc")
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, GFP_KERNEL,
-                                 PAGE_KERNEL, 0, NUMA_NO_NODE, sys._getframe(1))
+    return _vmalloc("vmalloc", size, 1, GFP_KERNEL, NUMA_NO_NODE)
 
 
 vmalloc = vmalloc_noprof
@@ -609,11 +610,7 @@ vmalloc = vmalloc_noprof
 
 def vzalloc_noprof(size: int) -> int:
     """``vzalloc(size)``: :func:`vmalloc` with the memory zeroed. ``void *`` or 0."""
-    _check_size(size, "vzalloc")
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END,
-                                 GFP_KERNEL | __GFP_ZERO, PAGE_KERNEL, 0, NUMA_NO_NODE,
-                                 sys._getframe(1))
+    return _vmalloc("vzalloc", size, 1, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE)
 
 
 vzalloc = vzalloc_noprof
@@ -621,11 +618,7 @@ vzalloc = vzalloc_noprof
 
 def vmalloc_node_noprof(size: int, node: int) -> int:
     """``vmalloc_node(size, node)``: pages preferably from ``node``. ``void *`` or 0."""
-    _check_size(size, "vmalloc_node")
-    _check_node(node, "vmalloc_node")
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, GFP_KERNEL,
-                                 PAGE_KERNEL, 0, node, sys._getframe(1))
+    return _vmalloc("vmalloc_node", size, 1, GFP_KERNEL, node)
 
 
 vmalloc_node = vmalloc_node_noprof
@@ -633,12 +626,7 @@ vmalloc_node = vmalloc_node_noprof
 
 def vzalloc_node_noprof(size: int, node: int) -> int:
     """``vzalloc_node(size, node)``: zeroed :func:`vmalloc_node`. ``void *`` or 0."""
-    _check_size(size, "vzalloc_node")
-    _check_node(node, "vzalloc_node")
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END,
-                                 GFP_KERNEL | __GFP_ZERO, PAGE_KERNEL, 0, node,
-                                 sys._getframe(1))
+    return _vmalloc("vzalloc_node", size, 1, GFP_KERNEL | __GFP_ZERO, node)
 
 
 vzalloc_node = vzalloc_node_noprof
@@ -647,12 +635,8 @@ vzalloc_node = vzalloc_node_noprof
 def vmalloc_32_noprof(size: int) -> int:
     """``vmalloc_32(size)``: pages from 32-bit addressable memory (``GFP_VMALLOC32``:
     ``GFP_DMA32`` on x86_64, ``GFP_DMA`` on i386). ``void *`` or 0."""
-    _check_size(size, "vmalloc_32")
-    vm = _vm()
-    zone = GFP_DMA if vm.machine.config.machine.arch == "i386" else GFP_DMA32
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END,
-                                 zone | GFP_KERNEL, PAGE_KERNEL, 0, NUMA_NO_NODE,
-                                 sys._getframe(1))
+    zone = GFP_DMA if sched.current().machine.config.machine.arch == "i386" else GFP_DMA32
+    return _vmalloc("vmalloc_32", size, 1, zone | GFP_KERNEL, NUMA_NO_NODE)
 
 
 vmalloc_32 = vmalloc_32_noprof
@@ -660,13 +644,9 @@ vmalloc_32 = vmalloc_32_noprof
 
 def vmalloc_huge_node_noprof(size: int, gfp_mask: int, node: int) -> int:
     """``vmalloc_huge_node()``: ``VM_ALLOW_HUGE_VMAP`` (mapped with order-0 pages here)."""
-    _check_size(size, "vmalloc_huge_node")
-    _check_node(node, "vmalloc_huge_node")
     if gfp_mask & ~GFP_VMALLOC_SUPPORTED:
         gfp_mask = vmalloc_fix_flags(gfp_mask)
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, gfp_mask,
-                                 PAGE_KERNEL, VM_ALLOW_HUGE_VMAP, node, sys._getframe(1))
+    return _vmalloc("vmalloc_huge_node", size, 1, gfp_mask, node, VM_ALLOW_HUGE_VMAP)
 
 
 vmalloc_huge_node = vmalloc_huge_node_noprof
@@ -674,13 +654,9 @@ vmalloc_huge_node = vmalloc_huge_node_noprof
 
 def vmalloc_huge_noprof(size: int, gfp_mask: int) -> int:
     """``vmalloc_huge(size, gfp_mask)``: :func:`vmalloc_huge_node` on any node."""
-    _check_size(size, "vmalloc_huge")
     if gfp_mask & ~GFP_VMALLOC_SUPPORTED:
         gfp_mask = vmalloc_fix_flags(gfp_mask)
-    vm = _vm()
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, gfp_mask,
-                                 PAGE_KERNEL, VM_ALLOW_HUGE_VMAP, NUMA_NO_NODE,
-                                 sys._getframe(1))
+    return _vmalloc("vmalloc_huge", size, 1, gfp_mask, NUMA_NO_NODE, VM_ALLOW_HUGE_VMAP)
 
 
 vmalloc_huge = vmalloc_huge_noprof
