@@ -3,7 +3,8 @@
 ``hwemu run [CONFIG] [--set key=value ...]`` boots the machine a config describes,
 brings it up (touches RAM in every zone of every node through the direct map, and on
 highmem machines maps highmem from a task on every CPU with kmap and kmap_local),
-prints the boot log, the memory map and a zone summary, and shuts it down.
+prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
+it down.
 
 Exit codes: 0 success, 1 the machine failed (boot or bring-up), 2 bad config or
 usage, 130 interrupted.
@@ -81,6 +82,8 @@ def cmd_run(args) -> int:
         sys.stdout.write(machine.maps())
         print("\nBring-up:")
         print("\n".join(rows))
+        print("\n/proc/buddyinfo:")
+        sys.stdout.write(machine.procfs.read("/proc/buddyinfo"))
         ram = config.machine.ram_end >> PAGE_SHIFT
         print(f"\n{machine.name}: {len(machine.nodes)} node(s), {len(machine.sched.cpus)} "
               f"CPU(s), {format_size(ram * PAGE_SIZE)} RAM, {machine.tainted}")
