@@ -1,8 +1,8 @@
 """The ``hwemu`` command.
 
 ``hwemu run [CONFIG] [--set key=value ...]`` boots the machine a config describes,
-brings it up (touches RAM in every zone of every node through the direct map, and on
-highmem machines maps highmem from a task on every CPU with kmap and kmap_local),
+brings it up (allocates a page in every zone of every node, writes and reads it back
+through kmap and kmap_local, and on highmem machines does so from every CPU),
 prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
 it down.
 
@@ -16,11 +16,13 @@ import sys
 
 import yaml
 
-from . import access, highmem, page
+from . import access, highmem, page, page_alloc
 from .bug import KernelError
 from .config import ConfigError, format_size, load_config
+from .gfp import (GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, GFP_KERNEL,
+                  __GFP_NOWARN, __GFP_THISNODE, format_gfp)
 from .machine import boot
-from .mmzone import ZONE_NAMES
+from .mmzone import ZONE_HIGHMEM, ZONE_NAMES
 from .vmem import PAGE_SHIFT, PAGE_SIZE
 
 
@@ -36,36 +38,44 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def _check_page(pfn: int, pattern: int) -> None:
-    """Write and read back one word of page ``pfn`` through whatever maps it."""
-    pg = page.pfn_to_page(pfn)
-    if page.PageHighMem(pg):
-        for kmap_fn, unmap_fn, arg in ((highmem.kmap, highmem.kunmap, pg),
-                                       (highmem.kmap_local_page, highmem.kunmap_local, None)):
-            addr = kmap_fn(pg)
+# The mask whose highest zone is each zone (gfp_zone()), for allocating from it.
+ZONE_GFP = (GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE)
+
+
+def check_zone(zone) -> None:
+    """Allocate a page from ``zone``, write and read it back through every mapping
+    that reaches it (kmap and kmap_local for highmem), and free it."""
+    gfp = ZONE_GFP[zone.idx] | __GFP_THISNODE | __GFP_NOWARN
+    pg = page_alloc.alloc_pages_node(zone.node, gfp, 0)
+    if not pg or page.page_zone(pg) is not zone:
+        raise KernelError(f"node {zone.node} {ZONE_NAMES[zone.idx]}: no page from "
+                          f"alloc_pages_node({zone.node}, {format_gfp(gfp)}, 0)")
+    maps = ((highmem.kmap, highmem.kunmap, True), (highmem.kmap_local_page,
+                                                    highmem.kunmap_local, False))
+    try:
+        for pattern, (map_fn, unmap_fn, by_page) in enumerate(maps, 0x5A5A):
+            addr = map_fn(pg)
             access.store(addr, 8, pattern)
-            if access.load(addr, 8) != pattern:
-                raise KernelError(f"pfn {pfn:#x}: read back differs through {kmap_fn.__name__}")
-            unmap_fn(arg if arg is not None else addr)
-    else:
-        addr = page.page_address(pg)
-        access.store(addr, 8, pattern)
-        if access.load(addr, 8) != pattern:
-            raise KernelError(f"pfn {pfn:#x}: read back differs through the direct map")
+            ok = access.load(addr, 8) == pattern
+            unmap_fn(pg if by_page else addr)
+            if not ok:
+                raise KernelError(f"pfn {page.page_to_pfn(pg):#x}: read back differs "
+                                  f"through {map_fn.__name__}")
+    finally:
+        page_alloc.__free_pages(pg, 0)
 
 
 def bring_up(machine) -> list[str]:
-    """Touch the first and last page of every zone, highmem from every CPU."""
+    """Check a page of every zone of every node; highmem from every CPU."""
     rows = []
-    zones = [z for n in machine.nodes for z in n.node_zones if z.populated()]
+    zones = [z for n in machine.nodes for z in n.node_zones if z.managed_pages]
     for z in zones:
-        for pfn in (z.zone_start_pfn, z.zone_end_pfn - 1):
-            _check_page(pfn, 0x5A5A0000 + pfn)
+        check_zone(z)
         rows.append(f"  node {z.node} {ZONE_NAMES[z.idx]:<8} pfn {z.zone_start_pfn:#9x}-"
                     f"{z.zone_end_pfn:#9x}  {format_size(z.spanned_pages * PAGE_SIZE):>6}  ok")
-    high = [z for z in zones if z.zone_start_pfn >= machine.memmap.max_low_pfn]
+    high = [z for z in zones if z.idx == ZONE_HIGHMEM]
     if high:
-        tasks = [machine.spawn(_check_page, high[0].zone_start_pfn + cpu, 0xC0DE + cpu, cpu=cpu)
+        tasks = [machine.spawn(check_zone, high[0], cpu=cpu)
                  for cpu in range(1, len(machine.sched.cpus))]
         for t in tasks:
             t.join()
