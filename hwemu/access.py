@@ -44,6 +44,9 @@ def _space(addr: int, n: int, write: bool) -> vmem.AddressSpace:
     try:
         return vmem.space_of(addr)
     except bug.AddressError:
+        task = getattr(sched._tls, "current", None)
+        if task is not None and not task.machine.down and task.machine.kasan.enabled:
+            task.machine.kasan.check_wild(addr, n, write)
         raise _oops(addr, write, "outside every machine's memory", None) from None
 
 
@@ -58,13 +61,13 @@ def _access(addr: int, n: int, write: bool, op):
         if kasan is not None:
             kasan(addr, n, write)
         return op(space, addr - space.base)
+    if kasan is not None:  # the instrumentation runs before the access can fault
+        kasan(addr, n, write)
     with space.pgtable_lock:
         try:
             space.check(addr, n)
         except vmem.Fault as fault:
             raise _oops(fault.addr, write, fault.reason, space.machine) from None
-        if kasan is not None:
-            kasan(addr, n, write)
         return op(space, addr - space.base)
 
 

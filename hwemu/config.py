@@ -230,7 +230,25 @@ class KasanConfig(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    enabled: bool = Field(default=False, description="Enable KASAN (CONFIG_KASAN).")
+    enabled: bool = Field(default=False, description="Enable KASAN (CONFIG_KASAN, generic).")
+    fault: Literal["report", "panic", "panic_on_write"] = Field(
+        default="report",
+        description="kasan.fault: after a report, go on ('report'), panic, or panic "
+        "only for bad writes (invalid and double frees count as writes).",
+    )
+    multi_shot: bool = Field(
+        default=False,
+        description="kasan_multi_shot: print every report, not only the first.",
+    )
+    stacktrace: bool = Field(
+        default=True,
+        description="kasan.stacktrace: record allocation and free stacks of objects.",
+    )
+    quarantine_size: Size | None = Field(
+        default=None,
+        description="Bytes of freed slab objects held back from reuse; default: 1/32 "
+        "of RAM, as the kernel's QUARANTINE_FRACTION.",
+    )
 
 
 class VmConfig(BaseModel):

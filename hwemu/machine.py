@@ -17,6 +17,7 @@ from .bug import BugState, MachineDown, MachineError, UTS_RELEASE
 from .config import Config, format_size, load_config
 from .fault_inject import FaultInjection
 from .highmem import KM_MAX_IDX, Highmem
+from .kasan import Kasan
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
 from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
@@ -107,7 +108,6 @@ class Machine:
         self.bugs = BugState(self)
         self.warnings: list[str] = []
         self.oops_flags = "PREEMPT SMP" + (" KASAN" if config.kasan.enabled else "") + " NOPTI"
-        self.kasan_check = None       # set by KASAN: fn(addr, size, is_write)
         self.spinlocks: dict[int, sched.SpinLock] = {}
         self.waitqueues: dict[int, sched.WaitQueueHead] = {}
         self.nodes = build_nodes(cfg)
@@ -131,6 +131,8 @@ class Machine:
             self.space.release()
             raise
         self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
+        self.kasan = Kasan(self)
+        self.kasan_check = self.kasan.check_access if self.kasan.enabled else None
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.page_alloc = PageAlloc(self)

@@ -69,6 +69,7 @@ _PREP_BITS = gfp_t.ZERO | gfp_t.COMP
 PGTY_buddy = 0xF0
 PAGE_TYPE_BUDDY = (PGTY_buddy << 24) - (1 << 32)   # as the s32 stored in _mapcount
 NO_PAGE_TYPE = -1
+PAGE_TYPE_NAMES = {PGTY_buddy: "buddy", 0xF5: "slab", 0xF8: "large_kmalloc"}
 
 # include/linux/page-flags.h: flags a page may not have when it is freed.
 PAGE_FLAGS_CHECK_AT_FREE = sum(1 << PAGEFLAG_NAMES.index(n) for n in (
@@ -91,6 +92,7 @@ class PageAlloc:
         self.reclaimers: list = []   # fn(zone, nr_pages, gfp) -> pages freed
         self.wakeup_kswapd = None    # fn(zone), set by vmscan
         self.vmstat = machine.vmstat
+        self.kasan = machine.kasan if machine.kasan.enabled else None
         self.pgalloc = [0] * MAX_NR_ZONES    # hot counters, reported to vmstat
         self.pgfree = 0
         self.alloc_failures = 0  # hwemu's own counters, not in /proc/vmstat
@@ -147,6 +149,8 @@ class PageAlloc:
             return
         self.memmap.ensure(start, end)
         self.memmap.pages[start:end]["_refcount"] = 0
+        if self.kasan is not None:
+            self._kasan_poison_range(start, end)
         pfn = start
         while pfn < end:
             order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER,
@@ -161,9 +165,17 @@ class PageAlloc:
         for zone in self.zones:
             a, b = max(lo, zone.deferred_pfn), min(hi, zone.deferred_end)
             if a < b:
+                if self.kasan is not None:
+                    self._kasan_poison_range(a, b)
                 pages[a:b]["_refcount"] = 0
                 pages[a:b:MAX_ORDER_NR_PAGES]["_mapcount"] = PAGE_TYPE_BUDDY
                 pages[a:b:MAX_ORDER_NR_PAGES]["private"] = MAX_PAGE_ORDER
+
+    def _kasan_poison_range(self, lo: int, hi: int) -> None:
+        """Free pages ``[lo, hi)`` read as freed (0xFF) to KASAN, lowmem only."""
+        hi = min(hi, self.memmap.max_low_pfn)
+        if lo < hi:
+            self.kasan.poison(self.memmap.lowmem_virt(lo), (hi - lo) << PAGE_SHIFT, 0xFF)
 
     def _grow(self, zone) -> bool:
         """``deferred_grow_zone()``: put the next section's max-order blocks on the list."""
@@ -311,6 +323,8 @@ class PageAlloc:
 
     def free_one_pfn(self, zone, pfn: int, order: int, cpu: int) -> None:
         """``free_unref_page()``/``__free_pages_ok()``: to ``cpu``'s list or the buddy."""
+        if self.kasan is not None:
+            self.kasan.poison_pages(pfn, order)
         if order == 0 and cpu < len(zone.per_cpu_pageset):
             pages, lock = zone.per_cpu_pageset[cpu]
             lock.acquire()
@@ -413,6 +427,8 @@ class PageAlloc:
             pfn = self.rmqueue(z, order, cpu)
             if pfn >= 0:
                 self.ints[pfn * 16 + I_REFCOUNT] = 1  # set_page_refcounted()
+                if self.kasan is not None:
+                    self.kasan.unpoison_pages(pfn, order)
                 if gfp & _PREP_BITS:
                     self.prep_new_page(pfn, order, gfp)
                 self.pgalloc[z.idx] += 1 << order
@@ -672,7 +688,13 @@ class PageAlloc:
     # ------------------------------------------------------------ reports
 
     def dump_page(self, pfn: int, reason: str) -> str:
-        """``dump_page()``: the page's fields, flags and raw words, logged."""
+        """``dump_page()``: :meth:`format_page`, logged."""
+        text = self.format_page(pfn, reason)
+        self.machine.log.printk(text, KERN_ALERT)
+        return text
+
+    def format_page(self, pfn: int, reason: str) -> str:
+        """``__dump_page()``'s text: the page's fields, flags and raw words."""
         words, ints = self.words, self.ints
         mapcount = ints[pfn * 16 + I_MAPCOUNT]
         typed = mapcount < -1 and (mapcount >> 24) & 0xFF >= 0xF0
@@ -686,15 +708,13 @@ class PageAlloc:
                  f"index:{words[pfn * 8 + 4]:#x} pfn:{pfn:#x}",
                  f"flags: {flags:#x}({'|'.join(names + [where])})"]
         if typed:
-            kind = "buddy" if (mapcount >> 24) & 0xFF == PGTY_buddy else "?"
-            lines.append(f"page_type: {(mapcount >> 24) & 0xFF:x}({kind})")
+            pgty = (mapcount >> 24) & 0xFF
+            lines.append(f"page_type: {pgty:x}({PAGE_TYPE_NAMES.get(pgty, '?')})")
         raw = [words[pfn * 8 + i] for i in range(8)]
         lines += ["raw: " + " ".join(f"{w:016x}" for w in raw[:4]),
                   "raw: " + " ".join(f"{w:016x}" for w in raw[4:]),
                   f"page dumped because: {reason}"]
-        text = "\n".join(lines)
-        self.machine.log.printk(text, KERN_ALERT)
-        return text
+        return "\n".join(lines)
 
     def bad_page(self, pfn: int, reason: str) -> None:
         """``bad_page()``: report, taint B, and leave the page out of the allocator."""

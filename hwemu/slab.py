@@ -57,6 +57,7 @@ from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
 from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
                    STRUCT_PAGE_SIZE, W_FLAGS, W_INDEX, W_LRU_NEXT, W_LRU_PREV,
                    W_MAPPING, W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT)
+from .kasan import kasan_cache_size
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
 from .printk import KERN_ERR, KERN_WARNING
 from .vmem import PAGE_SHIFT, PAGE_SIZE
@@ -372,7 +373,8 @@ class KmemCache:
         if ctor is not None and not callable(ctor):
             raise TypeError(f"kmem_cache_create({name!r}): ctor must be a callable taking "
                             f"the object address, or None; got {ctor!r}")
-        if sl.machine.config.kasan.enabled:
+        self.kasan = sl.machine.kasan if sl.machine.kasan.enabled else None
+        if self.kasan is not None:
             self.flags |= SLAB_KASAN   # kasan_cache_create()
         # calculate_sizes()
         self.align = calculate_alignment(flags, align, object_size)
@@ -383,6 +385,10 @@ class KmemCache:
             size += POINTER_SIZE
         else:
             self.offset = (object_size // 2) & -POINTER_SIZE
+        if self.kasan is not None:   # room for KASAN's metadata and redzone
+            free_meta_inside = object_size >= 16 and ctor is None and \
+                not flags & SLAB_TYPESAFE_BY_RCU
+            size = kasan_cache_size(object_size, size, free_meta_inside)
         self.size = size = _align(size, self.align)
         self.order = calculate_order(size, sl.nr_cpus)
         self.objects = order_objects(self.order, size)
@@ -505,6 +511,8 @@ class KmemCache:
         if not obj:
             return 0
         self.live[obj] = size
+        if self.kasan is not None:
+            self.kasan.slab_alloc(self, obj, size, bool(self.flags & SLAB_KMALLOC))
         if gfp & _ZERO:
             off = obj - self._space_base
             self._mv[off:off + self.object_size] = self._zero
@@ -631,10 +639,17 @@ class KmemCache:
         ints[pfn * 16 + I_MAPCOUNT] = PAGE_TYPE_SLAB  # __SetPageSlab()
         ints[pfn * 16 + I_REFCOUNT] = 0              # a frozen page
         sl.sync_slab(slab)
+        kasan = self.kasan
+        if kasan is not None:
+            kasan.poison_slab(base, PAGE_SIZE << order)
         if self.ctor is not None:   # setup_object(), before the slab is visible
             try:
                 for obj in reversed(slab.free):
+                    if kasan is not None:
+                        kasan.unpoison_new_object(self, obj)
                     self.ctor(obj)
+                    if kasan is not None:
+                        kasan.poison_new_object(self, obj)
             except BaseException:
                 sl.free_slab_pages(slab, task)
                 raise
@@ -648,9 +663,15 @@ class KmemCache:
 
     def slab_free(self, x: int, slab: SlabInfo, task) -> None:
         """``slab_free()``: ``x`` lies in ``slab`` of this cache."""
+        kasan = self.kasan
+        if kasan is not None and kasan.check_slab_allocation(
+                self, x, slab.base + (x - slab.base) // self.size * self.size):
+            return   # kasan_slab_pre_free(): reported, not freed
         if self.live.pop(x, -1) < 0:
             self.sl.bad_free(self, x, task)
             return
+        if kasan is not None and kasan.slab_free(self, x):
+            return   # in the quarantine for now
         if slab.nid != task.cpu.node and task.cpu.node in self.sl.slab_nodes:
             # !can_free_to_pcs(): a remote object goes straight to its slab
             self.free_to_slabs([x], task)
@@ -659,6 +680,10 @@ class KmemCache:
         objs.append(x)
         if len(objs) > self.pcs_max:
             self.flush_array(objs, self.sheaf_capacity, task)
+
+    def free_from_quarantine(self, x: int) -> None:
+        """The quarantine lets go of ``x``: it really becomes a free object."""
+        self.free_to_slabs([x], sched.current())
 
     def flush_array(self, objs: list[int], n: int, task) -> None:
         """Move up to ``n`` objects (all for ``n`` < 0) from a per-CPU array to slabs."""
@@ -706,6 +731,8 @@ class KmemCache:
 
     def shrink(self, task) -> None:
         """``__kmem_cache_do_shrink()``: flush the arrays, free every empty slab."""
+        if self.kasan is not None:
+            self.kasan.quarantine_remove_cache(self)   # kasan_cache_shrink()
         self.flush_all(task)
         discard = []
         with self.lock:
@@ -1027,10 +1054,20 @@ class Slab:
         self.ints[pfn * 16 + I_MAPCOUNT] = PAGE_TYPE_LARGE_KMALLOC
         addr = self.page_offset + (pfn << PAGE_SHIFT)
         self.large[addr] = [pfn, order, size]
+        if self.machine.kasan.enabled:
+            self.machine.kasan.kmalloc_large(addr, size, PAGE_SIZE << order)
         self.vmstat.mod("nr_slab_unreclaimable", 1 << order)
         return addr
 
     def free_large_kmalloc(self, x: int, task) -> None:
+        kasan = self.machine.kasan
+        pfn = (x - self.page_offset) >> PAGE_SHIFT
+        if kasan.enabled and 0 <= pfn < self.memmap.max_low_pfn and \
+                self.memmap.pfn_valid(pfn):
+            link = self.words[pfn * 8 + W_LRU_NEXT]   # compound_head of a tail page
+            head = (link - 1 - self.memmap.start) // STRUCT_PAGE_SIZE if link & 1 else pfn
+            if kasan.check_page_allocation(x, self.page_offset + (head << PAGE_SHIFT)):
+                return   # kasan_kfree_large(): reported, not freed
         ent = self.large.pop(x, None)
         if ent is None:
             self.bad_free(None, x, task)
@@ -1689,8 +1726,12 @@ def _do_krealloc(p: int, new_size: int, align: int, flags: int, nid: int) -> int
                     sl._zero_obj(p + new_size, ks - new_size)
             if s is not None:
                 s.live[p] = new_size
+                if s.kasan is not None:   # kasan_krealloc(): the new size is usable
+                    s.kasan.kmalloc_redzone(s, p, new_size)
             else:
                 sl.large[p][2] = new_size
+                if sl.machine.kasan.enabled:
+                    sl.machine.kasan.kmalloc_large(p, new_size, ks)
             return p
     ret = sl.kmalloc(new_size, flags, nid, task)
     if ret and p > ZERO_SIZE_PTR:

@@ -339,6 +339,8 @@ class Vmalloc:
             del self._busy[vm.addr], starts[i]
         nr = vm.size >> PAGE_SHIFT
         self.space.pte_clear_range(self.region, vm.addr, nr)
+        if self.machine.kasan.enabled:
+            self.machine.kasan.vfree_area(vm.addr, vm.size)
         with self.vmap_area_lock:
             self._lazy.append((vm.addr, vm.addr + vm.size))
             self.vmap_lazy_nr += nr
@@ -386,6 +388,8 @@ class Vmalloc:
                 "map pages", frame)
             self.vfree_task(area.addr)
             return 0
+        if self.machine.kasan.enabled:   # the requested bytes only, up to the guard
+            self.machine.kasan.vmalloc_area(area.addr, area.requested_size, area.size)
         if gfp & _ZERO:
             self.zero(area.addr, nr << PAGE_SHIFT)
         return area.addr
@@ -730,6 +734,8 @@ def vmap(pages, count: int, flags: int, prot: int) -> int:
             raise
         vm.remove_vm_area(area.addr)
         return 0
+    if vm.machine.kasan.enabled:
+        vm.machine.kasan.vmalloc_area(area.addr, count << PAGE_SHIFT, area.size)
     if flags & VM_MAP_PUT_PAGES:
         area.pages = list(pages[:count])
         area.nr_pages = count

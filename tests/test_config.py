@@ -168,7 +168,8 @@ def errors_for(tmp_path, text, name="c.yaml", **kwargs):
         ("machine:\n  nodes:\n    - mem: 1G\n    - mem: 1G\n      strat: 0\n",
          "c.yaml:5: machine.nodes.1.strat: unknown key 'strat'; did you mean 'start'?"),
         ("kasan:\n  xyz: 1\n",
-         "c.yaml:2: kasan.xyz: unknown key 'xyz'; valid keys: enabled"),
+         "c.yaml:2: kasan.xyz: unknown key 'xyz'; valid keys: enabled, fault, multi_shot, "
+         "stacktrace, quarantine_size"),
         ("machine:\n  cpus: 4\n  hz: 100\n  cpus: 8\n",
          "c.yaml:4: machine.cpus: duplicate key 'cpus' (first at line 2)"),
         ("machine:\n  cpus: lots\n",

@@ -1,0 +1,408 @@
+"""Emulation of mm/kasan (generic mode): shadow memory, allocator hooks, quarantine and
+access checks. Report text is built in :mod:`hwemu.kasan.report`.
+
+Every 8-byte granule of the machine's address space has a shadow byte at
+``(addr >> 3) + KASAN_SHADOW_OFFSET``, inside the machine's reservation: 0 means all 8
+bytes are accessible, 1..7 the first k bytes, and the negative codes below say why the
+granule is poisoned. The allocators call the hooks here as the kernel's do (slab,
+kmalloc, large kmalloc, pages, vmalloc, and the mempool hooks); the instrumented
+accessors of :mod:`hwemu.access` call :meth:`Kasan.check_access` before every access.
+
+Not emulated: tag-based modes, stack and global variables (there are none),
+``kasan_disable_current()``, KFENCE, the per-CPU quarantine batches (one FIFO).
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import sys
+import threading
+
+from .. import bug, sched, vmem
+from ..page import STRUCT_PAGE_SIZE
+from ..printk import KERN_ERR
+from ..stackdepot import StackDepot
+from ..vmem import PAGE_SHIFT, PAGE_SIZE
+
+KASAN_SHADOW_SCALE_SHIFT = 3
+KASAN_GRANULE_SIZE = 1 << KASAN_SHADOW_SCALE_SHIFT
+KASAN_GRANULE_MASK = KASAN_GRANULE_SIZE - 1
+
+# mm/kasan/kasan.h, generic mode
+KASAN_PAGE_FREE = 0xFF
+KASAN_PAGE_REDZONE = 0xFE
+KASAN_SLAB_REDZONE = 0xFC
+KASAN_SLAB_FREE = 0xFB
+KASAN_SLAB_FREE_META = 0xFA
+KASAN_GLOBAL_REDZONE = 0xF9
+KASAN_VMALLOC_INVALID = 0xF8
+
+KASAN_REPORT_ACCESS, KASAN_REPORT_INVALID_FREE, KASAN_REPORT_DOUBLE_FREE = range(3)
+QUARANTINE_FRACTION = 32
+ALLOC_META_SIZE = 16   # struct kasan_alloc_meta: alloc_track + aux_stack[2]
+FREE_META_SIZE = 16    # struct kasan_free_meta, outside the object when it cannot overlap
+
+
+def optimal_redzone(object_size: int) -> int:
+    """``optimal_redzone()``: the redzone a cache of ``object_size`` gets."""
+    for limit, rz in ((64 - 16, 16), (128 - 32, 32), (512 - 64, 64), (4096 - 128, 128),
+                      ((1 << 14) - 256, 256), ((1 << 15) - 512, 512), ((1 << 16) - 1024, 1024)):
+        if object_size <= limit:
+            return rz
+    return 2048
+
+
+def kasan_cache_size(object_size: int, size: int, free_meta_inside: bool) -> int:
+    """``kasan_cache_create()``: the object stride once KASAN's metadata and redzone are
+    added to the slab allocator's own ``size``."""
+    size += ALLOC_META_SIZE + (0 if free_meta_inside else FREE_META_SIZE)
+    return max(size, object_size + optimal_redzone(object_size))
+
+
+class KasanReport:
+    """One report: ``bug_type``, ``addr``, ``size``, ``is_write`` and the full ``text``."""
+
+    def __init__(self, bug_type: str, addr: int, size: int, is_write: bool, text: str):
+        self.bug_type, self.addr, self.size, self.is_write = bug_type, addr, size, is_write
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<KasanReport {self.bug_type} at {self.addr:#x}>"
+
+
+class Kasan:
+    """KASAN of one machine (``machine.kasan``; ``enabled`` False when configured off)."""
+
+    def __init__(self, machine):
+        cfg = machine.config.kasan
+        self.machine = machine
+        self.enabled = cfg.enabled
+        self.fault = cfg.fault
+        self.multi_shot = cfg.multi_shot
+        self.stacktrace = cfg.stacktrace
+        ram = machine.config.machine.ram_end
+        self.quarantine_max = (cfg.quarantine_size if cfg.quarantine_size is not None
+                               else ram // QUARANTINE_FRACTION)
+        self.reports: list[KasanReport] = []
+        self.reported = False         # KASAN_BIT_REPORTED
+        self.report_lock = threading.Lock()
+        self.depot = StackDepot()
+        self.alloc_track: dict[int, tuple[int, int]] = {}   # object -> (pid, stack)
+        self.free_track: dict[int, tuple[int, int]] = {}
+        self.quarantine: collections.deque = collections.deque()  # (cache, object)
+        self.quarantine_bytes = 0
+        self.quarantine_lock = threading.Lock()
+        space = machine.space
+        self.space, self.mv = space, space.mv
+        self.KASAN_SHADOW_OFFSET = machine.KASAN_SHADOW_OFFSET
+        self.delta = machine.KASAN_SHADOW_OFFSET - space.base   # mv index of shadow(0)
+        self.max_low_pfn = machine.memmap.max_low_pfn
+        self.page_offset = machine.memmap.page_offset
+
+    # ------------------------------------------------------------ shadow
+
+    def kasan_mem_to_shadow(self, addr: int) -> int:
+        """``kasan_mem_to_shadow()``: the shadow byte's address."""
+        return (addr >> KASAN_SHADOW_SCALE_SHIFT) + self.KASAN_SHADOW_OFFSET
+
+    def shadow(self, addr: int) -> int:
+        """The shadow byte of ``addr``'s granule as ``s8``."""
+        v = self.mv[(addr >> 3) + self.delta]
+        return v - 256 if v >= 0x80 else v
+
+    def has_metadata(self, addr: int) -> bool:
+        """``addr_has_metadata()``: ``addr`` is inside this machine's reservation."""
+        return self.space.base <= addr < self.space.end
+
+    def poison(self, addr: int, size: int, value: int) -> None:
+        """``kasan_poison()``: whole granules of ``[addr, addr+size)`` get ``value``."""
+        if addr & KASAN_GRANULE_MASK:
+            bug.WARN(True, f"kasan_poison({addr:#x}): address not aligned to "
+                           f"{KASAN_GRANULE_SIZE}")
+            return
+        start = (addr >> 3) + self.delta
+        n = -(-size // KASAN_GRANULE_SIZE)
+        self.mv[start:start + n] = bytes((value,)) * n
+
+    def unpoison(self, addr: int, size: int) -> None:
+        """``kasan_unpoison()``: ``size`` bytes accessible, a partial last granule
+        marked with its length."""
+        start = (addr >> 3) + self.delta
+        full = size >> 3
+        self.mv[start:start + full] = bytes(full)
+        if size & KASAN_GRANULE_MASK:
+            self.mv[start + full] = size & KASAN_GRANULE_MASK
+
+    def byte_accessible(self, addr: int) -> bool:
+        """``kasan_byte_accessible()``: the granule's shadow is 0..7."""
+        return 0 <= self.shadow(addr) < KASAN_GRANULE_SIZE
+
+    def first_bad_addr(self, addr: int, size: int) -> int:
+        """``kasan_find_first_bad_addr()``."""
+        p = addr
+        while p < addr + size and self.shadow(p) == 0:
+            p += KASAN_GRANULE_SIZE
+        return p
+
+    # ------------------------------------------------------------ access checks
+
+    def check_access(self, addr: int, size: int, write: bool) -> bool:
+        """``check_region_inline()``: False (after reporting) if any byte of the access
+        is poisoned."""
+        mv, delta = self.mv, self.delta
+        last = addr + size - 1
+        if (addr ^ last) >> 3 == 0:  # one granule
+            v = mv[(addr >> 3) + delta]
+            if v == 0 or (v < 8 and (last & 7) < v):
+                return True
+        elif size <= 16:
+            if all(mv[g + delta] == 0 for g in range(addr >> 3, last >> 3)):
+                v = mv[(last >> 3) + delta]
+                if v == 0 or (v < 8 and (last & 7) < v):
+                    return True
+        else:
+            s = (addr >> 3) + delta
+            e = (last >> 3) + delta + 1
+            rest = mv[s:e].tobytes().lstrip(b"\0")
+            if not rest or (len(rest) == 1 and rest[0] < 8 and (last & 7) < rest[0]):
+                return True
+        self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
+        return False
+
+    def check_wild(self, addr: int, size: int, write: bool) -> bool:
+        """An access outside every machine: null-ptr-deref or wild-memory-access."""
+        self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
+        return False
+
+    # ------------------------------------------------------------ reporting
+
+    def report(self, addr: int, size: int, write: bool, frame,
+               kind: int = KASAN_REPORT_ACCESS) -> None:
+        """``kasan_report()`` / ``kasan_report_invalid_free()``: print unless an earlier
+        report silences this one, taint, then act on ``kasan.fault``."""
+        from .report import build_report   # report.py uses this module's constants
+        with self.report_lock:
+            if self.reported and not self.multi_shot:
+                return
+            self.reported = True
+            task = sched.current_on(self.machine)
+            bug_type, text = build_report(self, kind, addr, size, write, frame, task)
+            self.machine.log.printk(text, KERN_ERR)
+            if not self.machine.bugs.taint:
+                self.machine.log.printk("Disabling lock debugging due to kernel taint",
+                                        KERN_ERR)
+            self.machine.bugs.add_taint("BAD_PAGE")
+            self.reports.append(KasanReport(bug_type, addr, size, write, text))
+        if self.fault == "panic" or (self.fault == "panic_on_write" and
+                                     (write or kind != KASAN_REPORT_ACCESS)):
+            raise bug.panic_report(self.machine, task,
+                                   f"kasan.fault={self.fault} set ...")
+
+    def save_track(self, table: dict, obj: int) -> None:
+        """``kasan_save_track()``: the current task and (if enabled) its stack."""
+        task = sched.current_on(self.machine)
+        table[obj] = (task.pid if task else 0,
+                      self.depot.save(3) if self.stacktrace else 0)
+
+    # ------------------------------------------------------------ slab hooks
+
+    def poison_slab(self, base: int, size: int) -> None:
+        """``kasan_poison_slab()``: a new slab is all redzone until objects are handed out."""
+        self.poison(base, size, KASAN_SLAB_REDZONE)
+
+    def unpoison_new_object(self, cache, obj: int) -> None:
+        self.unpoison(obj, cache.object_size)
+
+    def poison_new_object(self, cache, obj: int) -> None:
+        self.poison(obj, cache.object_size, KASAN_SLAB_REDZONE)
+
+    def slab_alloc(self, cache, obj: int, size: int, kmalloc: bool) -> None:
+        """``kasan_slab_alloc()`` + ``kasan_kmalloc()``: the object (or the ``size`` bytes
+        a kmalloc caller asked for) becomes accessible; record who allocated it."""
+        self.unpoison(obj, cache.object_size)
+        if kmalloc:
+            self.kmalloc_redzone(cache, obj, size)
+        self.save_track(self.alloc_track, obj)
+
+    def kmalloc_redzone(self, cache, obj: int, size: int) -> None:
+        """``poison_kmalloc_redzone()``: exactly ``size`` bytes usable, the rest 0xFC."""
+        self.unpoison(obj, size)
+        start = (obj + size + KASAN_GRANULE_MASK) & ~KASAN_GRANULE_MASK
+        end = (obj + cache.object_size + KASAN_GRANULE_MASK) & ~KASAN_GRANULE_MASK
+        if end > start:
+            self.poison(start, end - start, KASAN_SLAB_REDZONE)
+
+    def check_slab_allocation(self, cache, obj: int, object_start: int) -> bool:
+        """True (after reporting) if freeing ``obj`` is a double or invalid free."""
+        if object_start != obj:
+            self.report(obj, 1, True, _caller_outside(__name__, "hwemu.slab"),
+                        KASAN_REPORT_INVALID_FREE)
+            return True
+        if not self.byte_accessible(obj):
+            self.report(obj, 1, True, _caller_outside(__name__, "hwemu.slab"),
+                        KASAN_REPORT_DOUBLE_FREE)
+            return True
+        return False
+
+    def poison_slab_object(self, cache, obj: int) -> None:
+        """``poison_slab_object()``: 0xFB over the object, its free track recorded and
+        the first granule 0xFA to say so."""
+        self.poison(obj, cache.object_size, KASAN_SLAB_FREE)
+        if self.stacktrace:
+            self.save_track(self.free_track, obj)
+            self.mv[(obj >> 3) + self.delta] = KASAN_SLAB_FREE_META
+
+    def slab_free(self, cache, obj: int) -> bool:
+        """``kasan_slab_free()``: poison and quarantine; True means KASAN keeps the
+        object for now (the slab allocator must not reuse it)."""
+        self.poison_slab_object(cache, obj)
+        with self.quarantine_lock:
+            self.quarantine.append((cache, obj))
+            self.quarantine_bytes += cache.size
+            release = []
+            while self.quarantine_bytes > self.quarantine_max and self.quarantine:
+                old_cache, old = self.quarantine.popleft()
+                self.quarantine_bytes -= old_cache.size
+                release.append((old_cache, old))
+        for old_cache, old in release:   # quarantine_reduce(): back to the slabs
+            old_cache.free_from_quarantine(old)
+        return True
+
+    def quarantine_remove_cache(self, cache) -> None:
+        """``kasan_cache_shutdown()``: release every quarantined object of ``cache``."""
+        with self.quarantine_lock:
+            mine = [obj for c, obj in self.quarantine if c is cache]
+            self.quarantine = collections.deque((c, o) for c, o in self.quarantine
+                                                if c is not cache)
+            self.quarantine_bytes -= len(mine) * cache.size
+        for obj in mine:
+            cache.free_from_quarantine(obj)
+
+    # ------------------------------------------------------------ large kmalloc and pages
+
+    def kmalloc_large(self, ptr: int, size: int, alloc_size: int) -> None:
+        """``kasan_kmalloc_large()``: ``size`` bytes usable, the rest of the pages 0xFE."""
+        self.unpoison(ptr, size)
+        start = (ptr + size + KASAN_GRANULE_MASK) & ~KASAN_GRANULE_MASK
+        if ptr + alloc_size > start:
+            self.poison(start, ptr + alloc_size - start, KASAN_PAGE_REDZONE)
+
+    def check_page_allocation(self, ptr: int, head_addr: int) -> bool:
+        """True (after reporting) if freeing the page-backed ``ptr`` is invalid or double."""
+        frame = _caller_outside(__name__, "hwemu.slab", "hwemu.page_alloc")
+        if ptr != head_addr:
+            self.report(ptr, 1, True, frame, KASAN_REPORT_INVALID_FREE)
+            return True
+        if not self.byte_accessible(ptr):
+            self.report(ptr, 1, True, frame, KASAN_REPORT_DOUBLE_FREE)
+            return True
+        return False
+
+    def poison_pages(self, pfn: int, order: int) -> None:
+        """``kasan_poison_pages()``: freed lowmem pages read 0xFF (highmem is not tracked)."""
+        if pfn < self.max_low_pfn:
+            self.poison(self.page_offset + (pfn << PAGE_SHIFT), PAGE_SIZE << order,
+                        KASAN_PAGE_FREE)
+
+    def unpoison_pages(self, pfn: int, order: int) -> None:
+        """``kasan_unpoison_pages()``"""
+        if pfn < self.max_low_pfn:
+            self.unpoison(self.page_offset + (pfn << PAGE_SHIFT), PAGE_SIZE << order)
+
+    # ------------------------------------------------------------ vmalloc
+
+    def vmalloc_area(self, addr: int, size: int, area_size: int) -> None:
+        """``kasan_populate_vmalloc()`` + ``kasan_unpoison_vmalloc()``: the area (and its
+        guard) is 0xF8 but for the ``size`` bytes asked for."""
+        self.poison(addr, area_size, KASAN_VMALLOC_INVALID)
+        self.unpoison(addr, size)
+
+    def vfree_area(self, addr: int, area_size: int) -> None:
+        """``kasan_poison_vmalloc()``"""
+        self.poison(addr, area_size, KASAN_VMALLOC_INVALID)
+
+
+def _caller_outside(*modules: str):
+    """The innermost frame whose module is not one of ``modules`` (nor ``hwemu.kasan``):
+    where the bad access or free was made, as ``_RET_IP_`` would name it."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+            modules + ("hwemu.kasan",)):
+        frame = frame.f_back
+    return frame
+
+
+# ---------------------------------------------------------------- the API
+
+def _kasan(addr: int | None = None) -> Kasan:
+    machine = vmem.space_of(addr).machine if addr else sched.current().machine
+    return machine.kasan
+
+
+def kasan_enabled() -> bool:
+    return sched.current().machine.kasan.enabled
+
+
+def kasan_mem_to_shadow(addr: int) -> int:
+    """:return: ``void *`` — the shadow byte of ``addr``."""
+    return _kasan(addr).kasan_mem_to_shadow(addr)
+
+
+def kasan_poison(addr: int, size: int, value: int) -> None:
+    """``kasan_poison(addr, size, value, init=false)``"""
+    k = _kasan(addr)
+    if k.enabled:
+        k.poison(addr, size, value)
+
+
+def kasan_unpoison(addr: int, size: int) -> None:
+    """``kasan_unpoison(addr, size, init=false)``"""
+    k = _kasan(addr)
+    if k.enabled:
+        k.unpoison(addr, size)
+
+
+def kasan_check_read(addr: int, size: int) -> bool:
+    """``kasan_check_read()``: report a bad read of ``[addr, addr+size)``; True if fine."""
+    return _check(addr, size, False)
+
+
+def kasan_check_write(addr: int, size: int) -> bool:
+    """``kasan_check_write()``: report a bad write; True if fine."""
+    return _check(addr, size, True)
+
+
+def _check(addr: int, size: int, write: bool) -> bool:
+    k = sched.current().machine.kasan
+    if not k.enabled or size == 0:
+        return True
+    if k.has_metadata(addr) and addr + size <= k.space.end:
+        return k.check_access(addr, size, write)
+    return k.check_wild(addr, size, write)
+
+
+@contextlib.contextmanager
+def expect_report(bug_type: str | None = None):
+    """Fail unless a KASAN report (of ``bug_type``) is made inside the block.
+
+    KUnit's ``KUNIT_EXPECT_KASAN_FAIL``: multi-shot is on inside, so earlier reports do
+    not silence the expected one. Yields the list that receives the new reports.
+    """
+    k = sched.current().machine.kasan
+    if not k.enabled:
+        raise AssertionError("expect_report(): KASAN is not enabled on this machine "
+                             "(kasan: {enabled: true} in the config)")
+    before, multi = len(k.reports), k.multi_shot
+    k.multi_shot = True
+    got: list[KasanReport] = []
+    try:
+        yield got
+    finally:
+        k.multi_shot = multi
+        got.extend(k.reports[before:])
+    if not got:
+        raise AssertionError(f"expected a KASAN report{f' ({bug_type})' if bug_type else ''}"
+                             ", none was made")
+    if bug_type is not None and not any(r.bug_type == bug_type for r in got):
+        raise AssertionError(f"expected a KASAN {bug_type} report, got "
+                             f"{', '.join(r.bug_type for r in got)}")

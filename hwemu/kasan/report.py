@@ -1,0 +1,171 @@
+"""Emulation of mm/kasan/report.c and report_generic.c: the text of a KASAN report.
+
+Laid out line by line as the kernel prints it: the ``=`` rulers, ``BUG: KASAN: <type>
+in <function>``, the access (or free) line, the stack, the object with its
+"Allocated by"/"Freed by" stacks, the vmalloc mapping or physical page, and the
+"Memory state around the buggy address" shadow rows with the ``^`` caret.
+"""
+from __future__ import annotations
+
+from .. import bug
+from ..vmem import PAGE_SHIFT, PAGE_SIZE
+from . import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
+               KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE,
+               KASAN_SLAB_FREE, KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE,
+               KASAN_VMALLOC_INVALID)
+
+RULER = "=" * 66
+META_BYTES_PER_ROW = 16
+META_ROWS_AROUND_ADDR = 2
+META_MEM_BYTES_PER_ROW = META_BYTES_PER_ROW * KASAN_GRANULE_SIZE
+
+_SHADOW_TYPES = {
+    KASAN_PAGE_REDZONE: "slab-out-of-bounds", KASAN_SLAB_REDZONE: "slab-out-of-bounds",
+    KASAN_GLOBAL_REDZONE: "global-out-of-bounds", KASAN_PAGE_FREE: "use-after-free",
+    KASAN_SLAB_FREE: "slab-use-after-free", KASAN_SLAB_FREE_META: "slab-use-after-free",
+    KASAN_VMALLOC_INVALID: "vmalloc-out-of-bounds",
+    **{v: "stack-out-of-bounds" for v in (0xF1, 0xF2, 0xF3, 0xF4)},
+    0xCA: "alloca-out-of-bounds", 0xCB: "alloca-out-of-bounds",
+}
+
+
+def bug_type(k, kind: int, addr: int, size: int, first_bad: int) -> str:
+    """``kasan_get_bug_type()`` of generic mode."""
+    if kind != KASAN_REPORT_ACCESS:
+        return "double-free" if kind == KASAN_REPORT_DOUBLE_FREE else "invalid-free"
+    if addr + size > 1 << 64:
+        return "out-of-bounds"
+    if k.has_metadata(addr):
+        shadow = k.shadow(first_bad)
+        if 0 < shadow < KASAN_GRANULE_SIZE:  # a partial granule: the redzone after it
+            shadow = k.shadow(first_bad + KASAN_GRANULE_SIZE)
+        if 0 <= shadow < KASAN_GRANULE_SIZE:
+            return "out-of-bounds"
+        return _SHADOW_TYPES.get(shadow & 0xFF, "unknown-crash")
+    return "null-ptr-deref" if addr < PAGE_SIZE else "wild-memory-access"
+
+
+def build_report(k, kind: int, addr: int, size: int, write: bool, frame, task):
+    """The report for a bad access (``kind`` access) or free: ``(bug_type, text)``."""
+    machine = k.machine
+    first_bad = addr
+    if kind == KASAN_REPORT_ACCESS and k.has_metadata(addr):
+        first_bad = k.first_bad_addr(addr, size)
+    btype = bug_type(k, kind, addr, size, first_bad)
+    who = f"{task.comm}/{task.pid}" if task else "?/0"
+    lines = [RULER, f"BUG: KASAN: {btype} in {bug.symbol(frame)}"]
+    if kind != KASAN_REPORT_ACCESS:
+        lines.append(f"Free of addr {addr:016x} by task {who}")
+    else:
+        lines.append(f"{'Write' if write else 'Read'} of size {size} at addr {addr:016x} "
+                     f"by task {who}")
+    lines.append("")
+    lines += [*bug.header(machine, task), *bug.call_trace(frame)]
+    if k.has_metadata(addr):
+        lines.append("")
+        lines += describe_address(k, addr, btype)
+        lines += memory_state(k, first_bad)
+    lines.append(RULER)
+    return btype, "\n".join(lines)
+
+
+def describe_address(k, addr: int, btype: str) -> list[str]:
+    """``print_address_description()`` after the stack: object, mapping, page."""
+    machine = k.machine
+    out = []
+    pa = machine.page_alloc
+    slab = machine.slab.slab_of(addr)
+    if slab is not None:
+        out += describe_object(k, slab, machine.slab.object_start(addr) or slab.base,
+                               addr, btype)
+    pfn = None
+    vm = machine.vmalloc
+    if vm.VMALLOC_START <= addr < vm.VMALLOC_END:
+        area = vm.find_vm_area(addr)
+        if area is not None:
+            out += ["The buggy address belongs to the virtual mapping at",
+                    f" [{area.addr:016x}, {area.addr + area.size:016x}) created by:",
+                    f" {area.caller}", ""]
+            pte = vm.region.ptes[(addr - vm.region.start) >> PAGE_SHIFT]
+            pfn = int(pte) if pte >= 0 else None
+    elif machine.memmap.page_offset <= addr < machine.memmap.lowmem_virt(
+            machine.memmap.max_low_pfn):
+        candidate = (addr - machine.memmap.page_offset) >> PAGE_SHIFT
+        pfn = candidate if machine.memmap.pfn_valid(candidate) else None
+    if pfn is not None:
+        head = _compound_head(pa, pfn)
+        out += ["The buggy address belongs to the physical page:",
+                *pa.format_page(head, "kasan: bad access detected").split("\n"), ""]
+    return out
+
+
+def _compound_head(pa, pfn: int) -> int:
+    link = pa.words[pfn * 8 + 1]
+    return pa.memmap.page_to_pfn(link - 1) if link & 1 else pfn
+
+
+def describe_object(k, slab, obj: int, addr: int, btype: str) -> list[str]:
+    """``describe_object()``: who allocated and freed it, and where ``addr`` lies."""
+    cache = slab.cache
+    out = []
+    alloc = k.alloc_track.get(obj)
+    out += _track("Allocated", k, alloc)
+    if k.shadow(obj) & 0xFF == KASAN_SLAB_FREE_META and obj in k.free_track:
+        out += _track("Freed", k, k.free_track[obj])
+    alloc_size = get_alloc_size(k, obj, cache.object_size)
+    if addr < obj:
+        rel, dist = "to the left of", obj - addr
+    elif addr >= obj + alloc_size:
+        rel, dist = "to the right of", addr - (obj + alloc_size)
+    else:
+        rel, dist = "inside of", addr - obj
+    state = {"slab-out-of-bounds": "allocated ",
+             "slab-use-after-free": "freed "}.get(btype, "")
+    out += [f"The buggy address belongs to the object at {obj:016x}",
+            f" which belongs to the cache {cache.name} of size {cache.object_size}",
+            f"The buggy address is located {dist} bytes {rel}",
+            f" {state}{alloc_size}-byte region [{obj:016x}, {obj + alloc_size:016x})", ""]
+    return out
+
+
+def _track(what: str, k, track) -> list[str]:
+    if track is None:
+        return [f"{what} by task 0:", "(stack is not available)", ""]
+    pid, handle = track
+    stack = k.depot.lines(handle) if handle else ["(stack is not available)"]
+    return [f"{what} by task {pid}:", *stack, ""]
+
+
+def get_alloc_size(k, obj: int, object_size: int) -> int:
+    """``kasan_get_alloc_size()``: the accessible prefix of the object, or its whole
+    size when none of it is (a freed object)."""
+    size = 0
+    while size < object_size:
+        shadow = k.shadow(obj + size)
+        if shadow == 0:
+            size += KASAN_GRANULE_SIZE
+            continue
+        if 0 < shadow < KASAN_GRANULE_SIZE:
+            size += shadow
+        break
+    return min(size, object_size) or object_size
+
+
+def memory_state(k, first_bad: int) -> list[str]:
+    """``print_memory_metadata()``: five rows of 16 shadow bytes around the bad granule,
+    the middle one marked ``>`` and followed by the ``^`` caret."""
+    row0 = (first_bad & -META_MEM_BYTES_PER_ROW) - META_ROWS_AROUND_ADDR * \
+        META_MEM_BYTES_PER_ROW
+    out = ["Memory state around the buggy address:"]
+    for i in range(-META_ROWS_AROUND_ADDR, META_ROWS_AROUND_ADDR + 1):
+        row = row0 + (i + META_ROWS_AROUND_ADDR) * META_MEM_BYTES_PER_ROW
+        if not k.has_metadata(row):
+            continue
+        start = (row >> 3) + k.delta
+        shadow = " ".join(f"{b:02x}" for b in k.mv[start:start + META_BYTES_PER_ROW])
+        out.append(f"{'>' if i == 0 else ' '}{row:016x}: {shadow}")
+        if i == 0:
+            width = 3 + 16 + ((first_bad - row) // KASAN_GRANULE_SIZE) * 3 + 1
+            out.append(" " * (width - 1) + "^")
+    out.append("")
+    return out

@@ -1,0 +1,79 @@
+"""Emulation of lib/stackdepot.c: deduplicated storage of stack traces.
+
+A stack is the chain of Python frames of the caller, kept as ``(code, offset)`` pairs
+(the code object and the bytecode offset: what a return address is to the kernel),
+``depth`` frames at most. Equal stacks share one record; ``stack_depot_save`` returns a
+small int handle (0 = no stack). The depot is bounded: once ``max_stacks`` distinct
+stacks are stored, new ones get handle 0 ("stack is not available"), as when the
+kernel's depot pools run out.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from types import CodeType
+
+from .bug import source_path
+
+STACK_DEPTH = 16
+MAX_STACKS = 1 << 16
+_STOP = ("threading.py", "_pytest", "pluggy")
+
+
+class StackDepot:
+    """One machine's stack depot."""
+
+    def __init__(self, depth: int = STACK_DEPTH, max_stacks: int = MAX_STACKS):
+        self.depth = depth
+        self.max_stacks = max_stacks
+        self._handles: dict[tuple, int] = {}
+        self._stacks: list[tuple] = [()]   # handle 0: no stack
+        self._lock = threading.Lock()
+
+    def save(self, skip: int = 1) -> int:
+        """``stack_depot_save()`` of the caller's stack, ``skip`` frames above this one."""
+        frame = sys._getframe(skip + 1)
+        entries = []
+        for _ in range(self.depth):
+            if frame is None:
+                break
+            entries.append((frame.f_code, frame.f_lasti))
+            frame = frame.f_back
+        key = tuple(entries)
+        handle = self._handles.get(key)
+        if handle is not None:
+            return handle
+        with self._lock:
+            handle = self._handles.get(key)
+            if handle is None:
+                if len(self._stacks) > self.max_stacks:
+                    return 0
+                handle = len(self._stacks)
+                self._stacks.append(key)
+                self._handles[key] = handle
+        return handle
+
+    def lines(self, handle: int) -> list[str]:
+        """``stack_depot_print()``: one `` func+0xOFF/0xSIZE file:line`` per frame."""
+        out = []
+        for code, lasti in self._stacks[handle]:
+            path = source_path(code.co_filename)
+            if any(stop in path for stop in _STOP):
+                break
+            out.append(f" {_symbol(code, lasti)} {path}:{_line(code, lasti)}")
+        return out
+
+    def __len__(self) -> int:
+        return len(self._stacks) - 1
+
+
+def _line(code: CodeType, lasti: int) -> int:
+    """The source line of bytecode offset ``lasti`` (what ``f_lineno`` would have said)."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end and line is not None:
+            return line
+    return code.co_firstlineno
+
+
+def _symbol(code: CodeType, lasti: int) -> str:
+    return f"{code.co_name}+{max(lasti, 0):#x}/{len(code.co_code):#x}"
