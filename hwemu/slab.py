@@ -512,7 +512,7 @@ class KmemCache:
             return 0
         self.live[obj] = size
         if self.kasan is not None:
-            self.kasan.slab_alloc(self, obj, size, bool(self.flags & SLAB_KMALLOC))
+            self.kasan.slab_alloc(self, obj, size, bool(self.flags & SLAB_KMALLOC), task)
         if gfp & _ZERO:
             off = obj - self._space_base
             self._mv[off:off + self.object_size] = self._zero
@@ -670,8 +670,12 @@ class KmemCache:
         if self.live.pop(x, -1) < 0:
             self.sl.bad_free(self, x, task)
             return
-        if kasan is not None and kasan.slab_free(self, x):
+        if kasan is not None and kasan.slab_free(self, x, task):
             return   # in the quarantine for now
+        self.free_object(x, slab, task)
+
+    def free_object(self, x: int, slab: SlabInfo, task) -> None:
+        """The free itself, checks done: to this CPU's array or the slab."""
         if slab.nid != task.cpu.node and task.cpu.node in self.sl.slab_nodes:
             # !can_free_to_pcs(): a remote object goes straight to its slab
             self.free_to_slabs([x], task)
@@ -683,7 +687,12 @@ class KmemCache:
 
     def free_from_quarantine(self, x: int) -> None:
         """The quarantine lets go of ``x``: it really becomes a free object."""
-        self.free_to_slabs([x], sched.current())
+        sl = self.sl
+        task = sched.current()
+        if task.cpu.id < sl.nr_cpus:
+            self.free_object(x, sl.pfn_slab[(x - sl.page_offset) >> PAGE_SHIFT], task)
+        else:   # a kernel thread: no per-CPU array of its own
+            self.free_to_slabs([x], task)
 
     def flush_array(self, objs: list[int], n: int, task) -> None:
         """Move up to ``n`` objects (all for ``n`` < 0) from a per-CPU array to slabs."""

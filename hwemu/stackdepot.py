@@ -15,7 +15,7 @@ from types import CodeType
 
 from .bug import source_path
 
-STACK_DEPTH = 16
+STACK_DEPTH = 8
 MAX_STACKS = 1 << 16
 _STOP = ("threading.py", "_pytest", "pluggy")
 
@@ -33,30 +33,38 @@ class StackDepot:
     def save(self, skip: int = 1) -> int:
         """``stack_depot_save()`` of the caller's stack, ``skip`` frames above this one."""
         frame = sys._getframe(skip + 1)
-        entries = []
+        # id(code), offset, ...: flat ints, cheap to build and to hash (hashing a code
+        # object hashes its whole contents).
+        key = []
         for _ in range(self.depth):
             if frame is None:
                 break
-            entries.append((frame.f_code, frame.f_lasti))
+            key += id(frame.f_code), frame.f_lasti
             frame = frame.f_back
-        key = tuple(entries)
+        key = tuple(key)
         handle = self._handles.get(key)
         if handle is not None:
             return handle
+        frame = sys._getframe(skip + 1)
+        stack = []   # the code objects themselves, kept alive so their ids stay theirs
+        while frame is not None and len(stack) < 2 * self.depth:
+            stack += frame.f_code, frame.f_lasti
+            frame = frame.f_back
         with self._lock:
             handle = self._handles.get(key)
             if handle is None:
                 if len(self._stacks) > self.max_stacks:
                     return 0
                 handle = len(self._stacks)
-                self._stacks.append(key)
+                self._stacks.append(tuple(stack))
                 self._handles[key] = handle
         return handle
 
     def lines(self, handle: int) -> list[str]:
         """``stack_depot_print()``: one `` func+0xOFF/0xSIZE file:line`` per frame."""
         out = []
-        for code, lasti in self._stacks[handle]:
+        stack = self._stacks[handle]
+        for code, lasti in zip(stack[::2], stack[1::2]):
             path = source_path(code.co_filename)
             if any(stop in path for stop in _STOP):
                 break

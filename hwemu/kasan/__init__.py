@@ -198,12 +198,6 @@ class Kasan:
             raise bug.panic_report(self.machine, task,
                                    f"kasan.fault={self.fault} set ...")
 
-    def save_track(self, table: dict, obj: int) -> None:
-        """``kasan_save_track()``: the current task and (if enabled) its stack."""
-        task = sched.current_on(self.machine)
-        table[obj] = (task.pid if task else 0,
-                      self.depot.save(3) if self.stacktrace else 0)
-
     # ------------------------------------------------------------ slab hooks
 
     def poison_slab(self, base: int, size: int) -> None:
@@ -216,13 +210,18 @@ class Kasan:
     def poison_new_object(self, cache, obj: int) -> None:
         self.poison(obj, cache.object_size, KASAN_SLAB_REDZONE)
 
-    def slab_alloc(self, cache, obj: int, size: int, kmalloc: bool) -> None:
+    def slab_alloc(self, cache, obj: int, size: int, kmalloc: bool, task) -> None:
         """``kasan_slab_alloc()`` + ``kasan_kmalloc()``: the object (or the ``size`` bytes
         a kmalloc caller asked for) becomes accessible; record who allocated it."""
-        self.unpoison(obj, cache.object_size)
-        if kmalloc:
-            self.kmalloc_redzone(cache, obj, size)
-        self.save_track(self.alloc_track, obj)
+        n = (cache.object_size + KASAN_GRANULE_MASK) >> 3
+        start = (obj >> 3) + self.delta
+        if kmalloc and size < cache.object_size:   # one write: usable bytes, then 0xFC
+            full, rem = size >> 3, size & KASAN_GRANULE_MASK
+            self.mv[start:start + n] = (bytes(full) + (bytes((rem,)) if rem else b"") +
+                                        _fill(KASAN_SLAB_REDZONE, n - full - (rem > 0)))
+        else:
+            self.mv[start:start + n] = _fill(0, n)
+        self.alloc_track[obj] = (task.pid, self.depot.save(2) if self.stacktrace else 0)
 
     def kmalloc_redzone(self, cache, obj: int, size: int) -> None:
         """``poison_kmalloc_redzone()``: exactly ``size`` bytes usable, the rest 0xFC."""
@@ -244,26 +243,35 @@ class Kasan:
             return True
         return False
 
-    def poison_slab_object(self, cache, obj: int) -> None:
+    def poison_slab_object(self, cache, obj: int, task, depth: int = 2) -> None:
         """``poison_slab_object()``: 0xFB over the object, its free track recorded and
         the first granule 0xFA to say so."""
-        self.poison(obj, cache.object_size, KASAN_SLAB_FREE)
+        n = (cache.object_size + KASAN_GRANULE_MASK) >> 3
+        start = (obj >> 3) + self.delta
+        self.mv[start:start + n] = _fill(KASAN_SLAB_FREE, n)
         if self.stacktrace:
-            self.save_track(self.free_track, obj)
-            self.mv[(obj >> 3) + self.delta] = KASAN_SLAB_FREE_META
+            self.free_track[obj] = (task.pid, self.depot.save(depth))
+            self.mv[start] = KASAN_SLAB_FREE_META
 
-    def slab_free(self, cache, obj: int) -> bool:
+    def slab_free(self, cache, obj: int, task) -> bool:
         """``kasan_slab_free()``: poison and quarantine; True means KASAN keeps the
         object for now (the slab allocator must not reuse it)."""
-        self.poison_slab_object(cache, obj)
-        with self.quarantine_lock:
-            self.quarantine.append((cache, obj))
-            self.quarantine_bytes += cache.size
-            release = []
+        self.poison_slab_object(cache, obj, task, 3)
+        lock = self.quarantine_lock
+        lock.acquire()
+        self.quarantine.append((cache, obj))
+        self.quarantine_bytes += cache.size
+        if self.quarantine_bytes <= self.quarantine_max:
+            lock.release()
+            return True
+        release = []
+        try:
             while self.quarantine_bytes > self.quarantine_max and self.quarantine:
                 old_cache, old = self.quarantine.popleft()
                 self.quarantine_bytes -= old_cache.size
                 release.append((old_cache, old))
+        finally:
+            lock.release()
         for old_cache, old in release:   # quarantine_reduce(): back to the slabs
             old_cache.free_from_quarantine(old)
         return True
@@ -320,6 +328,17 @@ class Kasan:
     def vfree_area(self, addr: int, area_size: int) -> None:
         """``kasan_poison_vmalloc()``"""
         self.poison(addr, area_size, KASAN_VMALLOC_INVALID)
+
+
+_FILLS: dict[tuple[int, int], bytes] = {}
+
+
+def _fill(value: int, n: int) -> bytes:
+    """``n`` shadow bytes of ``value`` (cached: the same few lengths recur)."""
+    b = _FILLS.get((value, n))
+    if b is None:
+        b = _FILLS[(value, n)] = bytes((value,)) * n
+    return b
 
 
 def _caller_outside(*modules: str):

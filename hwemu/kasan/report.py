@@ -167,5 +167,4 @@ def memory_state(k, first_bad: int) -> list[str]:
         if i == 0:
             width = 3 + 16 + ((first_bad - row) // KASAN_GRANULE_SIZE) * 3 + 1
             out.append(" " * (width - 1) + "^")
-    out.append("")
     return out
