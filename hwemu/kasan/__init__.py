@@ -317,6 +317,65 @@ class Kasan:
         if pfn < self.max_low_pfn:
             self.unpoison(self.page_offset + (pfn << PAGE_SHIFT), PAGE_SIZE << order)
 
+    # ------------------------------------------------------------ mempool hooks
+
+    def _head(self, ptr: int) -> tuple[int, int]:
+        """``virt_to_head_page()`` of a direct-map ``ptr``: (head pfn, folio order)."""
+        pa = self.machine.page_alloc
+        pfn = self.machine.memmap.direct_map_pa(ptr, "virt_to_head_page") >> PAGE_SHIFT
+        link = pa.words[pfn * 8 + 1]   # compound_head of a tail page
+        if link & 1:
+            pfn = (link - 1 - pa.memmap.start) // STRUCT_PAGE_SIZE
+        return pfn, pa.compound_order(pfn)
+
+    def mempool_poison_object(self, ptr: int) -> bool:
+        """``__kasan_mempool_poison_object()``: False (after reporting) on a double or
+        invalid free; no quarantine, the mempool keeps the element."""
+        slab = self.machine.slab.slab_of(ptr)
+        if slab is None:   # a large kmalloc
+            pfn, order = self._head(ptr)
+            if self.check_page_allocation(ptr, self.page_offset + (pfn << PAGE_SHIFT)):
+                return False
+            self.poison(ptr, PAGE_SIZE << order, KASAN_PAGE_FREE)
+            return True
+        cache = slab.cache
+        if self.check_slab_allocation(cache, ptr, self.machine.slab.object_start(ptr)):
+            return False
+        self.poison_slab_object(cache, ptr, sched.current())
+        return True
+
+    def mempool_unpoison_object(self, ptr: int, size: int) -> None:
+        """``__kasan_mempool_unpoison_object()``: kmalloc elements usable for ``size``
+        bytes (redzone after), slab elements for their whole object; allocated here."""
+        slab = self.machine.slab.slab_of(ptr)
+        if slab is None:
+            _, order = self._head(ptr)
+            self.kmalloc_large(ptr, size, PAGE_SIZE << order)
+            return
+        from ..slab import SLAB_KMALLOC   # slab.py builds on this module
+        cache = slab.cache
+        kmalloc = bool(cache.flags & SLAB_KMALLOC)
+        self.slab_alloc(cache, ptr, size if kmalloc else cache.object_size, kmalloc,
+                        sched.current())
+
+    def mempool_poison_pages(self, page: int, order: int) -> bool:
+        """``__kasan_mempool_poison_pages()``: highmem is not tracked; False (after
+        reporting) on a double free."""
+        memmap = self.machine.memmap
+        pfn = memmap.page_to_pfn(page)
+        if pfn >= self.max_low_pfn:
+            return True
+        ptr = memmap.lowmem_virt(pfn)
+        head, _ = self._head(ptr)
+        if self.check_page_allocation(ptr, self.page_offset + (head << PAGE_SHIFT)):
+            return False
+        self.poison(ptr, PAGE_SIZE << order, KASAN_PAGE_FREE)
+        return True
+
+    def mempool_unpoison_pages(self, page: int, order: int) -> None:
+        """``kasan_mempool_unpoison_pages()``"""
+        self.unpoison_pages(self.machine.memmap.page_to_pfn(page), order)
+
     # ------------------------------------------------------------ vmalloc
 
     def vmalloc_area(self, addr: int, size: int, area_size: int) -> None:
@@ -425,3 +484,29 @@ def expect_report(bug_type: str | None = None):
     if bug_type is not None and not any(r.bug_type == bug_type for r in got):
         raise AssertionError(f"expected a KASAN {bug_type} report, got "
                              f"{', '.join(r.bug_type for r in got)}")
+
+
+def kasan_mempool_poison_object(ptr: int) -> bool:
+    """``kasan_mempool_poison_object(void *ptr)``: True when KASAN is off."""
+    k = _kasan(ptr)
+    return k.mempool_poison_object(ptr) if k.enabled else True
+
+
+def kasan_mempool_unpoison_object(ptr: int, size: int) -> None:
+    """``kasan_mempool_unpoison_object(void *ptr, size_t size)``"""
+    k = _kasan(ptr)
+    if k.enabled:
+        k.mempool_unpoison_object(ptr, size)
+
+
+def kasan_mempool_poison_pages(page: int, order: int) -> bool:
+    """``kasan_mempool_poison_pages(struct page *page, unsigned int order)``"""
+    k = _kasan(page)
+    return k.mempool_poison_pages(page, order) if k.enabled else True
+
+
+def kasan_mempool_unpoison_pages(page: int, order: int) -> None:
+    """``kasan_mempool_unpoison_pages(struct page *page, unsigned int order)``"""
+    k = _kasan(page)
+    if k.enabled:
+        k.mempool_unpoison_pages(page, order)
