@@ -71,10 +71,26 @@ def _access(addr: int, n: int, write: bool, op):
         return op(space, addr - space.base)
 
 
+def _fast(addr, size: int):
+    """The address space when ``[addr, addr+size)`` is in the last-used machine's direct
+    map (no lock, no region walk needed), else None."""
+    sp = vmem._last
+    if sp is not None and addr.__class__ is int and sp.fast_lo <= addr and \
+            addr + size <= sp.fast_hi:
+        return sp
+    return None
+
+
 def load(addr: int, size: int) -> int:
     """Read a ``size``-byte unsigned little-endian integer at ``addr`` (``*(u64 *)addr``)."""
-    if type(size) is not int or size not in _SIZES:
+    if size.__class__ is not int or size not in _SIZES:
         raise ValueError(f"load size must be one of {_SIZES}, not {size}")
+    sp = _fast(addr, size)
+    if sp is not None:
+        if sp.machine.kasan_check is not None:
+            sp.machine.kasan_check(addr, size, False)
+        off = addr - sp.base
+        return int.from_bytes(sp.mv[off:off + size], "little")
     return _access(addr, size, False,
                    lambda sp, off: int.from_bytes(sp.mv[off:off + size], "little"))
 
@@ -84,12 +100,19 @@ def store(addr: int, size: int, value: int) -> None:
 
     Negative values are stored in two's complement; values that do not fit raise.
     """
-    if type(size) is not int or size not in _SIZES:
+    if size.__class__ is not int or size not in _SIZES:
         raise ValueError(f"store size must be one of {_SIZES}, not {size}")
     bits = size * 8
     if not -(1 << (bits - 1)) <= value < 1 << bits:
         raise ValueError(f"value {value:#x} does not fit in {size} bytes")
     data = (value & ((1 << bits) - 1)).to_bytes(size, "little")
+    sp = _fast(addr, size)
+    if sp is not None:
+        if sp.machine.kasan_check is not None:
+            sp.machine.kasan_check(addr, size, True)
+        off = addr - sp.base
+        sp.mv[off:off + size] = data
+        return
 
     def op(sp, off):
         sp.mv[off:off + size] = data
