@@ -664,9 +664,11 @@ class KmemCache:
     def slab_free(self, x: int, slab: SlabInfo, task) -> None:
         """``slab_free()``: ``x`` lies in ``slab`` of this cache."""
         kasan = self.kasan
-        if kasan is not None and kasan.check_slab_allocation(
-                self, x, slab.base + (x - slab.base) // self.size * self.size):
-            return   # kasan_slab_pre_free(): reported, not freed
+        if kasan is not None:   # kasan_slab_pre_free(): the quick test inline
+            start = slab.base + (x - slab.base) // self.size * self.size
+            if (start != x or kasan.mv[(x >> 3) + kasan.delta] >= 8) and \
+                    kasan.check_slab_allocation(self, x, start):
+                return   # reported, not freed
         if self.live.pop(x, -1) < 0:
             self.sl.bad_free(self, x, task)
             return
@@ -685,10 +687,9 @@ class KmemCache:
         if len(objs) > self.pcs_max:
             self.flush_array(objs, self.sheaf_capacity, task)
 
-    def free_from_quarantine(self, x: int) -> None:
+    def free_from_quarantine(self, x: int, task) -> None:
         """The quarantine lets go of ``x``: it really becomes a free object."""
         sl = self.sl
-        task = sched.current()
         if task.cpu.id < sl.nr_cpus:
             self.free_object(x, sl.pfn_slab[(x - sl.page_offset) >> PAGE_SHIFT], task)
         else:   # a kernel thread: no per-CPU array of its own

@@ -273,7 +273,7 @@ class Kasan:
         finally:
             lock.release()
         for old_cache, old in release:   # quarantine_reduce(): back to the slabs
-            old_cache.free_from_quarantine(old)
+            old_cache.free_from_quarantine(old, task)
         return True
 
     def quarantine_remove_cache(self, cache) -> None:
@@ -283,8 +283,9 @@ class Kasan:
             self.quarantine = collections.deque((c, o) for c, o in self.quarantine
                                                 if c is not cache)
             self.quarantine_bytes -= len(mine) * cache.size
+        task = sched.current()
         for obj in mine:
-            cache.free_from_quarantine(obj)
+            cache.free_from_quarantine(obj, task)
 
     # ------------------------------------------------------------ large kmalloc and pages
 
