@@ -60,11 +60,13 @@ def kasan_cache_size(object_size: int, size: int, free_meta_inside: bool) -> int
 
 
 class KasanReport:
-    """One report: ``bug_type``, ``addr``, ``size``, ``is_write`` and the full ``text``."""
+    """One report: ``bug_type``, ``addr``, ``size``, ``is_write``, the full ``text``, and
+    ``expected`` (made inside an :func:`expect_report` block)."""
 
     def __init__(self, bug_type: str, addr: int, size: int, is_write: bool, text: str):
         self.bug_type, self.addr, self.size, self.is_write = bug_type, addr, size, is_write
         self.text = text
+        self.expected = False
 
     def __repr__(self) -> str:
         return f"<KasanReport {self.bug_type} at {self.addr:#x}>"
@@ -479,6 +481,8 @@ def expect_report(bug_type: str | None = None):
     finally:
         k.multi_shot = multi
         got.extend(k.reports[before:])
+        for report in got:
+            report.expected = True
     if not got:
         raise AssertionError(f"expected a KASAN report{f' ({bug_type})' if bug_type else ''}"
                              ", none was made")

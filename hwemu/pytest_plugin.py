@@ -1,0 +1,202 @@
+"""Emulation of KUnit's per-test checks (lib/kunit, with KASAN and a kmemleak-lite) for
+users' own pytest tests.
+
+Loaded automatically through the ``pytest11`` entry point ``hwemu``. It offers:
+
+- fixture ``hwemu_machine``: a machine booted for the test (the test's thread is its
+  first task), shut down afterwards. Its config comes from the closest
+  ``@pytest.mark.hwemu_config(config, **overrides)`` marker, else from the ini option
+  ``hwemu_config``, else the packaged default. ``config`` is a path (relative paths are
+  taken from the rootdir) or a dict; overrides are dotted keys with ``__`` for the dots
+  (``machine__cpus=8``).
+- fixture ``hwemu_boot``: ``hwemu_boot(config=None, **overrides)`` boots more machines
+  for the test; each gets the same checks and is shut down at the end.
+- fixture ``expect_kasan_report``: :func:`hwemu.kasan.expect_report`, KUnit's
+  ``KUNIT_EXPECT_KASAN_FAIL``: ``with expect_kasan_report("slab-out-of-bounds"):``.
+  Reports made inside it are marked ``expected``.
+
+After a test that passed, on every machine the plugin booted and that is still up:
+
+1. a KASAN report made during the test and not inside an ``expect_report`` block fails
+   the test (KUnit fails a test on an unexpected KASAN report);
+2. unless ``@pytest.mark.hwemu_allow_leaks``, memory the test allocated and did not
+   free fails it: after flushing deferred vfrees, ``slab.shrink()`` (which also empties
+   the KASAN quarantine) and ``drain_all_pages()``, live objects per slab cache are
+   compared with the counts taken right after boot (after the same flushing), and free
+   pages with the free pages then. Page cache and anonymous memory (``add_to_page_cache``,
+   ``add_anon_pages``) are owned by the emulated file and task, not leaked; they are
+   counted out.
+
+The checks run in a ``pytest_runtest_call`` hook (``trylast``: after the test function
+returned), not in the fixture's teardown: pytest counts an exception in the call phase
+as a *failure* of the test, one in teardown as an *error* besides it. When the test
+itself failed the checks are skipped and any unexpected KASAN report is added to the
+failure output instead, as it may well be the cause. Not emulated: kmemleak's scan for
+references (any object still allocated is a leak) and KUnit's resource API.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import hwemu
+import hwemu.kasan
+from hwemu import sched
+
+_TRACKER = pytest.StashKey["_Tracker"]()
+
+
+# ---------------------------------------------------------------- hooks
+
+def pytest_addoption(parser) -> None:
+    parser.addini("hwemu_config", "config of the hwemu_machine fixture when no "
+                  "hwemu_config marker says otherwise: a YAML path relative to the rootdir "
+                  "(default: the packaged default machine)", default="")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "hwemu_config(config=None, **overrides): boot hwemu_machine from this "
+        "config (a YAML path relative to the rootdir, or a dict), with dotted-key "
+        "overrides written with __ for the dots (machine__cpus=8)")
+    config.addinivalue_line(
+        "markers", "hwemu_allow_leaks: do not fail the test for pages or slab objects it "
+        "allocated and did not free")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item) -> None:
+    tracker = item.stash.get(_TRACKER, None)
+    if tracker is None:
+        return
+    tracker.checked = True
+    leaks = item.get_closest_marker("hwemu_allow_leaks") is None
+    problems = [p for m in tracker.machines for p in tracker.problems(m, leaks)]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    tracker = item.stash.get(_TRACKER, None)
+    if tracker is not None and not tracker.checked and report.when == "call" \
+            and report.failed:
+        text = "\n".join(r.text for m in tracker.machines if not m.down
+                         for r in tracker.unexpected(m))
+        if text:
+            report.sections.append(("hwemu: unexpected KASAN reports", text))
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture
+def hwemu_boot(request):
+    """``hwemu_boot(config=None, **overrides)`` -> :class:`hwemu.Machine`: boot a machine
+    for this test, checked and shut down with it. ``config`` None is the ini option
+    ``hwemu_config`` or the packaged default."""
+    tracker = _Tracker(request.config)
+    request.node.stash[_TRACKER] = tracker
+    yield tracker.boot
+    for m in reversed(tracker.machines):
+        m.shutdown()
+
+
+@pytest.fixture
+def hwemu_machine(request, hwemu_boot):
+    """The machine of this test, from the closest ``hwemu_config`` marker."""
+    marker = request.node.get_closest_marker("hwemu_config")
+    if marker is None:
+        return hwemu_boot()
+    return hwemu_boot(*marker.args, **marker.kwargs)
+
+
+@pytest.fixture
+def expect_kasan_report():
+    """:func:`hwemu.kasan.expect_report`: ``with expect_kasan_report("use-after-free"):``"""
+    return hwemu.kasan.expect_report
+
+
+# ---------------------------------------------------------------- the checks
+
+class _Tracker:
+    """The machines one test booted and their state right after boot."""
+
+    def __init__(self, config):
+        self.config = config
+        self.machines: list[hwemu.Machine] = []
+        self.baseline: dict[hwemu.Machine, tuple] = {}
+        self.checked = False
+
+    def boot(self, config=None, **overrides) -> hwemu.Machine:
+        if config is None:
+            config = self.config.getini("hwemu_config") or None
+        if isinstance(config, (str, Path)):
+            config = self.config.rootpath / config   # an absolute path stays as it is
+        m = hwemu.boot(config, overrides={k.replace("__", "."): v
+                                          for k, v in overrides.items()})
+        self.machines.append(m)
+        self.baseline[m] = (len(m.kasan.reports), *_call_on(m, lambda: _usage(m)))
+        return m
+
+    def unexpected(self, m) -> list:
+        return [r for r in m.kasan.reports[self.baseline[m][0]:] if not r.expected]
+
+    def problems(self, m, leaks: bool) -> list[str]:
+        """What the test did wrong on ``m``, one message per kind of problem."""
+        if m.down:   # the test shut it down itself
+            return []
+        out = []
+        reports = self.unexpected(m)
+        if reports:
+            out.append(f"hwemu: {len(reports)} unexpected KASAN report(s) on machine "
+                       f"{m.name!r} (expect them with hwemu.kasan.expect_report()):\n"
+                       + "\n".join(r.text for r in reports))
+        if not leaks:
+            return out
+        _, pages0, live0 = self.baseline[m]
+        pages, live = _call_on(m, lambda: _usage(m))
+        lines = []
+        for cache, objs in live.items():
+            n = len(objs) - len(live0.get(cache, ()))
+            if n > 0:   # kmemleak's "unreferenced object 0x... (size N)", three at most
+                new = [f"{a:#x} (size {size})" for a, size in objs.items()
+                       if a not in live0.get(cache, ())]
+                lines.append(f"  {cache.name}: {n} object{'s' * (n != 1)} not freed: "
+                             + ", ".join(new[:3]) + (", ..." if len(new) > 3 else ""))
+        if pages0 > pages:
+            n = pages0 - pages
+            lines.append(f"  {n} page{'s' * (n != 1)} not returned to the page allocator"
+                         + (" (the slabs of those objects included)" if lines else ""))
+        if lines:
+            out.append(f"hwemu: memory leaked by the test on machine {m.name!r} (mark the "
+                       "test @pytest.mark.hwemu_allow_leaks to allow it):\n"
+                       + "\n".join(lines))
+        return out
+
+
+def _usage(m) -> tuple[int, dict]:
+    """(free pages + page cache + anon pages, {cache: {live object: size}}), measured
+    after giving back everything cached: deferred vfrees, per-CPU arrays, empty slabs,
+    the KASAN quarantine, per-CPU page lists."""
+    m.vmalloc.flush_deferred()
+    m.slab.shrink()
+    m.page_alloc.drain_all_pages()
+    pages = (sum(z.free_pages for z in m.page_alloc.zones)
+             + m.vmstat["nr_file_pages"] + m.vmstat["nr_anon_pages"])
+    return pages, {c: dict(c.live) for c in list(m.slab.slab_caches)}
+
+
+def _call_on(m, fn):
+    """``fn()`` as this thread's task on ``m``. A thread that booted several machines is
+    a task of each, and ``current`` is the last one booted: switch for the call."""
+    task = sched.current_on(m)
+    if task is None:   # booted from another thread
+        return m.spawn(fn).join()
+    saved = getattr(sched._tls, "current", None)
+    sched._tls.current = task
+    try:
+        return fn()
+    finally:
+        sched._tls.current = saved
