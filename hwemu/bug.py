@@ -79,10 +79,18 @@ class BugState:
         self.die_counter = 0
         self.warned_once: set[tuple[str, int]] = set()
         self.lock = threading.Lock()
+        self.debug_locks = True
 
-    def add_taint(self, name: str) -> None:
+    def add_taint(self, name: str, lockdep_unreliable: bool = False) -> None:
+        """``add_taint()``; the first taint that makes lockdep unreliable (BAD_PAGE,
+        DIE, ...) turns lock debugging off, and says so."""
         with self.lock:
             self.taint |= 1 << TAINT[name]
+            turn_off, self.debug_locks = self.debug_locks and lockdep_unreliable, \
+                self.debug_locks and not lockdep_unreliable
+        if turn_off:
+            self.machine.log.printk("Disabling lock debugging due to kernel taint",
+                                    KERN_WARNING)
 
     def tainted(self) -> str:
         """``print_tainted()``: ``Not tainted`` or ``Tainted: G    B   W``..."""
@@ -185,7 +193,7 @@ def _die(machine, task, first_lines: list[str], frame: FrameType, kind: str,
         END_TRACE,
     ])
     machine.log.printk(text, KERN_EMERG)
-    machine.bugs.add_taint("DIE")
+    machine.bugs.add_taint("DIE", lockdep_unreliable=True)
     return text
 
 

@@ -707,6 +707,9 @@ class PageAlloc:
                  f"mapping:{words[pfn * 8 + W_MAPPING]:016x} "
                  f"index:{words[pfn * 8 + 4]:#x} pfn:{pfn:#x}",
                  f"flags: {flags:#x}({'|'.join(names + [where])})"]
+        if flags >> PG_head & 1:   # __dump_folio() of a large folio
+            lines.insert(1, f"head: order:{self.compound_order(pfn)} mapcount:0 "
+                            "entire_mapcount:0 nr_pages_mapped:0 pincount:0")
         if typed:
             pgty = (mapcount >> 24) & 0xFF
             lines.append(f"page_type: {pgty:x}({PAGE_TYPE_NAMES.get(pgty, '?')})")
@@ -725,7 +728,7 @@ class PageAlloc:
         text = self.dump_page(pfn, reason)
         machine.log.printk("Modules linked in:", KERN_ALERT)
         bug.dump_stack(machine, task, bug.caller(3), KERN_ALERT)
-        machine.bugs.add_taint("BAD_PAGE")
+        machine.bugs.add_taint("BAD_PAGE", lockdep_unreliable=True)
         machine.warnings.append(f"BUG: Bad page state in process {task.comm}  "
                                 f"pfn:{pfn:05x}\n{text}")
 

@@ -665,7 +665,7 @@ class KmemCache:
         """``slab_free()``: ``x`` lies in ``slab`` of this cache."""
         kasan = self.kasan
         if kasan is not None:   # kasan_slab_pre_free(): the quick test inline
-            start = slab.base + (x - slab.base) // self.size * self.size
+            start = slab.base + min((x - slab.base) // self.size, slab.objects - 1) * self.size
             if (start != x or kasan.mv[(x >> 3) + kasan.delta] >= 8) and \
                     kasan.check_slab_allocation(self, x, start):
                 return   # reported, not freed
@@ -794,6 +794,8 @@ class KmemCache:
                     problems.append(f"slab pfn {pfn:#x}: {len(slab.free)} free but "
                                     f"{'' if pfn in part else 'not '}on the partial list")
             live = set(self.live)
+            if self.kasan is not None:   # quarantined: freed, but still SLUB's to give
+                live |= {o for c, o in list(self.kasan.quarantine) if c is self}
             both = live & set(seen)
             if both:
                 problems.append(f"{len(both)} objects both allocated and free, e.g. "
@@ -1115,12 +1117,14 @@ class Slab:
         slab = self.slab_of(x)
         if slab is None:
             return None
-        s = slab.cache
-        idx = (x - slab.base) // s.size
-        return slab.base + idx * s.size if idx < slab.objects else None
+        s = slab.cache   # the slab's tail belongs to its last object
+        return slab.base + min((x - slab.base) // s.size, slab.objects - 1) * s.size
 
     def ksize(self, x: int) -> int:
-        """``__ksize()``."""
+        """``__ksize()``, after ``kasan_check_byte()``: 0 (reported) for a freed object."""
+        kasan = self.machine.kasan
+        if kasan.enabled and not kasan.check_access(x, 1, False):
+            return 0
         slab = self.pfn_slab.get((x - self.page_offset) >> PAGE_SHIFT)
         if slab is not None:
             s = slab.cache

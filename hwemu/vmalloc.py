@@ -862,13 +862,12 @@ def vrealloc_noprof(p: int, size: int, flags: int) -> int:
         if bug.WARN(alloced < old_size, "vrealloc() has mismatched area vs requested "
                                         f"sizes ({_p(p)})"):
             return 0
-        if size <= old_size:
-            if flags & _ZERO:
+        if size <= alloced:   # in place: only what is usable changes
+            if size <= old_size and flags & _ZERO:
                 access.memset(p + size, 0, old_size - size)
             area.requested_size = size
-            return p
-        if size <= alloced:
-            area.requested_size = size
+            if vm.machine.kasan.enabled:
+                vm.machine.kasan.vmalloc_area(p, size, area.size)
             return p
     n = vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, flags,
                               PAGE_KERNEL, 0, NUMA_NO_NODE, frame)

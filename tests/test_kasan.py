@@ -466,14 +466,8 @@ def test_invalid_free_inside_a_large_kmalloc(kmm):
     assert len(kmm.kasan.reports) == 1
 
 
-FIND_VM_AREA_BUG = (
-    "BUG: hwemu/kasan/report.py:84 describe_address() calls vm.find_vm_area(addr) but "
-    "Vmalloc has no such method (it is find_vmap_area): every report on a vmalloc "
-    "address dies with AttributeError; the kernel prints 'The buggy address belongs to "
-    "the virtual mapping at [start, end) created by: caller' and the memory state")
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=FIND_VM_AREA_BUG)
 def test_vmalloc_out_of_bounds(km):
     v = vmalloc_site(100)
     read_byte(v + 100)
@@ -488,7 +482,6 @@ def test_vmalloc_out_of_bounds(km):
     check_memory_state(lines, v + 100, [None, None, VM100, F816, F816])
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=FIND_VM_AREA_BUG)
 def test_vmalloc_guard_page_reports_then_oopses(km):
     v = vmalloc_site(100)
     with pytest.raises(hwemu.Oops):
@@ -659,12 +652,6 @@ def test_expect_report_fails_with_kasan_off(boot):
     assert m.kasan.reports == [] and m.tainted == "Not tainted"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/kasan/__init__.py:193 (Kasan.report) prints 'Disabling lock debugging "
-    "due to kernel "
-    "taint' only when the kernel had no taint at all; the kernel's add_taint(TAINT_BAD_PAGE,"
-    " LOCKDEP_NOW_UNRELIABLE) prints it whenever it is the first call that turns lock "
-    "debugging off, so also after an earlier WARN (taint W, LOCKDEP_STILL_OK)"))
 def test_lock_debugging_message_after_an_earlier_warn(km):
     hwemu.WARN(True, "an earlier warning")
     assert "W" in km.tainted
@@ -1149,10 +1136,6 @@ def test_kasan_poison_and_unpoison_partial_granules(kmm):
     assert shadow(p, 5) == bytes(5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/kasan/__init__.py:119-127 (Kasan.poison, behind kasan_poison at :432) rounds an "
-    "unaligned size up to whole granules; mm/kasan/shadow.c kasan_poison() does "
-    "WARN_ON(size & KASAN_GRANULE_MASK) and returns without touching the shadow"))
 def test_kasan_poison_unaligned_size_warns(kmm):
     p = kmalloc_site(128)
     warnings = len(kmm.warnings)
@@ -1161,11 +1144,6 @@ def test_kasan_poison_unaligned_size_warns(kmm):
     assert shadow(p, 3) == bytes(3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/kasan/__init__.py:129-136 (Kasan.unpoison, behind kasan_unpoison at "
-    ":439) accepts an "
-    "unaligned address and unpoisons the granule holding it; mm/kasan/shadow.c "
-    "kasan_unpoison() does WARN_ON(addr & KASAN_GRANULE_MASK) and returns"))
 def test_kasan_unpoison_unaligned_address_warns(kmm):
     p = kmalloc_site(128)
     kasan_poison(p, 16, 0xFC)
@@ -1268,11 +1246,6 @@ def test_ksize_is_the_object_size_and_unpoisons_nothing(kmm):
         read_byte(p + 100)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/slab.py:1675-1679 ksize() (and Slab.ksize at :1122) has no "
-    "kasan_check_byte(objp): ksize() of a "
-    "freed object returns its size silently; mm/slab_common.c ksize() reports the bad "
-    "1-byte read (slab-use-after-free) and returns 0"))
 def test_ksize_of_a_freed_object_reports(kmm):
     p = kmalloc_site(100)
     free_it(p)
@@ -1295,22 +1268,14 @@ def test_vmalloc_and_vzalloc_areas(kmm):
     assert shadow(v, 1024) == b"\xf8" * 1024
 
 
-VREALLOC_BUG = (
-    "BUG: hwemu/vmalloc.py:865-872 vrealloc_noprof() resizing in place only sets "
-    "requested_size and never updates the shadow; mm/vmalloc.c vrealloc() unpoisons the "
-    "grown bytes (kasan_unpoison_vmalloc) and poisons the dropped ones "
-    "(kasan_poison_vmalloc), so the emulator reports valid accesses after growing and "
-    "misses overflows after shrinking")
 
 
-@pytest.mark.xfail(strict=True, reason=VREALLOC_BUG)
 def test_vrealloc_grow_in_place_unpoisons(kmm):
     v = hwemu.vmalloc(64)
     assert hwemu.vrealloc(v, 200, GFP_KERNEL) == v
     assert shadow(v, 26) == bytes(25) + b"\xf8"
 
 
-@pytest.mark.xfail(strict=True, reason=VREALLOC_BUG)
 def test_vrealloc_shrink_in_place_poisons(kmm):
     v = hwemu.vmalloc(200)
     assert hwemu.vrealloc(v, 64, GFP_KERNEL) == v
@@ -1329,12 +1294,6 @@ def test_pages_accessible_when_allocated_ff_when_freed(kmm):
 
 # ================================================================ bugs found elsewhere
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/slab.py:668-670 KmemCache.slab_free() passes slab.base + (x - base) // "
-    "size * size as the object start, which for a pointer in the slab's tail (past the "
-    "last object) equals the pointer, so KASAN sees a 'double-free'; the kernel's "
-    "nearest_obj() clamps to the last object, so kasan_slab_pre_free() reports "
-    "'invalid-free' (and describes the last object)"))
 def test_free_of_a_pointer_in_the_slab_tail_is_an_invalid_free(kmm):
     c, slab, objs = c40_slab(kmm, 1)
     assert slab.objects * 56 < PAGE_SIZE << slab.order   # 73 objects, 8 bytes of tail
@@ -1346,22 +1305,12 @@ def test_free_of_a_pointer_in_the_slab_tail_is_an_invalid_free(kmm):
     assert f"The buggy address belongs to the object at {last:016x}" in lines
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/slab.py:801-803 KmemCache.validate() counts objects held by the KASAN "
-    "quarantine as 'neither allocated nor free', so machine.slab.validate() reports a "
-    "problem after any kfree on a KASAN machine; to SLUB a quarantined object is still "
-    "allocated (kasan_slab_free() took ownership)"))
 def test_slab_validate_with_quarantined_objects(km):
     p = kmalloc_site(100)
     free_it(p)
     assert km.slab.validate() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/page_alloc.py:696-717 format_page() never prints the 'head: order:N "
-    "mapcount:.. entire_mapcount:.. nr_pages_mapped:.. pincount:..' line; the kernel's "
-    "__dump_folio() prints it for every large folio, e.g. the order-1 slab of kmalloc-128 "
-    "in a KASAN report (spec §5.7(a))"))
 def test_physical_page_block_of_a_compound_slab_has_the_head_line(km):
     slab, obj = k100_slab(km)
     assert slab.order >= 1

@@ -117,18 +117,19 @@ class Kasan:
         return self.space.base <= addr < self.space.end
 
     def poison(self, addr: int, size: int, value: int) -> None:
-        """``kasan_poison()``: whole granules of ``[addr, addr+size)`` get ``value``."""
-        if addr & KASAN_GRANULE_MASK:
-            bug.WARN(True, f"kasan_poison({addr:#x}): address not aligned to "
-                           f"{KASAN_GRANULE_SIZE}")
+        """``kasan_poison()``: the granules of ``[addr, addr+size)`` get ``value``; both
+        must be granule aligned (the kernel WARNs and does nothing otherwise)."""
+        if bug.WARN_ON((addr | size) & KASAN_GRANULE_MASK):
             return
         start = (addr >> 3) + self.delta
-        n = -(-size // KASAN_GRANULE_SIZE)
-        self.mv[start:start + n] = bytes((value,)) * n
+        n = size >> 3
+        self.mv[start:start + n] = _fill(value, n)
 
     def unpoison(self, addr: int, size: int) -> None:
         """``kasan_unpoison()``: ``size`` bytes accessible, a partial last granule
-        marked with its length."""
+        marked with its length; ``addr`` must be granule aligned."""
+        if bug.WARN_ON(addr & KASAN_GRANULE_MASK):
+            return
         start = (addr >> 3) + self.delta
         full = size >> 3
         self.mv[start:start + full] = bytes(full)
@@ -190,10 +191,7 @@ class Kasan:
             task = sched.current_on(self.machine)
             bug_type, text = build_report(self, kind, addr, size, write, frame, task)
             self.machine.log.printk(text, KERN_ERR)
-            if not self.machine.bugs.taint:
-                self.machine.log.printk("Disabling lock debugging due to kernel taint",
-                                        KERN_ERR)
-            self.machine.bugs.add_taint("BAD_PAGE")
+            self.machine.bugs.add_taint("BAD_PAGE", lockdep_unreliable=True)
             self.reports.append(KasanReport(bug_type, addr, size, write, text))
         if self.fault == "panic" or (self.fault == "panic_on_write" and
                                      (write or kind != KASAN_REPORT_ACCESS)):
@@ -210,7 +208,7 @@ class Kasan:
         self.unpoison(obj, cache.object_size)
 
     def poison_new_object(self, cache, obj: int) -> None:
-        self.poison(obj, cache.object_size, KASAN_SLAB_REDZONE)
+        self.poison(obj, _round_up(cache.object_size), KASAN_SLAB_REDZONE)
 
     def slab_alloc(self, cache, obj: int, size: int, kmalloc: bool, task) -> None:
         """``kasan_slab_alloc()`` + ``kasan_kmalloc()``: the object (or the ``size`` bytes
@@ -383,13 +381,18 @@ class Kasan:
 
     def vmalloc_area(self, addr: int, size: int, area_size: int) -> None:
         """``kasan_populate_vmalloc()`` + ``kasan_unpoison_vmalloc()``: the area (and its
-        guard) is 0xF8 but for the ``size`` bytes asked for."""
+        guard) is 0xF8 but for the ``size`` bytes asked for (also after ``vrealloc()``
+        in place)."""
         self.poison(addr, area_size, KASAN_VMALLOC_INVALID)
         self.unpoison(addr, size)
 
     def vfree_area(self, addr: int, area_size: int) -> None:
         """``kasan_poison_vmalloc()``"""
         self.poison(addr, area_size, KASAN_VMALLOC_INVALID)
+
+
+def _round_up(size: int) -> int:
+    return (size + KASAN_GRANULE_MASK) & ~KASAN_GRANULE_MASK
 
 
 _FILLS: dict[tuple[int, int], bytes] = {}

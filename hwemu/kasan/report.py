@@ -81,7 +81,7 @@ def describe_address(k, addr: int, btype: str) -> list[str]:
     pfn = None
     vm = machine.vmalloc
     if vm.VMALLOC_START <= addr < vm.VMALLOC_END:
-        area = vm.find_vm_area(addr)
+        area = vm.find_vmap_area(addr)
         if area is not None:
             out += ["The buggy address belongs to the virtual mapping at",
                     f" [{area.addr:016x}, {area.addr + area.size:016x}) created by:",
