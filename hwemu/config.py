@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "Config",
     "ConfigError",
+    "DebugConfig",
     "FailPageAllocConfig",
     "FailslabConfig",
     "FaultAttrConfig",
@@ -248,6 +249,19 @@ class KasanConfig(BaseModel):
         default=None,
         description="Bytes of freed slab objects held back from reuse; default: 1/32 "
         "of RAM, as the kernel's QUARANTINE_FRACTION.",
+    )
+
+
+class DebugConfig(BaseModel):
+    """Kernel debug options fixed at build time."""
+
+    model_config = _MODEL_CONFIG
+
+    slub_debug_on: bool = Field(
+        default=False,
+        description="CONFIG_SLUB_DEBUG_ON: mempool poisons its reserved elements "
+        "(POISON_FREE/POISON_END) and checks them when they leave the reserve; "
+        "skipped when KASAN is enabled.",
     )
 
 
@@ -638,6 +652,8 @@ class Config(BaseModel):
         description="Fault injection: failslab, fail_page_alloc, fail_mempool_alloc.",
     )
     vm: VmConfig = Field(default_factory=VmConfig, description="Page allocator sysctls.")
+    debug: DebugConfig = Field(default_factory=DebugConfig,
+                               description="Kernel debug options (Kconfig).")
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""The kernel's memory pools (include/linux/mempool.h and mm/mempool.c) on hwemu.
+
+A ``struct mempool *`` is an int: the address of the pool in the machine's memory.
+Elements are pointers (ints), or ``struct page *`` for page pools. ``alloc_fn`` and
+``free_fn`` may be Python callables ``alloc_fn(gfp_mask, pool_data) -> element`` and
+``free_fn(element, pool_data)``, or function pointers from :func:`fnptr`.
+The functions live in :mod:`mempool._mempool`, one for one with mm/mempool.c.
+"""
+from ._mempool import (MEMPOOL_ALLOC_PAGES, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_PAGES,
+                       MEMPOOL_FREE_SLAB, MEMPOOL_KFREE, MEMPOOL_KMALLOC, POISON_END,
+                       POISON_FREE, POISON_INUSE, SIZEOF_MEMPOOL, fn_of, fnptr,
+                       mempool_adjust_gfp, mempool_alloc_bulk_noprof, mempool_alloc_noprof,
+                       mempool_alloc_pages, mempool_alloc_preallocated, mempool_alloc_slab,
+                       mempool_create, mempool_create_node_noprof, mempool_destroy,
+                       mempool_exit, mempool_free, mempool_free_bulk, mempool_free_pages,
+                       mempool_free_slab, mempool_init_node, mempool_init_noprof,
+                       mempool_kfree, mempool_kmalloc, mempool_resize, struct_mempool)
+from hwemu.access import load
+
+mempool_t = struct_mempool
+
+# Memory allocation profiling is not emulated: alloc_hooks(x) is x.
+mempool_init = mempool_init_noprof
+mempool_create_node = mempool_create_node_noprof
+mempool_alloc = mempool_alloc_noprof
+mempool_alloc_bulk = mempool_alloc_bulk_noprof
+
+
+def mempool_initialized(pool: int) -> bool:
+    """``pool->elements != NULL``"""
+    return load(pool + struct_mempool.elements.offset, 8) != 0
+
+
+def mempool_is_saturated(pool: int) -> bool:
+    """``READ_ONCE(pool->curr_nr) >= pool->min_nr`` (a zero-min pool always is)."""
+    curr = load(pool + struct_mempool.curr_nr.offset, 4)
+    return curr >= load(pool + struct_mempool.min_nr.offset, 4)
+
+
+def mempool_init_slab_pool(pool: int, min_nr: int, kc: int) -> int:
+    return mempool_init(pool, min_nr, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_SLAB, kc)
+
+
+def mempool_create_slab_pool(min_nr: int, kc: int) -> int:
+    return mempool_create(min_nr, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_SLAB, kc)
+
+
+def mempool_init_kmalloc_pool(pool: int, min_nr: int, size: int) -> int:
+    return mempool_init(pool, min_nr, MEMPOOL_KMALLOC, MEMPOOL_KFREE, size)
+
+
+def mempool_create_kmalloc_pool(min_nr: int, size: int) -> int:
+    return mempool_create(min_nr, MEMPOOL_KMALLOC, MEMPOOL_KFREE, size)
+
+
+def mempool_init_page_pool(pool: int, min_nr: int, order: int) -> int:
+    return mempool_init(pool, min_nr, MEMPOOL_ALLOC_PAGES, MEMPOOL_FREE_PAGES, order)
+
+
+def mempool_create_page_pool(min_nr: int, order: int) -> int:
+    return mempool_create(min_nr, MEMPOOL_ALLOC_PAGES, MEMPOOL_FREE_PAGES, order)

@@ -1,0 +1,551 @@
+"""Port of mm/mempool.c (newest behaviour: 6.19 with the 7.0 fixes), function for
+function and in the same order, operating on emulated memory as the kernel does.
+
+``struct mempool`` and its element array live in the machine's memory (kmalloc'ed);
+every access to them goes through hwemu's instrumented accessors, so KASAN sees them.
+Elements are raw pointers (``void *``) or ``struct page *`` for page pools. Callbacks
+are function pointers: :func:`fnptr` gives any Python callable a stable one, and the
+stock callbacks are recognised by identity, as the kernel compares ``pool->alloc``.
+
+Not emulated: memory allocation profiling (the ``_noprof`` names and their wrappers
+are the same functions; ``alloc_hooks()`` records nothing), kmemleak_update_trace().
+"""
+from __future__ import annotations
+
+import ctypes
+import sys
+
+import hwemu
+from hwemu import bug, sched
+from hwemu.access import load, memset, read_bytes, store, write_bytes
+from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
+from hwemu.gfp import gfp_t
+from hwemu.highmem import kmap_local_page, kunmap_local
+from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
+                         kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages)
+from hwemu.mmzone import NUMA_NO_NODE
+from hwemu.page import STRUCT_PAGE_SIZE, page_address
+from hwemu.page_alloc import __free_pages, alloc_pages
+from hwemu.printk import KERN_ERR, KERN_INFO
+from hwemu.slab import (kfree, kmalloc_array_node_noprof, kmalloc_node_noprof,
+                        kmalloc_noprof, kmem_cache_alloc_noprof, kmem_cache_free,
+                        kmem_cache_size)
+from hwemu.vmem import PAGE_SIZE
+
+POISON_INUSE, POISON_FREE, POISON_END = 0x5A, 0x6B, 0xA5
+BITS_PER_LONG = 64
+ENOMEM = 12
+HZ_WAIT = 5   # mempool_alloc_from_pool() sleeps at most 5 * HZ
+
+
+class struct_mempool(ctypes.Structure):
+    """``struct mempool`` (``mempool_t``), 64-bit layout."""
+    _fields_ = [
+        ("lock", ctypes.c_uint32),        # spinlock_t
+        ("min_nr", ctypes.c_int32),
+        ("curr_nr", ctypes.c_int32),
+        ("_pad", ctypes.c_uint32),
+        ("elements", ctypes.c_uint64),    # void **
+        ("pool_data", ctypes.c_uint64),   # void *
+        ("alloc", ctypes.c_uint64),       # mempool_alloc_t *
+        ("free", ctypes.c_uint64),        # mempool_free_t *
+        ("wait", ctypes.c_uint8 * 24),    # wait_queue_head_t
+    ]
+
+
+F = {name: getattr(struct_mempool, name).offset for name, _ in struct_mempool._fields_}
+SIZEOF_MEMPOOL = ctypes.sizeof(struct_mempool)
+
+# ---------------------------------------------------------------- function pointers
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p)
+_FN_BY_PTR: dict[int, object] = {}
+_PTR_BY_FN: dict[object, int] = {}
+_THUNKS: list = []
+
+
+def fnptr(fn) -> int:
+    """A stable function pointer for the Python callable ``fn`` (0 for None).
+
+    The pointer is a real ctypes thunk address; calls made through a pool go straight
+    to ``fn`` (looked up by the pointer), not through the thunk.
+    """
+    if fn is None:
+        return 0
+    ptr = _PTR_BY_FN.get(fn)
+    if ptr is None:
+        thunk = _CALLBACK(lambda *a: None)   # an address to stand for fn
+        _THUNKS.append(thunk)
+        ptr = ctypes.cast(thunk, ctypes.c_void_p).value
+        _PTR_BY_FN[fn], _FN_BY_PTR[ptr] = ptr, fn
+    return ptr
+
+
+def fn_of(ptr: int):
+    """The Python callable behind function pointer ``ptr``."""
+    fn = _FN_BY_PTR.get(ptr)
+    if fn is None:
+        raise bug.AddressError(f"{ptr:#x} is not a function pointer hwemu knows")
+    return fn
+
+
+# ---------------------------------------------------------------- struct access
+
+def _get(pool: int, field: str, size: int = 4) -> int:
+    value = load(pool + F[field], size)
+    return value - (1 << 32) if size == 4 and value >> 31 else value
+
+
+def _set(pool: int, field: str, value: int, size: int = 4) -> None:
+    store(pool + F[field], size, value)
+
+
+def _lock(pool: int) -> int:
+    return pool + F["lock"]
+
+
+def _wait(pool: int) -> int:
+    return pool + F["wait"]
+
+
+def _element(pool: int, i: int) -> int:
+    return load(_get(pool, "elements", 8) + 8 * i, 8)
+
+
+def _set_element(pool: int, i: int, element: int) -> None:
+    store(_get(pool, "elements", 8) + 8 * i, 8, element)
+
+
+# ---------------------------------------------------------------- debug poisoning
+
+def _slub_debug_on() -> bool:
+    """``CONFIG_SLUB_DEBUG_ON`` and not ``kasan_enabled()`` (KASAN keeps metadata in
+    freed objects)."""
+    config = sched.current().machine.config
+    return config.debug.slub_debug_on and not config.kasan.enabled
+
+
+def poison_error(pool: int, element: int, size: int, byte: int) -> None:
+    """Report a reserved element whose poison was overwritten (no BUG)."""
+    nr = _get(pool, "curr_nr")
+    start = max(byte - BITS_PER_LONG // 8, 0)
+    end = min(byte + BITS_PER_LONG // 8, size)
+    data = read_bytes(element + start, end - start)
+    machine = sched.current().machine
+    text = ("BUG: mempool element poison mismatch\n"
+            f"Mempool {pool:016x} size {size}\n"
+            f" nr={nr} @ {element:016x}: {'... ' if start > 0 else ''}0x"
+            + "".join(f"{b:x} " for b in data) + ("..." if end < size else ""))
+    machine.log.printk(text, KERN_ERR)
+    text += "\n" + bug.dump_stack(machine, sched.current(), sys._getframe(1))
+    machine.warnings.append(text)
+
+
+def __check_element(pool: int, element: int, size: int) -> None:
+    data = read_bytes(element, size)
+    for i, b in enumerate(data):
+        if b != (POISON_END if i == size - 1 else POISON_FREE):
+            poison_error(pool, element, size, i)
+            return
+    memset(element, POISON_INUSE, size)
+
+
+def check_element(pool: int, element: int) -> None:
+    """Verify and clear the poison of an element leaving the reserve."""
+    if not _slub_debug_on():
+        return
+    free = _get(pool, "free", 8)
+    pool_data = _get(pool, "pool_data", 8)
+    if free == MEMPOOL_FREE_SLAB:
+        __check_element(pool, element, kmem_cache_size(pool_data))
+    elif free == MEMPOOL_KFREE:
+        __check_element(pool, element, pool_data)
+    elif free == MEMPOOL_FREE_PAGES:
+        _each_page(element, pool_data, lambda addr: __check_element(pool, addr, PAGE_SIZE),
+                   lambda addr, n: __check_element(pool, addr, n))
+
+
+def __poison_element(element: int, size: int) -> None:
+    memset(element, POISON_FREE, size - 1)
+    store(element + size - 1, 1, POISON_END)
+
+
+def poison_element(pool: int, element: int) -> None:
+    """Fill an element entering the reserve with ``POISON_FREE`` and ``POISON_END``."""
+    if not _slub_debug_on():
+        return
+    alloc = _get(pool, "alloc", 8)
+    pool_data = _get(pool, "pool_data", 8)
+    if alloc == MEMPOOL_ALLOC_SLAB:
+        __poison_element(element, kmem_cache_size(pool_data))
+    elif alloc == MEMPOOL_KMALLOC:
+        __poison_element(element, pool_data)
+    elif alloc == MEMPOOL_ALLOC_PAGES:
+        _each_page(element, pool_data, lambda addr: __poison_element(addr, PAGE_SIZE),
+                   __poison_element)
+
+
+def _each_page(page: int, order: int, per_page, whole) -> None:
+    """Run ``per_page(addr)`` on each page through ``kmap_local_page`` (a HIGHMEM
+    kernel: one page mapped at a time), or ``whole(addr, size)`` on the block."""
+    if sched.current().machine.highmem is not None:
+        for i in range(1 << order):
+            addr = kmap_local_page(page + i * STRUCT_PAGE_SIZE)
+            try:
+                per_page(addr)
+            finally:
+                kunmap_local(addr)
+    else:
+        whole(page_address(page), PAGE_SIZE << order)
+
+
+# ---------------------------------------------------------------- KASAN
+
+def kasan_poison_element(pool: int, element: int) -> bool:
+    alloc = _get(pool, "alloc", 8)
+    if alloc in (MEMPOOL_ALLOC_SLAB, MEMPOOL_KMALLOC):
+        return kasan_mempool_poison_object(element)
+    if alloc == MEMPOOL_ALLOC_PAGES:
+        return kasan_mempool_poison_pages(element, _get(pool, "pool_data", 8))
+    return True
+
+
+def kasan_unpoison_element(pool: int, element: int) -> None:
+    alloc = _get(pool, "alloc", 8)
+    pool_data = _get(pool, "pool_data", 8)
+    if alloc == MEMPOOL_KMALLOC:
+        kasan_mempool_unpoison_object(element, pool_data)
+    elif alloc == MEMPOOL_ALLOC_SLAB:
+        kasan_mempool_unpoison_object(element, kmem_cache_size(pool_data))
+    elif alloc == MEMPOOL_ALLOC_PAGES:
+        kasan_mempool_unpoison_pages(element, pool_data)
+
+
+# ---------------------------------------------------------------- the reserve
+
+def add_element(pool: int, element: int) -> None:
+    """Push ``element`` on the reserve (pool lock held); KASAN may refuse it."""
+    min_nr, curr_nr = _get(pool, "min_nr"), _get(pool, "curr_nr")
+    bug.BUG_ON(min_nr != 0 and curr_nr >= min_nr)
+    poison_element(pool, element)
+    if kasan_poison_element(pool, element):
+        _set_element(pool, curr_nr, element)
+        _set(pool, "curr_nr", curr_nr + 1)
+
+
+def remove_element(pool: int) -> int:
+    """Pop the most recently added element (pool lock held)."""
+    curr_nr = _get(pool, "curr_nr") - 1
+    bug.BUG_ON(curr_nr < 0)
+    _set(pool, "curr_nr", curr_nr)
+    element = _element(pool, curr_nr)
+    kasan_unpoison_element(pool, element)
+    check_element(pool, element)
+    return element
+
+
+# ---------------------------------------------------------------- lifetime
+
+def mempool_exit(pool: int) -> None:
+    """``mempool_exit()``: free the reserve and the array of a pool (no lock taken)."""
+    while _get(pool, "curr_nr"):
+        element = remove_element(pool)
+        fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
+    kfree(_get(pool, "elements", 8))
+    _set(pool, "elements", 0, 8)
+
+
+def mempool_destroy(pool: int) -> None:
+    """``mempool_destroy()``: :func:`mempool_exit` and free the struct; NULL is fine."""
+    if not pool:
+        return
+    mempool_exit(pool)
+    kfree(pool)
+
+
+def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
+                      gfp_mask: int, node_id: int) -> int:
+    """``mempool_init_node()`` on a zeroed ``struct mempool *pool``: 0 or ``-ENOMEM``.
+
+    ``alloc_fn``/``free_fn`` are function pointers (ints) or Python callables.
+    """
+    sched.spin_lock_init(_lock(pool))
+    _set(pool, "min_nr", min_nr)
+    _set(pool, "pool_data", pool_data, 8)
+    _set(pool, "alloc", _as_ptr(alloc_fn), 8)
+    _set(pool, "free", _as_ptr(free_fn), 8)
+    sched.init_waitqueue_head(_wait(pool))
+    elements = kmalloc_array_node_noprof(max(1, min_nr), 8, gfp_mask, node_id)
+    if not elements:
+        return -ENOMEM
+    _set(pool, "elements", elements, 8)
+    alloc = fn_of(_get(pool, "alloc", 8))
+    while _get(pool, "curr_nr") < max(1, min_nr):   # preallocate, as if freed
+        element = alloc(gfp_mask, pool_data)
+        if not element:
+            mempool_exit(pool)
+            return -ENOMEM
+        add_element(pool, element)
+    return 0
+
+
+def _as_ptr(fn) -> int:
+    return fn if isinstance(fn, int) else fnptr(fn)
+
+
+def mempool_init_noprof(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:
+    """``mempool_init()``: :func:`mempool_init_node` with ``GFP_KERNEL`` on any node."""
+    return mempool_init_node(pool, min_nr, alloc_fn, free_fn, pool_data, hwemu.GFP_KERNEL,
+                             NUMA_NO_NODE)
+
+
+def mempool_create_node_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int,
+                               gfp_mask: int, node_id: int) -> int:
+    """``mempool_create_node()``: a new ``struct mempool *``, or 0."""
+    pool = kmalloc_node_noprof(SIZEOF_MEMPOOL, gfp_mask | gfp_t.ZERO, node_id)
+    if not pool:
+        return 0
+    if mempool_init_node(pool, min_nr, alloc_fn, free_fn, pool_data, gfp_mask, node_id):
+        kfree(pool)
+        return 0
+    return pool
+
+
+def mempool_create(min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:
+    """``mempool_create()``: ``GFP_KERNEL`` on any node."""
+    return mempool_create_node_noprof(min_nr, alloc_fn, free_fn, pool_data,
+                                      hwemu.GFP_KERNEL, NUMA_NO_NODE)
+
+
+def mempool_resize(pool: int, new_min_nr: int) -> int:
+    """``mempool_resize()``: change ``min_nr``; shrink frees the surplus, grow refills
+    with ``GFP_KERNEL`` (a refill failure still returns 0)."""
+    bug.BUG_ON(new_min_nr <= 0)
+    sched.might_sleep()
+    lock = _lock(pool)
+    flags = sched.spin_lock_irqsave(lock)
+    if new_min_nr <= _get(pool, "min_nr"):
+        while new_min_nr < _get(pool, "curr_nr"):
+            element = remove_element(pool)
+            sched.spin_unlock_irqrestore(lock, flags)
+            fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
+            flags = sched.spin_lock_irqsave(lock)
+        _set(pool, "min_nr", new_min_nr)
+        sched.spin_unlock_irqrestore(lock, flags)
+        return 0
+    sched.spin_unlock_irqrestore(lock, flags)
+    new_elements = hwemu.kmalloc_array(new_min_nr, 8, hwemu.GFP_KERNEL)
+    if not new_elements:
+        return -ENOMEM
+    flags = sched.spin_lock_irqsave(lock)
+    if new_min_nr <= _get(pool, "min_nr"):   # raced with another resize
+        sched.spin_unlock_irqrestore(lock, flags)
+        kfree(new_elements)
+        return 0
+    curr_nr = _get(pool, "curr_nr")
+    write_bytes(new_elements, read_bytes(_get(pool, "elements", 8), 8 * curr_nr))
+    kfree(_get(pool, "elements", 8))
+    _set(pool, "elements", new_elements, 8)
+    _set(pool, "min_nr", new_min_nr)
+    while _get(pool, "curr_nr") < _get(pool, "min_nr"):
+        sched.spin_unlock_irqrestore(lock, flags)
+        element = fn_of(_get(pool, "alloc", 8))(hwemu.GFP_KERNEL, _get(pool, "pool_data", 8))
+        if not element:
+            return 0
+        flags = sched.spin_lock_irqsave(lock)
+        if _get(pool, "curr_nr") < _get(pool, "min_nr"):
+            add_element(pool, element)
+        else:
+            sched.spin_unlock_irqrestore(lock, flags)
+            fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))   # raced
+            return 0
+    sched.spin_unlock_irqrestore(lock, flags)
+    return 0
+
+
+# ---------------------------------------------------------------- allocation
+
+def mempool_adjust_gfp(gfp_mask: int) -> tuple[int, int]:
+    """``mempool_adjust_gfp(&gfp_mask)``: ``(gfp_mask, gfp_temp)``: the caller's mask
+    with ``NOMEMALLOC|NORETRY|NOWARN`` added, and that without ``DIRECT_RECLAIM|IO``
+    for the first pass."""
+    gfp_mask |= gfp_t.NOMEMALLOC | gfp_t.NORETRY | gfp_t.NOWARN
+    return gfp_mask, gfp_mask & ~(gfp_t.DIRECT_RECLAIM | gfp_t.IO)
+
+
+def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
+                            gfp: int) -> int:
+    """Fill every missing slot of ``elems`` from the reserve, all or nothing; returns
+    the new ``allocated``. When the reserve is short and ``gfp`` may sleep, wait on the
+    pool (at most 5 s) before returning."""
+    lock = _lock(pool)
+    flags = sched.spin_lock_irqsave(lock)
+    if _get(pool, "curr_nr") < count - allocated:
+        if gfp & gfp_t.DIRECT_RECLAIM:
+            wait = sched.DEFINE_WAIT()
+            # Queued before the lock is dropped: a free in between cannot be missed.
+            sched.prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
+            sched.spin_unlock_irqrestore(lock, flags)
+            # Wake up now and then: memory pressure may ease without any free.
+            sched.io_schedule_timeout(HZ_WAIT * sched.current().machine.clock.hz)
+            sched.finish_wait(_wait(pool), wait)
+        else:
+            sched.spin_unlock_irqrestore(lock, flags)
+        return allocated
+    for i in range(count):
+        if not elems[i]:
+            elems[i] = remove_element(pool)
+            allocated += 1
+    sched.spin_unlock_irqrestore(lock, flags)
+    # smp_wmb(): pairs with the smp_rmb() in mempool_free_bulk(); the GIL orders it.
+    return allocated
+
+
+def _fail(attr_name: str, caller) -> bool:
+    """``should_fail_ex(&fail_mempool_alloc*, 1, FAULT_NOWARN)`` and its message."""
+    machine = sched.current().machine
+    if should_fail_ex(getattr(machine.fault, attr_name), 1, FAULT_NOWARN):
+        machine.log.printk(f"forcing mempool usage for {bug.symbol(caller)}", KERN_INFO)
+        return True
+    return False
+
+
+def _might_alloc(gfp_mask: int) -> None:
+    if gfp_mask & gfp_t.DIRECT_RECLAIM:
+        sched.might_sleep()
+
+
+def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
+    """``mempool_alloc()``: an element from ``alloc_fn``, else from the reserve.
+
+    Never NULL when ``gfp_mask`` has ``__GFP_DIRECT_RECLAIM``: it waits for a free.
+    """
+    caller = sys._getframe(1)
+    gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
+    bug.WARN_ON_ONCE(gfp_mask & gfp_t.ZERO)   # VM_WARN_ON_ONCE
+    _might_alloc(gfp_mask)
+    alloc = fn_of(_get(pool, "alloc", 8))
+    pool_data = _get(pool, "pool_data", 8)
+    while True:
+        element = 0 if _fail("fail_mempool_alloc", caller) else alloc(gfp_temp, pool_data)
+        if element:
+            return element
+        elems = [0]
+        if not mempool_alloc_from_pool(pool, elems, 1, 0, gfp_temp):
+            if gfp_temp != gfp_mask:   # the first pass used the reduced mask
+                gfp_temp = gfp_mask
+                continue
+            if gfp_mask & gfp_t.DIRECT_RECLAIM:
+                continue   # mempool_alloc_from_pool() slept on pool->wait
+            return 0
+        return elems[0]
+
+
+def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
+    """``mempool_alloc_bulk()`` (7.0 form): fill ``elems[0..count)``; always 0.
+
+    ``GFP_KERNEL`` semantics; the reserve is used only when it can fill every missing
+    slot at once.
+    """
+    caller = sys._getframe(1)
+    gfp_mask, gfp_temp = mempool_adjust_gfp(hwemu.GFP_KERNEL)
+    bug.WARN_ON_ONCE(count > _get(pool, "min_nr"))   # VM_WARN_ON_ONCE
+    _might_alloc(gfp_mask)
+    alloc = fn_of(_get(pool, "alloc", 8))
+    pool_data = _get(pool, "pool_data", 8)
+    allocated = 0
+    use_pool = _fail("fail_mempool_alloc_bulk", caller)
+    while True:
+        while not use_pool and allocated < count:
+            elems[allocated] = alloc(gfp_temp, pool_data)
+            if not elems[allocated]:
+                use_pool = True
+                break
+            allocated += 1
+        if not use_pool:
+            return 0
+        allocated = mempool_alloc_from_pool(pool, elems, count, allocated, gfp_temp)
+        gfp_temp = gfp_mask
+        use_pool = False
+
+
+def mempool_alloc_preallocated(pool: int) -> int:
+    """``mempool_alloc_preallocated()``: an element from the reserve only, or NULL;
+    never sleeps, never calls ``alloc_fn``."""
+    elems = [0]
+    mempool_alloc_from_pool(pool, elems, 1, 0, hwemu.GFP_NOWAIT)
+    return elems[0]
+
+
+# ---------------------------------------------------------------- freeing
+
+def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
+    """``mempool_free_bulk()``: refill the reserve from the start of ``elems``; returns
+    how many it took (the caller frees the rest through the allocator)."""
+    freed, added = 0, False
+    # smp_rmb() pairs with the smp_wmb() in mempool_alloc_from_pool(): we read a
+    # curr_nr at least as new as the allocation of the element being freed.
+    lock = _lock(pool)
+    min_nr = _get(pool, "min_nr")
+    if _get(pool, "curr_nr") < min_nr:   # lockless pre-check (READ_ONCE)
+        flags = sched.spin_lock_irqsave(lock)
+        while _get(pool, "curr_nr") < _get(pool, "min_nr") and freed < count:
+            add_element(pool, elems[freed])
+            freed += 1
+            added = True
+        sched.spin_unlock_irqrestore(lock, flags)
+    elif min_nr == 0 and _get(pool, "curr_nr") == 0:   # a zero-minimum pool keeps one
+        flags = sched.spin_lock_irqsave(lock)
+        if _get(pool, "curr_nr") == 0:
+            add_element(pool, elems[freed])
+            freed += 1
+            added = True
+        sched.spin_unlock_irqrestore(lock, flags)
+    if added and sched.wq_has_sleeper(_wait(pool)):
+        sched.wake_up(_wait(pool))
+    return freed
+
+
+def mempool_free(element: int, pool: int) -> None:
+    """``mempool_free()``: into the reserve if it is short, else to ``free_fn``."""
+    if element and not mempool_free_bulk(pool, [element], 1):
+        fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
+
+
+# ---------------------------------------------------------------- stock callbacks
+
+def mempool_alloc_slab(gfp_mask: int, pool_data: int) -> int:
+    """``void *mempool_alloc_slab(gfp_t, void *pool_data)``: pool_data is the cache."""
+    cache = sched.current().machine.slab.cache_of(pool_data, "mempool_alloc_slab")
+    bug.BUG_ON(cache.ctor is not None)   # VM_BUG_ON: no ctors in slab pools
+    return kmem_cache_alloc_noprof(pool_data, gfp_mask)
+
+
+def mempool_free_slab(element: int, pool_data: int) -> None:
+    kmem_cache_free(pool_data, element)
+
+
+def mempool_kmalloc(gfp_mask: int, pool_data: int) -> int:
+    """pool_data is the element size."""
+    return kmalloc_noprof(pool_data, gfp_mask)
+
+
+def mempool_kfree(element: int, pool_data: int) -> None:
+    kfree(element)
+
+
+def mempool_alloc_pages(gfp_mask: int, pool_data: int) -> int:
+    """pool_data is the order; the element is a ``struct page *``."""
+    return alloc_pages(gfp_mask, pool_data)
+
+
+def mempool_free_pages(element: int, pool_data: int) -> None:
+    __free_pages(element, pool_data)
+
+
+MEMPOOL_ALLOC_SLAB = fnptr(mempool_alloc_slab)
+MEMPOOL_FREE_SLAB = fnptr(mempool_free_slab)
+MEMPOOL_KMALLOC = fnptr(mempool_kmalloc)
+MEMPOOL_KFREE = fnptr(mempool_kfree)
+MEMPOOL_ALLOC_PAGES = fnptr(mempool_alloc_pages)
+MEMPOOL_FREE_PAGES = fnptr(mempool_free_pages)
