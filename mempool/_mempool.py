@@ -13,6 +13,7 @@ are the same functions; ``alloc_hooks()`` records nothing), kmemleak_update_trac
 from __future__ import annotations
 
 import ctypes
+import struct
 import sys
 
 import hwemu
@@ -91,6 +92,15 @@ def fn_of(ptr: int):
 
 # ---------------------------------------------------------------- struct access
 
+_FIELDS = struct.Struct("<ii4xQQQQ")   # min_nr, curr_nr, elements, pool_data, alloc, free
+
+
+def _fields(pool: int) -> tuple[int, int, int, int, int, int]:
+    """One checked read of the pool's fields after the lock: ``(min_nr, curr_nr,
+    elements, pool_data, alloc, free)``."""
+    return _FIELDS.unpack(read_bytes(pool + F["min_nr"], _FIELDS.size))
+
+
 def _get(pool: int, field: str, size: int = 4) -> int:
     value = load(pool + F[field], size)
     return value - (1 << 32) if size == 4 and value >> 31 else value
@@ -106,14 +116,6 @@ def _lock(pool: int) -> int:
 
 def _wait(pool: int) -> int:
     return pool + F["wait"]
-
-
-def _element(pool: int, i: int) -> int:
-    return load(_get(pool, "elements", 8) + 8 * i, 8)
-
-
-def _set_element(pool: int, i: int, element: int) -> None:
-    store(_get(pool, "elements", 8) + 8 * i, 8, element)
 
 
 # ---------------------------------------------------------------- debug poisoning
@@ -201,18 +203,22 @@ def _each_page(page: int, order: int, per_page, whole) -> None:
 
 # ---------------------------------------------------------------- KASAN
 
-def kasan_poison_element(pool: int, element: int) -> bool:
-    alloc = _get(pool, "alloc", 8)
+def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
+                         pool_data: int | None = None) -> bool:
+    """``alloc``/``pool_data``: the pool's fields when the caller has just read them."""
+    if alloc is None:
+        alloc, pool_data = _get(pool, "alloc", 8), _get(pool, "pool_data", 8)
     if alloc in (MEMPOOL_ALLOC_SLAB, MEMPOOL_KMALLOC):
         return kasan_mempool_poison_object(element)
     if alloc == MEMPOOL_ALLOC_PAGES:
-        return kasan_mempool_poison_pages(element, _get(pool, "pool_data", 8))
+        return kasan_mempool_poison_pages(element, pool_data)
     return True
 
 
-def kasan_unpoison_element(pool: int, element: int) -> None:
-    alloc = _get(pool, "alloc", 8)
-    pool_data = _get(pool, "pool_data", 8)
+def kasan_unpoison_element(pool: int, element: int, alloc: int | None = None,
+                           pool_data: int | None = None) -> None:
+    if alloc is None:
+        alloc, pool_data = _get(pool, "alloc", 8), _get(pool, "pool_data", 8)
     if alloc == MEMPOOL_KMALLOC:
         kasan_mempool_unpoison_object(element, pool_data)
     elif alloc == MEMPOOL_ALLOC_SLAB:
@@ -225,21 +231,22 @@ def kasan_unpoison_element(pool: int, element: int) -> None:
 
 def add_element(pool: int, element: int) -> None:
     """Push ``element`` on the reserve (pool lock held); KASAN may refuse it."""
-    min_nr, curr_nr = _get(pool, "min_nr"), _get(pool, "curr_nr")
+    min_nr, curr_nr, elements, pool_data, alloc, _ = _fields(pool)
     bug.BUG_ON(min_nr != 0 and curr_nr >= min_nr)
     poison_element(pool, element)
-    if kasan_poison_element(pool, element):
-        _set_element(pool, curr_nr, element)
+    if kasan_poison_element(pool, element, alloc, pool_data):
+        store(elements + 8 * curr_nr, 8, element)
         _set(pool, "curr_nr", curr_nr + 1)
 
 
 def remove_element(pool: int) -> int:
     """Pop the most recently added element (pool lock held)."""
-    curr_nr = _get(pool, "curr_nr") - 1
+    _, curr_nr, elements, pool_data, alloc, _ = _fields(pool)
+    curr_nr -= 1
     bug.BUG_ON(curr_nr < 0)
     _set(pool, "curr_nr", curr_nr)
-    element = _element(pool, curr_nr)
-    kasan_unpoison_element(pool, element)
+    element = load(elements + 8 * curr_nr, 8)
+    kasan_unpoison_element(pool, element, alloc, pool_data)
     check_element(pool, element)
     return element
 
@@ -486,15 +493,18 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
     # smp_rmb() pairs with the smp_wmb() in mempool_alloc_from_pool(): we read a
     # curr_nr at least as new as the allocation of the element being freed.
     lock = _lock(pool)
-    min_nr = _get(pool, "min_nr")
-    if _get(pool, "curr_nr") < min_nr:   # lockless pre-check (READ_ONCE)
+    min_nr, curr_nr = _fields(pool)[:2]
+    if curr_nr < min_nr:   # lockless pre-check (READ_ONCE)
         flags = sched.spin_lock_irqsave(lock)
-        while _get(pool, "curr_nr") < _get(pool, "min_nr") and freed < count:
+        while freed < count:
+            min_nr, curr_nr = _fields(pool)[:2]
+            if curr_nr >= min_nr:
+                break
             add_element(pool, elems[freed])
             freed += 1
             added = True
         sched.spin_unlock_irqrestore(lock, flags)
-    elif min_nr == 0 and _get(pool, "curr_nr") == 0:   # a zero-minimum pool keeps one
+    elif min_nr == 0 and curr_nr == 0:   # a zero-minimum pool keeps one
         flags = sched.spin_lock_irqsave(lock)
         if _get(pool, "curr_nr") == 0:
             add_element(pool, elems[freed])
@@ -509,7 +519,8 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
 def mempool_free(element: int, pool: int) -> None:
     """``mempool_free()``: into the reserve if it is short, else to ``free_fn``."""
     if element and not mempool_free_bulk(pool, [element], 1):
-        fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
+        *_, pool_data, _, free = _fields(pool)
+        fn_of(free)(element, pool_data)
 
 
 # ---------------------------------------------------------------- stock callbacks
