@@ -34,7 +34,6 @@ from hwemu.slab import (kfree, kmalloc_array_node_noprof, kmalloc_node_noprof,
 from hwemu.vmem import PAGE_SIZE
 
 POISON_INUSE, POISON_FREE, POISON_END = 0x5A, 0x6B, 0xA5
-BITS_PER_LONG = 64
 ENOMEM = 12
 HZ_WAIT = 5   # mempool_alloc_from_pool() sleeps at most 5 * HZ
 
@@ -130,10 +129,11 @@ def _slub_debug_on() -> bool:
 def poison_error(pool: int, element: int, size: int, byte: int) -> None:
     """Report a reserved element whose poison was overwritten (no BUG)."""
     nr = _get(pool, "curr_nr")
-    start = max(byte - BITS_PER_LONG // 8, 0)
-    end = min(byte + BITS_PER_LONG // 8, size)
-    data = read_bytes(element + start, end - start)
     machine = sched.current().machine
+    width = 4 if machine.config.machine.arch == "i386" else 8   # BITS_PER_LONG / 8
+    start = max(byte - width, 0)
+    end = min(byte + width, size)
+    data = read_bytes(element + start, end - start)
     text = ("BUG: mempool element poison mismatch\n"
             f"Mempool {pool:016x} size {size}\n"
             f" nr={nr} @ {element:016x}: {'... ' if start > 0 else ''}0x"
@@ -208,10 +208,13 @@ def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
     """``alloc``/``pool_data``: the pool's fields when the caller has just read them."""
     if alloc is None:
         alloc, pool_data = _get(pool, "alloc", 8), _get(pool, "pool_data", 8)
+    # The hook and add_element() are inlined into their caller (mempool_free_bulk(),
+    # mempool_init_node(), mempool_resize()): _RET_IP_ is where that caller returns to.
+    ip = sys._getframe(3)
     if alloc in (MEMPOOL_ALLOC_SLAB, MEMPOOL_KMALLOC):
-        return kasan_mempool_poison_object(element)
+        return kasan_mempool_poison_object(element, ip)
     if alloc == MEMPOOL_ALLOC_PAGES:
-        return kasan_mempool_poison_pages(element, pool_data)
+        return kasan_mempool_poison_pages(element, pool_data, ip)
     return True
 
 
@@ -399,10 +402,9 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
         else:
             sched.spin_unlock_irqrestore(lock, flags)
         return allocated
-    for i in range(count):
-        if not elems[i]:
-            elems[i] = remove_element(pool)
-            allocated += 1
+    while allocated < count:   # the 7.0 form: elems[0..allocated) are filled
+        elems[allocated] = remove_element(pool)
+        allocated += 1
     sched.spin_unlock_irqrestore(lock, flags)
     # smp_wmb(): pairs with the smp_rmb() in mempool_free_bulk(); the GIL orders it.
     return allocated

@@ -6,7 +6,7 @@ poisoning (x86_64 and i386 HIGHMEM), the KASAN mempool hooks, fault injection an
 concurrent stress run under memory pressure.
 
 Every wait on another task has a timeout, so a broken port fails a test instead of
-hanging it. Tests marked ``xfail(strict=True)`` document bugs of the port (see reason).
+hanging it.
 """
 import random
 import re
@@ -728,14 +728,6 @@ def test_alloc_bulk_uses_the_reserve_only_if_it_fills_every_slot(machine):
     mempool_destroy(pool)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: mempool/_mempool.py:402-405 mempool_alloc_from_pool() fills only the NULL "
-    "slots of elems (the 6.19 form) while mempool_alloc_bulk_noprof() is the 7.0 form "
-    "without `allocated`: with a reused elems array (mempool_free_bulk leaves the slots "
-    "as they were) the reserve fills one slot per round and alloc_fn is asked again with "
-    "the full mask for each (masks 0x92880, 0x92cc0 x3); the 7.0 kernel fills "
-    "elems[allocated..count) from the reserve in one go (`while (allocated < count) "
-    "elems[allocated++] = remove_element(pool)`): one alloc_fn call, 0x92880"))
 def test_alloc_bulk_ignores_stale_contents_of_elems(machine):
     b = Backend()
     pool = create(b, 4)
@@ -1368,11 +1360,6 @@ def test_i386_highmem_mismatch_in_two_sub_pages_reports_twice(i386_debug):
     mempool_destroy(pool)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: mempool/_mempool.py:37 BITS_PER_LONG is fixed at 64, so poison_error() "
-    "(line 133-134) prints 8 bytes either side of the bad byte on the 32-bit i386 "
-    "machine too; the kernel uses W = BITS_PER_LONG/8 = 4 there (spec §3.4): "
-    "'... 0x6b 6b 6b 6b 0 6b 6b 6b ...'"))
 def test_i386_poison_window_is_4_bytes(i386_debug):
     m = i386_debug
     pool = mempool.mempool_create_kmalloc_pool(1, 64)
@@ -1566,14 +1553,6 @@ def test_kasan_custom_callbacks_get_no_annotations(kasan_machine):
     mempool_destroy(pool)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: hwemu/kasan/__init__.py:241 check_slab_allocation() (and :301 "
-    "check_page_allocation()) pick the reported frame with _caller_outside() (:409), "
-    "which skips only hwemu.kasan/hwemu.slab/hwemu.page_alloc frames, so a double or "
-    "invalid free into a short pool reads 'BUG: KASAN: double-free in "
-    "kasan_poison_element+0x..' (mempool/_mempool.py:206); the kernel's hooks are "
-    "__always_inline and use _RET_IP_, so it names mempool_free+0x.. (6.19+) or the "
-    "caller of mempool_free (spec §5.7, §11.5), never an inline helper"))
 def test_kasan_mempool_report_names_mempool_free_or_its_caller(kasan_machine):
     pool = mempool.mempool_create_kmalloc_pool(3, 64)
     e = mempool_alloc_preallocated(pool)

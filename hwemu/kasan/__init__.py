@@ -231,15 +231,15 @@ class Kasan:
         if end > start:
             self.poison(start, end - start, KASAN_SLAB_REDZONE)
 
-    def check_slab_allocation(self, cache, obj: int, object_start: int) -> bool:
-        """True (after reporting) if freeing ``obj`` is a double or invalid free."""
-        if object_start != obj:
-            self.report(obj, 1, True, _caller_outside(__name__, "hwemu.slab"),
-                        KASAN_REPORT_INVALID_FREE)
-            return True
-        if not self.byte_accessible(obj):
-            self.report(obj, 1, True, _caller_outside(__name__, "hwemu.slab"),
-                        KASAN_REPORT_DOUBLE_FREE)
+    def check_slab_allocation(self, cache, obj: int, object_start: int, ip=None) -> bool:
+        """True (after reporting) if freeing ``obj`` is a double or invalid free.
+
+        ``ip``: the frame standing for ``_RET_IP_`` (default: the slab API's caller).
+        """
+        if object_start != obj or not self.byte_accessible(obj):
+            self.report(obj, 1, True, ip or _caller_outside(__name__, "hwemu.slab"),
+                        KASAN_REPORT_INVALID_FREE if object_start != obj
+                        else KASAN_REPORT_DOUBLE_FREE)
             return True
         return False
 
@@ -296,9 +296,9 @@ class Kasan:
         if ptr + alloc_size > start:
             self.poison(start, ptr + alloc_size - start, KASAN_PAGE_REDZONE)
 
-    def check_page_allocation(self, ptr: int, head_addr: int) -> bool:
+    def check_page_allocation(self, ptr: int, head_addr: int, ip=None) -> bool:
         """True (after reporting) if freeing the page-backed ``ptr`` is invalid or double."""
-        frame = _caller_outside(__name__, "hwemu.slab", "hwemu.page_alloc")
+        frame = ip or _caller_outside(__name__, "hwemu.slab", "hwemu.page_alloc")
         if ptr != head_addr:
             self.report(ptr, 1, True, frame, KASAN_REPORT_INVALID_FREE)
             return True
@@ -329,18 +329,18 @@ class Kasan:
             pfn = (link - 1 - pa.memmap.start) // STRUCT_PAGE_SIZE
         return pfn, pa.compound_order(pfn)
 
-    def mempool_poison_object(self, ptr: int) -> bool:
+    def mempool_poison_object(self, ptr: int, ip=None) -> bool:
         """``__kasan_mempool_poison_object()``: False (after reporting) on a double or
         invalid free; no quarantine, the mempool keeps the element."""
         slab = self.machine.slab.slab_of(ptr)
         if slab is None:   # a large kmalloc
             pfn, order = self._head(ptr)
-            if self.check_page_allocation(ptr, self.page_offset + (pfn << PAGE_SHIFT)):
+            if self.check_page_allocation(ptr, self.page_offset + (pfn << PAGE_SHIFT), ip):
                 return False
             self.poison(ptr, PAGE_SIZE << order, KASAN_PAGE_FREE)
             return True
         cache = slab.cache
-        if self.check_slab_allocation(cache, ptr, self.machine.slab.object_start(ptr)):
+        if self.check_slab_allocation(cache, ptr, self.machine.slab.object_start(ptr), ip):
             return False
         self.poison_slab_object(cache, ptr, sched.current())
         return True
@@ -359,7 +359,7 @@ class Kasan:
         self.slab_alloc(cache, ptr, size if kmalloc else cache.object_size, kmalloc,
                         sched.current())
 
-    def mempool_poison_pages(self, page: int, order: int) -> bool:
+    def mempool_poison_pages(self, page: int, order: int, ip=None) -> bool:
         """``__kasan_mempool_poison_pages()``: highmem is not tracked; False (after
         reporting) on a double free."""
         memmap = self.machine.memmap
@@ -368,7 +368,7 @@ class Kasan:
             return True
         ptr = memmap.lowmem_virt(pfn)
         head, _ = self._head(ptr)
-        if self.check_page_allocation(ptr, self.page_offset + (head << PAGE_SHIFT)):
+        if self.check_page_allocation(ptr, self.page_offset + (head << PAGE_SHIFT), ip):
             return False
         self.poison(ptr, PAGE_SIZE << order, KASAN_PAGE_FREE)
         return True
@@ -494,10 +494,13 @@ def expect_report(bug_type: str | None = None):
                              f"{', '.join(r.bug_type for r in got)}")
 
 
-def kasan_mempool_poison_object(ptr: int) -> bool:
-    """``kasan_mempool_poison_object(void *ptr)``: True when KASAN is off."""
+def kasan_mempool_poison_object(ptr: int, ip=None) -> bool:
+    """``kasan_mempool_poison_object(void *ptr)``: True when KASAN is off.
+
+    ``ip`` is the frame a report names (``_RET_IP_`` of the inlined hook's caller).
+    """
     k = _kasan(ptr)
-    return k.mempool_poison_object(ptr) if k.enabled else True
+    return k.mempool_poison_object(ptr, ip) if k.enabled else True
 
 
 def kasan_mempool_unpoison_object(ptr: int, size: int) -> None:
@@ -507,10 +510,10 @@ def kasan_mempool_unpoison_object(ptr: int, size: int) -> None:
         k.mempool_unpoison_object(ptr, size)
 
 
-def kasan_mempool_poison_pages(page: int, order: int) -> bool:
+def kasan_mempool_poison_pages(page: int, order: int, ip=None) -> bool:
     """``kasan_mempool_poison_pages(struct page *page, unsigned int order)``"""
     k = _kasan(page)
-    return k.mempool_poison_pages(page, order) if k.enabled else True
+    return k.mempool_poison_pages(page, order, ip) if k.enabled else True
 
 
 def kasan_mempool_unpoison_pages(page: int, order: int) -> None:
