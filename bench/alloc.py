@@ -9,34 +9,14 @@ and its ratio to the baseline pair.
 from __future__ import annotations
 
 import argparse
-import threading
-import time
 
 import hwemu
 from hwemu.gfp import GFP_KERNEL
 from hwemu.page_alloc import __free_pages, alloc_pages
 
+from common import best_ns, list_lock_pairs
+
 TARGETS = {"page order-0": 6.0, "kmalloc(64)": 4.0}
-
-
-def best_ns(fn, pairs: int, rounds: int = 5) -> float:
-    """Best of ``rounds`` runs of ``fn(pairs)``, in ns per pair."""
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter_ns()
-        fn(pairs)
-        best = min(best, (time.perf_counter_ns() - t) / pairs)
-    return best
-
-
-def baseline(pairs: int) -> None:
-    lock = threading.Lock()
-    free = list(range(1024))
-    for _ in range(pairs):
-        with lock:
-            x = free.pop()
-        with lock:
-            free.append(x)
 
 
 def pages(pairs: int) -> None:
@@ -68,7 +48,7 @@ def main() -> None:
     with hwemu.boot("configs/tiny.yaml"):
         if slab is not None:
             cache = slab.kmem_cache_create("bench", 64, 0, 0, None)
-        base = best_ns(baseline, args.pairs)
+        base = best_ns(list_lock_pairs, args.pairs)
         print(f"{'pair':<16} {'ns':>8} {'x baseline':>11} {'target':>7}")
         print(f"{'baseline':<16} {base:8.0f} {1.0:11.2f}")
         for name, fn in rows.items():

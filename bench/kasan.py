@@ -8,20 +8,12 @@ the baselines are the same operations on a machine without KASAN.
 from __future__ import annotations
 
 import argparse
-import time
 
 import hwemu
 
+from common import best_ns
+
 TARGETS = {"load": 4.0, "kmalloc (stacktrace on)": 3.0}
-
-
-def best_ns(fn, n: int, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter_ns()
-        fn(n)
-        best = min(best, (time.perf_counter_ns() - t) / n)
-    return best
 
 
 def measure(kasan: bool, stacktrace: bool, n: int) -> tuple[float, float]:

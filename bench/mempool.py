@@ -1,7 +1,7 @@
 """mempool pairs against a naive pool measured in the same run.
 
 The baseline is a pool of ints in a Python list under a ``threading.Lock`` (alloc pops,
-free pushes). The reserve pair is ``mempool_alloc_preallocated`` + ``mempool_free``;
+free pushes: bench/common.py). The reserve pair is ``mempool_alloc_preallocated`` + ``mempool_free``;
 the allocator pair is ``mempool_alloc(GFP_KERNEL)`` + ``mempool_free`` on a full
 kmalloc pool (the element comes from kmalloc and goes back to kfree).
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-import time
+
+from common import best_ns, list_lock_pairs
 
 # This file is named after the package it measures: keep its own folder off the
 # import path, or "import mempool" would import this script.
@@ -24,25 +24,6 @@ import hwemu  # noqa: E402
 import mempool  # noqa: E402
 
 TARGETS = {"reserve, debug off": 1.5, "allocator, KASAN off": 5.0}
-
-
-def best_ns(fn, pairs: int, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter_ns()
-        fn(pairs)
-        best = min(best, (time.perf_counter_ns() - t) / pairs)
-    return best
-
-
-def baseline(pairs: int) -> None:
-    lock = threading.Lock()
-    pool = list(range(16))
-    for _ in range(pairs):
-        with lock:
-            x = pool.pop()
-        with lock:
-            pool.append(x)
 
 
 def measure(kasan: bool, pairs: int) -> tuple[float, float]:
@@ -67,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=10000)
     args = parser.parse_args()
-    base = best_ns(baseline, args.pairs)
+    base = best_ns(list_lock_pairs, args.pairs)
     off = measure(False, args.pairs)
     on = measure(True, args.pairs)
     print(f"{'pair':<24} {'ns':>8} {'x baseline':>11} {'target':>7}")
