@@ -538,8 +538,7 @@ class PageAlloc:
         if gfp & (gfp_t.RETRY_MAYFAIL | gfp_t.THISNODE) or \
                 order > PAGE_ALLOC_COSTLY_ORDER or args[1] < ZONE_NORMAL:
             return False
-        oom = getattr(self.machine, "oom", None)
-        if oom is None or not oom.out_of_memory(gfp, order, args[2]):
+        if not self.machine.oom.out_of_memory(gfp, order, args[2]):
             return False
         if not gfp & gfp_t.FS:  # IO-less: nothing killed, wait for others to free
             sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
