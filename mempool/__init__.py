@@ -17,6 +17,8 @@ from ._mempool import (MEMPOOL_ALLOC_PAGES, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_PAG
                        mempool_kfree, mempool_kmalloc, mempool_resize, struct_mempool)
 from hwemu.access import load
 
+from .stats import describe, mempool_stats
+
 mempool_t = struct_mempool
 
 # Memory allocation profiling is not emulated: alloc_hooks(x) is x.

@@ -33,6 +33,8 @@ from hwemu.slab import (kfree, kmalloc_array_node_noprof, kmalloc_node_noprof,
                         kmem_cache_size)
 from hwemu.vmem import PAGE_SIZE
 
+from .stats import forget, stats_of
+
 POISON_INUSE, POISON_FREE, POISON_END = 0x5A, 0x6B, 0xA5
 ENOMEM = 12
 HZ_WAIT = 5   # mempool_alloc_from_pool() sleeps at most 5 * HZ
@@ -240,6 +242,8 @@ def add_element(pool: int, element: int) -> None:
     if kasan_poison_element(pool, element, alloc, pool_data):
         store(elements + 8 * curr_nr, 8, element)
         _set(pool, "curr_nr", curr_nr + 1)
+    else:
+        stats_of(pool).add("kasan_dropped")
 
 
 def remove_element(pool: int) -> int:
@@ -263,6 +267,7 @@ def mempool_exit(pool: int) -> None:
         fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
     kfree(_get(pool, "elements", 8))
     _set(pool, "elements", 0, 8)
+    forget(pool)
 
 
 def mempool_destroy(pool: int) -> None:
@@ -296,6 +301,7 @@ def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
             mempool_exit(pool)
             return -ENOMEM
         add_element(pool, element)
+        stats_of(pool).add("preallocated")
     return 0
 
 
@@ -365,6 +371,7 @@ def mempool_resize(pool: int, new_min_nr: int) -> int:
         flags = sched.spin_lock_irqsave(lock)
         if _get(pool, "curr_nr") < _get(pool, "min_nr"):
             add_element(pool, element)
+            stats_of(pool).add("preallocated")
         else:
             sched.spin_unlock_irqrestore(lock, flags)
             fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))   # raced
@@ -396,9 +403,12 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
             # Queued before the lock is dropped: a free in between cannot be missed.
             sched.prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
             sched.spin_unlock_irqrestore(lock, flags)
+            clock = sched.current().machine.clock
+            slept = clock.jiffies()
             # Wake up now and then: memory pressure may ease without any free.
-            sched.io_schedule_timeout(HZ_WAIT * sched.current().machine.clock.hz)
+            sched.io_schedule_timeout(HZ_WAIT * clock.hz)
             sched.finish_wait(_wait(pool), wait)
+            stats_of(pool).wait((clock.jiffies() - slept) & clock.mask)
         else:
             sched.spin_unlock_irqrestore(lock, flags)
         return allocated
@@ -438,6 +448,7 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
     while True:
         element = 0 if _fail("fail_mempool_alloc", caller) else alloc(gfp_temp, pool_data)
         if element:
+            stats_of(pool).add("alloc_allocator")
             return element
         elems = [0]
         if not mempool_alloc_from_pool(pool, elems, 1, 0, gfp_temp):
@@ -446,7 +457,9 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
                 continue
             if gfp_mask & gfp_t.DIRECT_RECLAIM:
                 continue   # mempool_alloc_from_pool() slept on pool->wait
+            stats_of(pool).add("alloc_null")
             return 0
+        stats_of(pool).add("alloc_reserve")
         return elems[0]
 
 
@@ -471,9 +484,12 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
                 use_pool = True
                 break
             allocated += 1
+            stats_of(pool).add("alloc_allocator")
         if not use_pool:
             return 0
+        before = allocated
         allocated = mempool_alloc_from_pool(pool, elems, count, allocated, gfp_temp)
+        stats_of(pool).add("alloc_reserve", allocated - before)
         gfp_temp = gfp_mask
         use_pool = False
 
@@ -483,6 +499,7 @@ def mempool_alloc_preallocated(pool: int) -> int:
     never sleeps, never calls ``alloc_fn``."""
     elems = [0]
     mempool_alloc_from_pool(pool, elems, 1, 0, hwemu.GFP_NOWAIT)
+    stats_of(pool).add("alloc_reserve" if elems[0] else "alloc_null")
     return elems[0]
 
 
@@ -515,6 +532,8 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
         sched.spin_unlock_irqrestore(lock, flags)
     if added and sched.wq_has_sleeper(_wait(pool)):
         sched.wake_up(_wait(pool))
+    if freed:
+        stats_of(pool).add("free_reserve", freed)
     return freed
 
 
@@ -522,6 +541,7 @@ def mempool_free(element: int, pool: int) -> None:
     """``mempool_free()``: into the reserve if it is short, else to ``free_fn``."""
     if element and not mempool_free_bulk(pool, [element], 1):
         *_, pool_data, _, free = _fields(pool)
+        stats_of(pool).add("free_allocator")
         fn_of(free)(element, pool_data)
 
 
