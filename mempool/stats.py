@@ -49,15 +49,21 @@ class PoolStats:
             return dict(self._values)
 
 
-# machine -> {struct mempool * -> PoolStats}; a machine's pools go with it.
-_POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# id(machine) -> {struct mempool * -> PoolStats}; dropped with the machine.
+_POOLS: dict[int, dict[int, PoolStats]] = {}
 _POOLS_LOCK = threading.Lock()
 
 
 def _pools() -> dict[int, PoolStats]:
     machine = sched.current().machine
-    with _POOLS_LOCK:
-        return _POOLS.setdefault(machine, {})
+    pools = _POOLS.get(id(machine))
+    if pools is None:
+        with _POOLS_LOCK:
+            pools = _POOLS.get(id(machine))
+            if pools is None:
+                pools = _POOLS[id(machine)] = {}
+                weakref.finalize(machine, _POOLS.pop, id(machine), None)
+    return pools
 
 
 def stats_of(pool: int) -> PoolStats:
