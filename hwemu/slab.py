@@ -518,6 +518,16 @@ class KmemCache:
             self._mv[off:off + self.object_size] = self._zero
         return obj
 
+    def boot_alloc(self, size: int, task) -> int:
+        """An object while the allocator itself is being set up (no hooks that need a
+        running machine, but KASAN's: the object is allocated like any other)."""
+        obj = self._alloc_slow(gfp_t.NOWAIT, NUMA_NO_NODE, task)
+        if obj:
+            self.live[obj] = size
+            if self.kasan is not None:
+                self.kasan.slab_alloc(self, obj, size, bool(self.flags & SLAB_KMALLOC), task)
+        return obj
+
     def _alloc_slow(self, gfp: int, node: int, task) -> int:
         """Refill this CPU's array from the slabs, or allocate straight from a slab of
         another node."""
@@ -831,6 +841,7 @@ class _BootTask:
     preempt_count = 0
     irqs_off = False
     fail_nth = 0
+    pid = 0
 
     def __init__(self, cpu):
         self.cpu = cpu
@@ -881,10 +892,9 @@ class Slab:
                        SLAB_HWCACHE_ALIGN | SLAB_NO_OBJ_EXT, None)
         kc._bootstrap = True
         self.kmem_cache = kc
-        addr = kc._alloc_slow(gfp_t.NOWAIT, NUMA_NO_NODE, boot)
+        addr = kc.boot_alloc(kc.object_size, boot)
         if not addr:
             raise bug.MachineError("slab bootstrap: no memory for the kmem_cache cache")
-        kc.live[addr] = kc.object_size
         self._zero_obj(addr, kc.object_size)
         kc.publish(addr, 0)
         self._register(kc)
@@ -916,12 +926,10 @@ class Slab:
         memory."""
         kc = self.kmem_cache
         boot = isinstance(task, _BootTask)
-        addr = kc.slab_alloc(gfp, NUMA_NO_NODE, kc.object_size, task) if not boot else \
-            kc._alloc_slow(gfp, NUMA_NO_NODE, task)
+        addr = kc.boot_alloc(kc.object_size, task) if boot else \
+            kc.slab_alloc(gfp, NUMA_NO_NODE, kc.object_size, task)
         if not addr:
             return False
-        if boot:
-            kc.live[addr] = kc.object_size
         self._zero_obj(addr, kc.object_size)
         name = 0
         if not boot:
@@ -944,9 +952,7 @@ class Slab:
         data = text.encode() + b"\0"
         if isinstance(task, _BootTask):
             s = self.kmalloc_caches[KMALLOC_NORMAL][kmalloc_index(len(data))]
-            p = s._alloc_slow(gfp_t.NOWAIT, NUMA_NO_NODE, task)
-            if p:
-                s.live[p] = len(data)
+            p = s.boot_alloc(len(data), task)
         else:
             p = self.kmalloc(len(data), gfp, NUMA_NO_NODE, task)
         if p:

@@ -1319,3 +1319,13 @@ def test_physical_page_block_of_a_compound_slab_has_the_head_line(km):
     i = lines.index(PHYS)
     assert re.fullmatch(rf"head: order:{slab.order} mapcount:0 entire_mapcount:0 "
                         r"nr_pages_mapped:0 pincount:0", lines[i + 2])
+
+
+def test_boot_time_slab_objects_are_allocated_to_kasan(boot):
+    """The caches' own descriptors and names, kmalloc'ed while the slab allocator boots,
+    are allocated objects like any other: reading them reports nothing."""
+    m = boot("tiny", kasan__enabled=True, kasan__multi_shot=True)
+    for s in m.slab.slab_caches:
+        hwemu.read_bytes(s.addr, 8)
+        assert hwemu.read_bytes(s.struct.name, len(s.name) + 1) == s.name.encode() + b"\0"
+    assert m.kasan.reports == []
