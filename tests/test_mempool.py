@@ -27,7 +27,7 @@ from mempool import (mempool_alloc, mempool_alloc_bulk, mempool_alloc_preallocat
                      mempool_create, mempool_create_node, mempool_destroy, mempool_exit,
                      mempool_free, mempool_free_bulk, mempool_init, mempool_init_node,
                      mempool_initialized, mempool_is_saturated, mempool_resize)
-from tests.helpers import wait_until
+from helpers import wait_until
 
 F = {name: getattr(mempool.struct_mempool, name).offset
      for name, _ in mempool.struct_mempool._fields_}
