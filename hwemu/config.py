@@ -280,6 +280,11 @@ class VmConfig(BaseModel):
         description="vm.watermark_scale_factor: distance between watermarks, in "
         "1/10000 of a zone's memory.",
     )
+    mem_profiling: bool = Field(
+        default=False,
+        description="vm.mem_profiling: memory allocation profiling, bytes and calls "
+        "outstanding per allocation call site in /proc/allocinfo.",
+    )
 
 
 class FaultAttrConfig(BaseModel):

@@ -15,6 +15,7 @@ import threading
 from . import sched
 from .bug import BugState, MachineDown, MachineError, UTS_RELEASE
 from .config import Config, format_size, load_config
+from .alloc_tag import AllocTags
 from .fault_inject import FaultInjection
 from .highmem import KM_MAX_IDX, Highmem
 from .kasan import Kasan
@@ -135,6 +136,7 @@ class Machine:
         self.kasan_check = self.kasan.check_access if self.kasan.enabled else None
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
+        self.alloc_tags = AllocTags(config.vm.mem_profiling)
         self.page_alloc = PageAlloc(self)
         self.slab = Slab(self)
         self.vmalloc = Vmalloc(self)

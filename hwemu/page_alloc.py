@@ -19,11 +19,13 @@ compaction, CMA, memory cgroups, page_owner.
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 
 import numpy as np
 
 from . import bug, sched, vmem
+from .alloc_tag import alloc_hooks
 from .access import memset
 from .highmem import kmap_local_page, kunmap_local
 from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone, gfpflags_allow_blocking
@@ -39,7 +41,9 @@ from .vmem import PAGE_SHIFT, PAGE_SIZE
 __all__ = ["PageAlloc", "MAX_PAGE_ORDER", "PAGE_ALLOC_COSTLY_ORDER", "__alloc_pages",
            "alloc_pages", "alloc_pages_node", "alloc_page", "__free_pages", "__free_page",
            "__get_free_pages", "__get_free_page", "get_zeroed_page", "free_pages",
-           "free_page", "get_page", "put_page", "nr_free_pages"]
+           "free_page", "get_page", "put_page", "nr_free_pages", "__alloc_pages_noprof",
+           "alloc_pages_noprof", "alloc_pages_node_noprof", "alloc_page_noprof",
+           "__get_free_pages_noprof", "__get_free_page_noprof", "get_zeroed_page_noprof"]
 
 PAGE_ALLOC_COSTLY_ORDER = 3
 MAX_RECLAIM_RETRIES = 16
@@ -93,6 +97,7 @@ class PageAlloc:
         self.wakeup_kswapd = None    # fn(zone), set by vmscan
         self.vmstat = machine.vmstat
         self.kasan = machine.kasan if machine.kasan.enabled else None
+        self.tags = machine.alloc_tags
         self.pgalloc = [0] * MAX_NR_ZONES    # hot counters, reported to vmstat
         self.pgfree = 0
         self.alloc_failures = 0  # hwemu's own counters, not in /proc/vmstat
@@ -457,6 +462,9 @@ class PageAlloc:
                                           nodemask, task.cpu.id)
         if pfn < 0:
             pfn = self._slowpath(gfp, order, (zones, highest, nodemask, task.cpu.id))
+        if pfn >= 0 and self.tags.enabled:   # pgalloc_tag_add()
+            self.tags.charge(self.memmap.start + pfn * STRUCT_PAGE_SIZE, PAGE_SIZE << order,
+                             getattr(task, "alloc_tag", None))
         return pfn
 
     def _context(self, gfp: int, nid: int) -> tuple:
@@ -668,6 +676,8 @@ class PageAlloc:
         head = flags >> PG_head & 1
         self.ints[pfn * 16 + I_REFCOUNT] = ref - 1
         cpu = (task or sched.current()).cpu.id
+        if ref == 1 and self.tags.enabled:   # pgalloc_tag_sub()
+            self.tags.uncharge(page)
         if ref == 1 and order == 0 and not flags & _CHECK_ORDER0 and \
                 self.ints[pfn * 16 + I_MAPCOUNT] == -1 and not self.words[pfn * 8 + W_MAPPING]:
             self.pgfree += 1  # a plain page in a clean state: nothing to prepare
@@ -788,7 +798,7 @@ def _pa():
     return sched.current().machine.page_alloc
 
 
-def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
+def __alloc_pages_noprof(gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
     """``__alloc_pages(gfp, order, preferred_nid, nodemask)``.
 
     :param gfp: ``gfp_t``
@@ -801,26 +811,33 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> in
     return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
 
 
+def alloc_pages_noprof(gfp: int, order: int) -> int:
+    """``alloc_pages(gfp, order)`` on the current CPU's node: ``struct page *`` or 0."""
+    return __alloc_pages_noprof(gfp, order, NUMA_NO_NODE)
+
+
 def alloc_pages(gfp: int, order: int) -> int:
     """``alloc_pages(gfp, order)`` on the current CPU's node: ``struct page *`` or 0."""
-    task = sched.current()  # __alloc_pages() inlined: this is the hottest entry
+    task = sched.current()  # the hottest entry: __alloc_pages() and alloc_hooks() inlined
     pa = task.machine.page_alloc
+    if pa.tags.enabled:
+        return pa.tags.call(task, sys._getframe(1), alloc_pages_noprof, gfp, order)
     pfn = pa.alloc(gfp, order, NUMA_NO_NODE, None, task)
     return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
 
 
-def alloc_pages_node(nid: int, gfp: int, order: int) -> int:
+def alloc_pages_node_noprof(nid: int, gfp: int, order: int) -> int:
     """``alloc_pages_node(nid, gfp, order)``: prefer node ``nid`` (NUMA_NO_NODE: local)."""
     if nid != NUMA_NO_NODE:
         nodes = sched.current().machine.nodes
         if not 0 <= nid < len(nodes):
             raise bug.AddressError(f"alloc_pages_node({nid}): no such node "
                                    f"(machine has {len(nodes)})")
-    return __alloc_pages(gfp, order, nid)
+    return __alloc_pages_noprof(gfp, order, nid)
 
 
-def alloc_page(gfp: int) -> int:
-    return alloc_pages(gfp, 0)
+def alloc_page_noprof(gfp: int) -> int:
+    return alloc_pages_noprof(gfp, 0)
 
 
 def __free_pages(page: int, order: int) -> None:
@@ -837,21 +854,31 @@ def __free_page(page: int) -> None:
     __free_pages(page, 0)
 
 
-def __get_free_pages(gfp: int, order: int) -> int:
+def __get_free_pages_noprof(gfp: int, order: int) -> int:
     """``__get_free_pages()``: the direct-map address of new lowmem pages, or 0."""
-    page = alloc_pages(gfp & ~__GFP_HIGHMEM, order)
+    page = alloc_pages_noprof(gfp & ~__GFP_HIGHMEM, order)
     if not page:
         return 0
     pa = _pa()
     return pa.memmap.lowmem_virt((page - pa.memmap.start) // STRUCT_PAGE_SIZE)
 
 
-def __get_free_page(gfp: int) -> int:
-    return __get_free_pages(gfp, 0)
+def get_zeroed_page_noprof(gfp: int) -> int:
+    return __get_free_pages_noprof(gfp | __GFP_ZERO, 0)
 
 
-def get_zeroed_page(gfp: int) -> int:
-    return __get_free_pages(gfp | __GFP_ZERO, 0)
+def __get_free_page_noprof(gfp: int) -> int:
+    return __get_free_pages_noprof(gfp, 0)
+
+
+# The public names: alloc_hooks() around the _noprof functions (alloc_pages() above
+# does the same inline).
+__alloc_pages = alloc_hooks(__alloc_pages_noprof)
+alloc_pages_node = alloc_hooks(alloc_pages_node_noprof)
+alloc_page = alloc_hooks(alloc_page_noprof)
+__get_free_pages = alloc_hooks(__get_free_pages_noprof)
+__get_free_page = alloc_hooks(__get_free_page_noprof)
+get_zeroed_page = alloc_hooks(get_zeroed_page_noprof)
 
 
 def free_pages(addr: int, order: int) -> None:

@@ -106,6 +106,7 @@ class ProcFS:
             "/proc/meminfo": self.meminfo,
             "/proc/vmstat": self.vmstat,
             "/proc/slabinfo": self.slabinfo,
+            "/proc/allocinfo": machine.alloc_tags.allocinfo,
         }
 
     def read(self, path: str) -> str:

@@ -100,6 +100,7 @@ class Task:
         self.fail_nth = 0          # /proc/<pid>/fail-nth
         self.make_it_fail = False  # /proc/<pid>/make-it-fail
         self.oom_victim = False    # tsk_is_oom_victim(): SIGKILLed by the OOM killer
+        self.alloc_tag = None      # current->alloc_tag (memory allocation profiling)
         self._wake = threading.Event()
 
     def __repr__(self) -> str:

@@ -57,6 +57,7 @@ from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
 from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
                    STRUCT_PAGE_SIZE, W_FLAGS, W_INDEX, W_LRU_NEXT, W_LRU_PREV,
                    W_MAPPING, W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT)
+from .alloc_tag import alloc_hooks
 from .kasan import kasan_cache_size
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
 from .printk import KERN_ERR, KERN_WARNING
@@ -74,7 +75,8 @@ __all__ = [
     "ARCH_KMALLOC_MINALIGN", "ARCH_SLAB_MINALIGN", "PGTY_slab", "PGTY_large_kmalloc",
     "kmem_cache_create", "kmem_cache_destroy", "kmem_cache_shrink", "kmem_cache_size",
     "kmem_cache_alloc", "kmem_cache_alloc_node", "kmem_cache_zalloc", "kmem_cache_free",
-    "kmem_cache_alloc_noprof", "kmem_cache_alloc_node_noprof",
+    "kmem_cache_alloc_noprof", "kmem_cache_alloc_node_noprof", "kmem_cache_zalloc_noprof",
+    "kcalloc_noprof", "kcalloc_node_noprof",
     "kmalloc", "kzalloc", "kmalloc_node", "kzalloc_node", "kmalloc_array",
     "kmalloc_array_node", "kcalloc", "kcalloc_node", "krealloc", "kfree",
     "kfree_sensitive", "ksize", "kmalloc_size_roundup", "kmalloc_noprof",
@@ -417,6 +419,7 @@ class KmemCache:
         self.pcs: list[list[int]] = [[] for _ in range(sl.nr_cpus)]
         # Hot-path constants
         self._fault = sl.machine.fault
+        self._tags = sl.machine.alloc_tags
         self._failslab = sl.machine.fault.failslab
         self._cache_failslab = bool(flags & SLAB_FAILSLAB)
         self._bootstrap = False
@@ -513,6 +516,8 @@ class KmemCache:
         self.live[obj] = size
         if self.kasan is not None:
             self.kasan.slab_alloc(self, obj, size, bool(self.flags & SLAB_KMALLOC), task)
+        if self._tags.enabled:   # alloc_tagging_slab_alloc_hook()
+            self._tags.charge(obj, self.size, task.alloc_tag)
         if gfp & _ZERO:
             off = obj - self._space_base
             self._mv[off:off + self.object_size] = self._zero
@@ -682,6 +687,8 @@ class KmemCache:
         if self.live.pop(x, -1) < 0:
             self.sl.bad_free(self, x, task)
             return
+        if self._tags.enabled:
+            self._tags.uncharge(x)
         if kasan is not None and kasan.slab_free(self, x, task):
             return   # in the quarantine for now
         self.free_object(x, slab, task)
@@ -842,6 +849,7 @@ class _BootTask:
     irqs_off = False
     fail_nth = 0
     pid = 0
+    alloc_tag = None
 
     def __init__(self, cpu):
         self.cpu = cpu
@@ -990,6 +998,9 @@ class Slab:
                      if z.idx <= gfp_zone(gfp)]
             pfn = pa.get_page_from_freelist(gfp, order, ALLOC_WMARK_LOW, zones,
                                             gfp_zone(gfp), None, 0)
+        elif self.machine.alloc_tags.enabled:   # slab pages are charged to this site
+            pfn = self.machine.alloc_tags.call(task, sys._getframe(), pa.alloc, gfp, order,
+                                               node, None, task)
         else:
             pfn = pa.alloc(gfp, order, node, None, task)
         return pfn
@@ -1574,13 +1585,14 @@ def kmem_cache_alloc_noprof(cachep: int, flags: int) -> int:
     return s.slab_alloc(flags, NUMA_NO_NODE, s.object_size, task)
 
 
-def kmem_cache_zalloc(cachep: int, flags: int) -> int:
+def kmem_cache_zalloc_noprof(cachep: int, flags: int) -> int:
     """``kmem_cache_zalloc(s, flags)``: ``kmem_cache_alloc`` with ``__GFP_ZERO``."""
     return kmem_cache_alloc_noprof(cachep, flags | _ZERO)
 
 
-kmem_cache_alloc = kmem_cache_alloc_noprof
-kmem_cache_alloc_node = kmem_cache_alloc_node_noprof
+kmem_cache_alloc = alloc_hooks(kmem_cache_alloc_noprof)
+kmem_cache_alloc_node = alloc_hooks(kmem_cache_alloc_node_noprof)
+kmem_cache_zalloc = alloc_hooks(kmem_cache_zalloc_noprof)
 
 
 def kmem_cache_free(s: int, x: int) -> None:
@@ -1641,22 +1653,25 @@ def kmalloc_array_noprof(n: int, size: int, flags: int) -> int:
     return kmalloc_array_node_noprof(n, size, flags, NUMA_NO_NODE)
 
 
-def kcalloc(n: int, size: int, flags: int) -> int:
+def kcalloc_noprof(n: int, size: int, flags: int) -> int:
     """``kcalloc(n, size, flags)``: zeroed ``kmalloc_array``."""
     return kmalloc_array_node_noprof(n, size, flags | _ZERO, NUMA_NO_NODE)
 
 
-def kcalloc_node(n: int, size: int, flags: int, node: int) -> int:
+def kcalloc_node_noprof(n: int, size: int, flags: int, node: int) -> int:
     """``kcalloc_node(n, size, flags, node)``."""
     return kmalloc_array_node_noprof(n, size, flags | _ZERO, node)
 
 
-kmalloc = kmalloc_noprof
-kmalloc_node = kmalloc_node_noprof
-kzalloc = kzalloc_noprof
-kzalloc_node = kzalloc_node_noprof
-kmalloc_array = kmalloc_array_noprof
-kmalloc_array_node = kmalloc_array_node_noprof
+# The public names: alloc_hooks() around the _noprof functions.
+kmalloc = alloc_hooks(kmalloc_noprof)
+kmalloc_node = alloc_hooks(kmalloc_node_noprof)
+kzalloc = alloc_hooks(kzalloc_noprof)
+kzalloc_node = alloc_hooks(kzalloc_node_noprof)
+kmalloc_array = alloc_hooks(kmalloc_array_noprof)
+kmalloc_array_node = alloc_hooks(kmalloc_array_node_noprof)
+kcalloc = alloc_hooks(kcalloc_noprof)
+kcalloc_node = alloc_hooks(kcalloc_node_noprof)
 
 
 def kfree(objp: int) -> None:
@@ -1766,7 +1781,7 @@ def krealloc_noprof(p: int, new_size: int, flags: int) -> int:
     return krealloc_node_align_noprof(p, new_size, 1, flags, NUMA_NO_NODE)
 
 
-krealloc = krealloc_noprof
+krealloc = alloc_hooks(krealloc_noprof)
 
 
 def virt_to_cache(obj: int) -> int:

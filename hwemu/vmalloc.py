@@ -36,6 +36,7 @@ import errno
 import sys
 import threading
 
+from .alloc_tag import alloc_hooks, return_address
 from . import access, bug, sched
 from .gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOFS,
                   GFP_NOIO, GFP_NOWAIT, GFP_USER, __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM,
@@ -557,10 +558,10 @@ def __vmalloc_node_range_noprof(size: int, align: int, start: int, end: int, gfp
     _check_size(size, "__vmalloc_node_range")
     _check_node(node, "__vmalloc_node_range")
     return _vm().vmalloc_node_range(size, align, start, end, gfp_mask, prot, vm_flags, node,
-                                    caller or sys._getframe(1))
+                                    caller or return_address(1))
 
 
-__vmalloc_node_range = __vmalloc_node_range_noprof
+__vmalloc_node_range = alloc_hooks(__vmalloc_node_range_noprof)
 
 
 def _vmalloc(what: str, size: int, align: int, gfp: int, node: int,
@@ -571,7 +572,7 @@ def _vmalloc(what: str, size: int, align: int, gfp: int, node: int,
     _check_node(node, what)
     vm = _vm()
     return vm.vmalloc_node_range(size, align, vm.VMALLOC_START, vm.VMALLOC_END, gfp,
-                                 PAGE_KERNEL, vm_flags, node, caller or sys._getframe(2))
+                                 PAGE_KERNEL, vm_flags, node, caller or return_address(2))
 
 
 def __vmalloc_node_noprof(size: int, align: int, gfp_mask: int, node: int,
@@ -583,7 +584,7 @@ def __vmalloc_node_noprof(size: int, align: int, gfp_mask: int, node: int,
     return _vmalloc("__vmalloc_node", size, align, gfp_mask, node, 0, caller)
 
 
-__vmalloc_node = __vmalloc_node_noprof
+__vmalloc_node = alloc_hooks(__vmalloc_node_noprof)
 
 
 def __vmalloc_noprof(size: int, gfp_mask: int) -> int:
@@ -597,7 +598,7 @@ def __vmalloc_noprof(size: int, gfp_mask: int) -> int:
     return _vmalloc("__vmalloc", size, 1, gfp_mask, NUMA_NO_NODE)
 
 
-__vmalloc = __vmalloc_noprof
+__vmalloc = alloc_hooks(__vmalloc_noprof)
 
 
 def vmalloc_noprof(size: int) -> int:
@@ -609,7 +610,7 @@ def vmalloc_noprof(size: int) -> int:
     return _vmalloc("vmalloc", size, 1, GFP_KERNEL, NUMA_NO_NODE)
 
 
-vmalloc = vmalloc_noprof
+vmalloc = alloc_hooks(vmalloc_noprof)
 
 
 def vzalloc_noprof(size: int) -> int:
@@ -617,7 +618,7 @@ def vzalloc_noprof(size: int) -> int:
     return _vmalloc("vzalloc", size, 1, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE)
 
 
-vzalloc = vzalloc_noprof
+vzalloc = alloc_hooks(vzalloc_noprof)
 
 
 def vmalloc_node_noprof(size: int, node: int) -> int:
@@ -625,7 +626,7 @@ def vmalloc_node_noprof(size: int, node: int) -> int:
     return _vmalloc("vmalloc_node", size, 1, GFP_KERNEL, node)
 
 
-vmalloc_node = vmalloc_node_noprof
+vmalloc_node = alloc_hooks(vmalloc_node_noprof)
 
 
 def vzalloc_node_noprof(size: int, node: int) -> int:
@@ -633,7 +634,7 @@ def vzalloc_node_noprof(size: int, node: int) -> int:
     return _vmalloc("vzalloc_node", size, 1, GFP_KERNEL | __GFP_ZERO, node)
 
 
-vzalloc_node = vzalloc_node_noprof
+vzalloc_node = alloc_hooks(vzalloc_node_noprof)
 
 
 def vmalloc_32_noprof(size: int) -> int:
@@ -653,7 +654,7 @@ def vmalloc_huge_node_noprof(size: int, gfp_mask: int, node: int) -> int:
     return _vmalloc("vmalloc_huge_node", size, 1, gfp_mask, node, VM_ALLOW_HUGE_VMAP)
 
 
-vmalloc_huge_node = vmalloc_huge_node_noprof
+vmalloc_huge_node = alloc_hooks(vmalloc_huge_node_noprof)
 
 
 def vmalloc_huge_noprof(size: int, gfp_mask: int) -> int:
@@ -663,7 +664,7 @@ def vmalloc_huge_noprof(size: int, gfp_mask: int) -> int:
     return _vmalloc("vmalloc_huge", size, 1, gfp_mask, NUMA_NO_NODE, VM_ALLOW_HUGE_VMAP)
 
 
-vmalloc_huge = vmalloc_huge_noprof
+vmalloc_huge = alloc_hooks(vmalloc_huge_noprof)
 
 
 def vfree(addr: int) -> None:
@@ -722,7 +723,7 @@ def vmap(pages, count: int, flags: int, prot: int) -> int:
     pfns = [vm.memmap.page_to_pfn(page) for page in pages[:count]]
     if vm._deferred_nr and not task.preempt_count & _IN_INTERRUPT:
         vm.flush_deferred()
-    frame = sys._getframe(1)
+    frame = return_address(1)
     area = vm.get_vm_area_node(count << PAGE_SHIFT, 1, flags, vm.VMALLOC_START,
                                vm.VMALLOC_END, NUMA_NO_NODE, GFP_KERNEL, frame, task)
     if area is None:
@@ -766,7 +767,7 @@ def get_vm_area(size: int, flags: int) -> vm_struct | None:
     task = sched.current()
     vm = task.machine.vmalloc
     return vm.get_vm_area_node(size, 1, flags, vm.VMALLOC_START, vm.VMALLOC_END,
-                               NUMA_NO_NODE, GFP_KERNEL, sys._getframe(1), task)
+                               NUMA_NO_NODE, GFP_KERNEL, return_address(1), task)
 
 
 def remove_vm_area(addr: int) -> vm_struct | None:
@@ -845,7 +846,7 @@ def vrealloc_noprof(p: int, size: int, flags: int) -> int:
     frees ``p`` and returns 0.
     """
     _check_size(size, "vrealloc")
-    frame = sys._getframe(1)
+    frame = return_address(1)
     if not size:
         vfree(p)
         return 0
@@ -879,7 +880,7 @@ def vrealloc_noprof(p: int, size: int, flags: int) -> int:
     return n
 
 
-vrealloc = vrealloc_noprof
+vrealloc = alloc_hooks(vrealloc_noprof)
 
 
 # ---------------------------------------------------------------- kvmalloc (mm/slub.c)
@@ -919,32 +920,32 @@ def kvmalloc_node_noprof(size: int, flags: int, node: int) -> int:
     """
     _check_size(size, "kvmalloc_node")
     _check_node(node, "kvmalloc_node")
-    return _kvmalloc_node(size, flags, node, sys._getframe(1))
+    return _kvmalloc_node(size, flags, node, return_address(1))
 
 
-kvmalloc_node = kvmalloc_node_noprof
+kvmalloc_node = alloc_hooks(kvmalloc_node_noprof)
 
 
 def kvmalloc_noprof(size: int, flags: int) -> int:
     """``kvmalloc(size, flags)``: :func:`kvmalloc_node` on any node."""
     _check_size(size, "kvmalloc")
-    return _kvmalloc_node(size, flags, NUMA_NO_NODE, sys._getframe(1))
+    return _kvmalloc_node(size, flags, NUMA_NO_NODE, return_address(1))
 
 
-kvmalloc = kvmalloc_noprof
+kvmalloc = alloc_hooks(kvmalloc_noprof)
 
 
 def kvzalloc(size: int, flags: int) -> int:
     """``kvzalloc(size, flags)``: zeroed :func:`kvmalloc`."""
     _check_size(size, "kvzalloc")
-    return _kvmalloc_node(size, flags | __GFP_ZERO, NUMA_NO_NODE, sys._getframe(1))
+    return _kvmalloc_node(size, flags | __GFP_ZERO, NUMA_NO_NODE, return_address(1))
 
 
 def kvzalloc_node(size: int, flags: int, node: int) -> int:
     """``kvzalloc_node(size, flags, node)``: zeroed :func:`kvmalloc_node`."""
     _check_size(size, "kvzalloc_node")
     _check_node(node, "kvzalloc_node")
-    return _kvmalloc_node(size, flags | __GFP_ZERO, node, sys._getframe(1))
+    return _kvmalloc_node(size, flags | __GFP_ZERO, node, return_address(1))
 
 
 def _array_bytes(n: int, size: int, what: str) -> int | None:
@@ -959,10 +960,10 @@ def kvmalloc_array_noprof(n: int, size: int, flags: int) -> int:
     total = _array_bytes(n, size, "kvmalloc_array")
     if total is None:
         return 0
-    return _kvmalloc_node(total, flags, NUMA_NO_NODE, sys._getframe(1))
+    return _kvmalloc_node(total, flags, NUMA_NO_NODE, return_address(1))
 
 
-kvmalloc_array = kvmalloc_array_noprof
+kvmalloc_array = alloc_hooks(kvmalloc_array_noprof)
 
 
 def kvcalloc_noprof(n: int, size: int, flags: int) -> int:
@@ -970,10 +971,10 @@ def kvcalloc_noprof(n: int, size: int, flags: int) -> int:
     total = _array_bytes(n, size, "kvcalloc")
     if total is None:
         return 0
-    return _kvmalloc_node(total, flags | __GFP_ZERO, NUMA_NO_NODE, sys._getframe(1))
+    return _kvmalloc_node(total, flags | __GFP_ZERO, NUMA_NO_NODE, return_address(1))
 
 
-kvcalloc = kvcalloc_noprof
+kvcalloc = alloc_hooks(kvcalloc_noprof)
 
 
 def kvfree(addr: int) -> None:
@@ -1001,7 +1002,7 @@ def kvrealloc_noprof(p: int, size: int, flags: int) -> int:
     from .slab import kfree, krealloc, ksize
     n = krealloc(p, size, kmalloc_gfp_adjust(flags, size))
     if not n:
-        n = _kvmalloc_node(size, flags, NUMA_NO_NODE, sys._getframe(1))
+        n = _kvmalloc_node(size, flags, NUMA_NO_NODE, return_address(1))
         if not n:
             return 0
         if p:
@@ -1010,4 +1011,4 @@ def kvrealloc_noprof(p: int, size: int, flags: int) -> int:
     return n
 
 
-kvrealloc = kvrealloc_noprof
+kvrealloc = alloc_hooks(kvrealloc_noprof)

@@ -11,21 +11,25 @@ from ._mempool import (MEMPOOL_ALLOC_PAGES, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_PAG
                        POISON_FREE, POISON_INUSE, SIZEOF_MEMPOOL, fn_of, fnptr,
                        mempool_adjust_gfp, mempool_alloc_bulk_noprof, mempool_alloc_noprof,
                        mempool_alloc_pages, mempool_alloc_preallocated, mempool_alloc_slab,
-                       mempool_create, mempool_create_node_noprof, mempool_destroy,
+                       mempool_create_noprof, mempool_create_node_noprof, mempool_destroy,
                        mempool_exit, mempool_free, mempool_free_bulk, mempool_free_pages,
                        mempool_free_slab, mempool_init_node, mempool_init_noprof,
                        mempool_kfree, mempool_kmalloc, mempool_resize, struct_mempool)
 from hwemu.access import load
+from hwemu.alloc_tag import alloc_hooks
 
 from .stats import describe, mempool_stats
 
 mempool_t = struct_mempool
 
-# Memory allocation profiling is not emulated: alloc_hooks(x) is x.
-mempool_init = mempool_init_noprof
-mempool_create_node = mempool_create_node_noprof
-mempool_alloc = mempool_alloc_noprof
-mempool_alloc_bulk = mempool_alloc_bulk_noprof
+# The macros of mempool.h: alloc_hooks() around the _noprof functions, so the reserve
+# is charged to the line that created the pool and fresh elements to the line that
+# called mempool_alloc().
+mempool_init = alloc_hooks(mempool_init_noprof)
+mempool_create_node = alloc_hooks(mempool_create_node_noprof)
+mempool_create = alloc_hooks(mempool_create_noprof)
+mempool_alloc = alloc_hooks(mempool_alloc_noprof)
+mempool_alloc_bulk = alloc_hooks(mempool_alloc_bulk_noprof)
 
 
 def mempool_initialized(pool: int) -> bool:
@@ -39,25 +43,32 @@ def mempool_is_saturated(pool: int) -> bool:
     return curr >= load(pool + struct_mempool.min_nr.offset, 4)
 
 
+# The pool-type helpers are macros in mempool.h too: hooked at their caller's line.
+@alloc_hooks
 def mempool_init_slab_pool(pool: int, min_nr: int, kc: int) -> int:
-    return mempool_init(pool, min_nr, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_SLAB, kc)
+    return mempool_init_noprof(pool, min_nr, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_SLAB, kc)
 
 
+@alloc_hooks
 def mempool_create_slab_pool(min_nr: int, kc: int) -> int:
-    return mempool_create(min_nr, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_SLAB, kc)
+    return mempool_create_noprof(min_nr, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_SLAB, kc)
 
 
+@alloc_hooks
 def mempool_init_kmalloc_pool(pool: int, min_nr: int, size: int) -> int:
-    return mempool_init(pool, min_nr, MEMPOOL_KMALLOC, MEMPOOL_KFREE, size)
+    return mempool_init_noprof(pool, min_nr, MEMPOOL_KMALLOC, MEMPOOL_KFREE, size)
 
 
+@alloc_hooks
 def mempool_create_kmalloc_pool(min_nr: int, size: int) -> int:
-    return mempool_create(min_nr, MEMPOOL_KMALLOC, MEMPOOL_KFREE, size)
+    return mempool_create_noprof(min_nr, MEMPOOL_KMALLOC, MEMPOOL_KFREE, size)
 
 
+@alloc_hooks
 def mempool_init_page_pool(pool: int, min_nr: int, order: int) -> int:
-    return mempool_init(pool, min_nr, MEMPOOL_ALLOC_PAGES, MEMPOOL_FREE_PAGES, order)
+    return mempool_init_noprof(pool, min_nr, MEMPOOL_ALLOC_PAGES, MEMPOOL_FREE_PAGES, order)
 
 
+@alloc_hooks
 def mempool_create_page_pool(min_nr: int, order: int) -> int:
-    return mempool_create(min_nr, MEMPOOL_ALLOC_PAGES, MEMPOOL_FREE_PAGES, order)
+    return mempool_create_noprof(min_nr, MEMPOOL_ALLOC_PAGES, MEMPOOL_FREE_PAGES, order)

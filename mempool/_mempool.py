@@ -19,6 +19,7 @@ import sys
 import hwemu
 from hwemu import bug, sched
 from hwemu.access import load, memset, read_bytes, store, write_bytes
+from hwemu.alloc_tag import return_address
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
 from hwemu.gfp import gfp_t
 from hwemu.highmem import kmap_local_page, kunmap_local
@@ -327,7 +328,7 @@ def mempool_create_node_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int,
     return pool
 
 
-def mempool_create(min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:
+def mempool_create_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:
     """``mempool_create()``: ``GFP_KERNEL`` on any node."""
     return mempool_create_node_noprof(min_nr, alloc_fn, free_fn, pool_data,
                                       hwemu.GFP_KERNEL, NUMA_NO_NODE)
@@ -439,7 +440,7 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
 
     Never NULL when ``gfp_mask`` has ``__GFP_DIRECT_RECLAIM``: it waits for a free.
     """
-    caller = sys._getframe(1)
+    caller = return_address(1)
     gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
     bug.WARN_ON_ONCE(gfp_mask & gfp_t.ZERO)   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
@@ -469,7 +470,7 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
     ``GFP_KERNEL`` semantics; the reserve is used only when it can fill every missing
     slot at once.
     """
-    caller = sys._getframe(1)
+    caller = return_address(1)
     gfp_mask, gfp_temp = mempool_adjust_gfp(hwemu.GFP_KERNEL)
     bug.WARN_ON_ONCE(count > _get(pool, "min_nr"))   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
