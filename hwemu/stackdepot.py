@@ -15,6 +15,11 @@ from types import CodeType
 
 from .bug import source_path
 
+try:   # the optional C helper (setup.py): the same key, ~10x faster
+    from ._speedups import stack_key as _stack_key
+except ImportError:
+    _stack_key = None
+
 STACK_DEPTH = 8
 MAX_STACKS = 1 << 16
 _STOP = ("threading.py", "_pytest", "pluggy")
@@ -32,16 +37,19 @@ class StackDepot:
 
     def save(self, skip: int = 1) -> int:
         """``stack_depot_save()`` of the caller's stack, ``skip`` frames above this one."""
-        frame = sys._getframe(skip + 1)
         # id(code), offset, ...: flat ints, cheap to build and to hash (hashing a code
         # object hashes its whole contents).
-        key = []
-        for _ in range(self.depth):
-            if frame is None:
-                break
-            key += id(frame.f_code), frame.f_lasti
-            frame = frame.f_back
-        key = tuple(key)
+        if _stack_key is not None:
+            key = _stack_key(skip + 1, self.depth)
+        else:
+            frame = sys._getframe(skip + 1)
+            key = []
+            for _ in range(self.depth):
+                if frame is None:
+                    break
+                key += id(frame.f_code), frame.f_lasti
+                frame = frame.f_back
+            key = tuple(key)
         handle = self._handles.get(key)
         if handle is not None:
             return handle
