@@ -15,10 +15,25 @@ from types import CodeType
 
 from .bug import source_path
 
+
+
+def python_stack_key(skip: int, depth: int) -> tuple:
+    """``(id(code), offset, ...)`` of ``depth`` frames from ``skip`` above the caller:
+    flat ints, cheap to build and to hash (hashing a code object hashes its contents)."""
+    frame = sys._getframe(skip + 1)
+    key = []
+    for _ in range(depth):
+        if frame is None:
+            break
+        key += id(frame.f_code), frame.f_lasti
+        frame = frame.f_back
+    return tuple(key)
+
+
 try:   # the optional C helper (setup.py): the same key, ~10x faster
-    from ._speedups import stack_key as _stack_key
+    from ._speedups import stack_key
 except ImportError:
-    _stack_key = None
+    stack_key = python_stack_key
 
 STACK_DEPTH = 8
 MAX_STACKS = 1 << 16
@@ -37,19 +52,7 @@ class StackDepot:
 
     def save(self, skip: int = 1) -> int:
         """``stack_depot_save()`` of the caller's stack, ``skip`` frames above this one."""
-        # id(code), offset, ...: flat ints, cheap to build and to hash (hashing a code
-        # object hashes its whole contents).
-        if _stack_key is not None:
-            key = _stack_key(skip + 1, self.depth)
-        else:
-            frame = sys._getframe(skip + 1)
-            key = []
-            for _ in range(self.depth):
-                if frame is None:
-                    break
-                key += id(frame.f_code), frame.f_lasti
-                frame = frame.f_back
-            key = tuple(key)
+        key = stack_key(skip + 1, self.depth)
         handle = self._handles.get(key)
         if handle is not None:
             return handle
