@@ -1,10 +1,12 @@
-"""The ``hwemu`` command.
+"""The ``hwemu`` command (also ``python -m hwemu``).
 
 ``hwemu run [CONFIG] [--set key=value ...]`` boots the machine a config describes,
 brings it up (allocates a page in every zone of every node, writes and reads it back
 through kmap and kmap_local, and on highmem machines does so from every CPU),
 prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
-it down.
+it down. ``hwemu validate CONFIG`` checks a config and reports every problem;
+``hwemu show CONFIG`` prints the memory layout the kernel prints at boot;
+``hwemu proc CONFIG PATH`` boots and prints one /proc file.
 
 Exit codes: 0 success, 1 the machine failed (boot or bring-up), 2 bad config or
 usage, 130 interrupted.
@@ -100,19 +102,71 @@ def cmd_run(args) -> int:
         return 1 if machine.bugs.taint else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def cmd_validate(args) -> int:
+    load_config(args.config, overrides=_overrides(args.set))
+    print(f"{args.config}: ok")
+    return 0
+
+
+def virtual_layout(machine) -> str:
+    """The virtual kernel memory layout, highest region first, as i386's mem_init()
+    printed it (``    vmalloc : 0x... - 0x...   ( 128 MB)``)."""
+    lines = ["Virtual kernel memory layout:"]
+    for r in sorted(machine.space.regions, key=lambda r: r.start, reverse=True):
+        size = r.end - r.start
+        amount = f"{size >> 10:4d} kB" if size < 1 << 20 else f"{size >> 20:4d} MB"
+        node = f" node{r.node}" if r.node is not None else ""
+        lines.append(f"    {r.label + node:<18}: {r.start:#018x} - {r.end:#018x}   ({amount})")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_show(args) -> int:
+    config = load_config(args.config, overrides=_overrides(args.set))
+    with boot(config) as machine:
+        sys.stdout.write(machine.dmesg())
+        sys.stdout.write(virtual_layout(machine))
+    return 0
+
+
+def cmd_proc(args) -> int:
+    config = load_config(args.config, overrides=_overrides(args.set))
+    with boot(config) as machine:
+        try:
+            sys.stdout.write(machine.procfs.read(args.path))
+        except FileNotFoundError:
+            print(f"hwemu: {args.path}: No such file or directory", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwemu", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="boot a machine and bring it up")
-    run.add_argument("config", nargs="?", help="YAML config (default: the packaged one)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key, e.g. --set machine.cpus=8")
+    commands = {"run": (cmd_run, "boot a machine and bring it up"),
+                "validate": (cmd_validate, "check a config; every problem as file:line"),
+                "show": (cmd_show, "print the memory layout the kernel prints at boot"),
+                "proc": (cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo")}
+    for name, (fn, text) in commands.items():
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("config", nargs="?" if name == "run" else None,
+                         help="YAML config" + (" (default: the packaged one)"
+                                               if name == "run" else ""))
+        if name == "proc":
+            cmd.add_argument("path", help="a /proc path, e.g. /proc/buddyinfo")
+        cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key, e.g. --set machine.cpus=8")
+        cmd.set_defaults(fn=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     try:
         for pair in args.set:
             if "=" not in pair or pair.startswith("="):
                 parser.error(f"--set {pair!r}: expected KEY=VALUE")
-        return cmd_run(args)
+        return args.fn(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

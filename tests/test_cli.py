@@ -36,3 +36,45 @@ def test_bad_config_exits_2_with_every_problem(tmp_path):
 def test_bad_set_syntax_is_a_usage_error():
     r = hwemu("run", "--set", "machine.cpus")
     assert r.returncode == 2 and "expected KEY=VALUE" in r.stderr
+
+
+def test_python_dash_m_validates_a_good_config():
+    r = subprocess.run([sys.executable, "-m", "hwemu", "validate",
+                        str(CONFIGS / "tiny.yaml")], capture_output=True, text=True,
+                       timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{CONFIGS / 'tiny.yaml'}: ok\n", "")
+
+
+def test_validate_reports_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("machine:\n  cpus: 0\n  hz: 7\n")
+    r = hwemu("validate", str(bad))
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert [line.split(":")[1] for line in lines] == ["2", "3"]
+    assert lines[0].startswith(f"{bad}:2: machine.cpus: ")
+    assert lines[1] == f"{bad}:3: machine.hz: Input should be 100, 250, 300 or 1000"
+
+
+def test_show_prints_zones_and_the_virtual_layout_highest_first():
+    r = hwemu("show", str(CONFIGS / "i386-highmem.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "1152MB HIGHMEM available." in r.stdout
+    assert "896MB LOWMEM available." in r.stdout
+    layout = r.stdout.split("Virtual kernel memory layout:\n")[1].splitlines()
+    labels = [line.split(":")[0].strip() for line in layout]
+    assert labels == ["vmemmap", "fixmap kmap_local", "pkmap", "vmalloc", "direct map node0"]
+    starts = [int(line.split(": ")[1].split(" - ")[0], 16) for line in layout]
+    assert starts == sorted(starts, reverse=True)
+    assert layout[2].endswith("(   4 MB)")      # LAST_PKMAP = 1024 pages
+    assert layout[4].endswith("( 896 MB)")      # lowmem
+
+
+def test_proc_prints_one_file_and_rejects_unknown_paths():
+    r = hwemu("proc", str(CONFIGS / "x86_64-numa4.yaml"), "/proc/buddyinfo")
+    assert r.returncode == 0, r.stderr
+    assert {line.split(",")[0] for line in r.stdout.splitlines()} == {
+        f"Node {n}" for n in range(4)}
+    r = hwemu("proc", str(CONFIGS / "tiny.yaml"), "/proc/nope")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "hwemu: /proc/nope: No such file or directory\n"
