@@ -17,6 +17,18 @@ from . import sched
 from .bug import source_path
 
 
+# How many live machines profile: while none does, a hook is one test of a global (the
+# kernel's mem_alloc_profiling static key), not a lookup of the current task.
+_profiling = 0
+_profiling_lock = threading.Lock()
+
+
+def _static_key(delta: int) -> None:
+    global _profiling
+    with _profiling_lock:
+        _profiling += delta
+
+
 class AllocTag:
     """``struct alloc_tag``: one call site and what is charged to it now."""
 
@@ -35,6 +47,14 @@ class AllocTags:
         self._tags: dict[tuple, AllocTag] = {}
         self._charged: dict[object, tuple[AllocTag, int]] = {}   # what -> (tag, bytes)
         self._lock = threading.Lock()
+        if enabled:
+            _static_key(1)
+
+    def close(self) -> None:
+        """The machine is down: its hooks no longer count."""
+        if self.enabled:
+            self.enabled = False
+            _static_key(-1)
 
     def tag_at(self, frame) -> AllocTag:
         """The tag of the line ``frame`` is executing (created on first use)."""
@@ -95,6 +115,8 @@ def alloc_hooks(noprof):
     """``alloc_hooks()``: the profiled public function around ``noprof``."""
     @functools.wraps(noprof)
     def hooked(*args, **kwargs):
+        if not _profiling:
+            return noprof(*args, **kwargs)
         task = sched.current()
         tags = task.machine.alloc_tags
         if not tags.enabled:

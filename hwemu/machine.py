@@ -292,6 +292,7 @@ class Machine:
                                f"{timeout}s: {', '.join(stuck)}")
         self.log.printk("reboot: Power down")
         self.down = True
+        self.alloc_tags.close()
         if me is not None:
             sched._leave(me)
         self.space.release()

@@ -43,6 +43,7 @@ class struct_page(ctypes.Structure):
 PAGE_DTYPE = np.dtype(struct_page)
 STRUCT_PAGE_SIZE = ctypes.sizeof(struct_page)
 assert STRUCT_PAGE_SIZE == 64
+STRUCT_PAGE_SHIFT = STRUCT_PAGE_SIZE.bit_length() - 1   # pointer arithmetic by shifts
 
 # page->flags layout: | NODE | ZONE | ... | PG_* flags |
 ZONES_SHIFT = 3

@@ -33,8 +33,9 @@ from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS,
                      WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE,
                      ZONE_NAMES, ZONE_NORMAL)
 from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
-                   PG_head, PG_reserved, STRUCT_PAGE_SIZE, W_FLAGS, W_LRU_NEXT, W_MAPPING,
-                   W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT, PFN_SECTION_SHIFT, virt_to_page)
+                   PG_head, PG_reserved, STRUCT_PAGE_SHIFT, STRUCT_PAGE_SIZE, W_FLAGS,
+                   W_LRU_NEXT, W_MAPPING, W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT,
+                   PFN_SECTION_SHIFT, virt_to_page)
 from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 from .vmem import PAGE_SHIFT, PAGE_SIZE
 
@@ -654,8 +655,9 @@ class PageAlloc:
     def free_pages(self, page: int, order: int, task=None) -> None:
         """``__free_pages()``: drop a reference; free the block when it was the last."""
         mm = self.memmap
-        pfn, rem = divmod(page - mm.start, STRUCT_PAGE_SIZE)
-        if rem or not mm.pfn_valid(pfn):
+        off = page - mm.start
+        pfn = off >> STRUCT_PAGE_SHIFT   # not divmod(): this is the hottest free path
+        if off & (STRUCT_PAGE_SIZE - 1) or not mm.pfn_valid(pfn):
             mm.page_to_pfn(page)  # raises, saying what is wrong with the pointer
         if order and (not 0 < order <= MAX_PAGE_ORDER or pfn & ((1 << order) - 1) or
                       not mm.pfn_valid(pfn + (1 << order) - 1)):

@@ -95,3 +95,20 @@ def test_vmalloc_pages_are_charged_to_the_vmalloc_line(prof):
     assert allocinfo(prof)[site(line, "test_vmalloc_pages_are_charged_to_the_vmalloc_line")] \
         == (3 * 4096, 3)
     hwemu.vfree(v)
+
+
+def test_hooks_stay_live_while_any_machine_profiles(boot):
+    """The global fast test only skips the hooks while no live machine profiles."""
+    from hwemu import alloc_tag
+    before = alloc_tag._profiling
+    plain = boot("tiny")
+    assert alloc_tag._profiling == before
+    m = boot("tiny", vm__mem_profiling=True)
+    assert alloc_tag._profiling == before + 1
+    p = hwemu.kmalloc(100, hwemu.GFP_KERNEL); line = here()   # noqa: E702
+    assert allocinfo(m)[site(line, "test_hooks_stay_live_while_any_machine_profiles")] == \
+        (128, 1)
+    hwemu.kfree(p)
+    m.shutdown()
+    assert alloc_tag._profiling == before
+    assert allocinfo(plain) == {}
