@@ -1,12 +1,16 @@
 /* The stack depot's key in C: walking Python frames costs ~100 ns a frame in Python.
  *
- * stack_key(skip, depth) -> (id(code), lasti, id(code), lasti, ...) for up to `depth`
- * frames, starting `skip` frames above the Python caller. Built as an optional
+ * stack_key(skip, depth) -> bytes: native int64 pairs (id(code), lasti) for up to
+ * `depth` frames, starting `skip` frames above the Python caller. Bytes, not a tuple of
+ * ints: no int objects to make, and one memcmp-able buffer to hash. Built as an optional
  * extension: hwemu/stackdepot.py walks the frames itself when it is missing.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <stdint.h>
+
+#define MAX_DEPTH 64
 
 static PyObject *stack_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -25,30 +29,29 @@ static PyObject *stack_key(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_DECREF(frame);
         frame = back;
     }
-    PyObject *key = PyTuple_New(2 * depth);
-    if (key == NULL) {
+    if (depth < 0 || depth > MAX_DEPTH) {
         Py_XDECREF(frame);
+        PyErr_SetString(PyExc_ValueError, "stack_key: depth out of range");
         return NULL;
     }
+    int64_t key[2 * MAX_DEPTH];
     Py_ssize_t n = 0;
     while (frame != NULL && n < 2 * depth) {
         PyCodeObject *code = PyFrame_GetCode(frame);
-        PyTuple_SET_ITEM(key, n++, PyLong_FromVoidPtr(code));
-        PyTuple_SET_ITEM(key, n++, PyLong_FromLong(PyFrame_GetLasti(frame)));
+        key[n++] = (int64_t)(intptr_t)code;
+        key[n++] = PyFrame_GetLasti(frame);
         Py_DECREF(code);
         PyFrameObject *back = PyFrame_GetBack(frame);
         Py_DECREF(frame);
         frame = back;
     }
     Py_XDECREF(frame);
-    if (n < 2 * depth && _PyTuple_Resize(&key, n) < 0)
-        return NULL;
-    return key;
+    return PyBytes_FromStringAndSize((const char *)key, n * (Py_ssize_t)sizeof(int64_t));
 }
 
 static PyMethodDef methods[] = {
     {"stack_key", (PyCFunction)(void (*)(void))stack_key, METH_FASTCALL,
-     "stack_key(skip, depth) -> tuple of (id(code), lasti) pairs"},
+     "stack_key(skip, depth) -> bytes of int64 (id(code), lasti) pairs"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import sys
 import threading
+from array import array
 from types import CodeType
 
 from .bug import source_path
 
 
 
-def python_stack_key(skip: int, depth: int) -> tuple:
-    """``(id(code), offset, ...)`` of ``depth`` frames from ``skip`` above the caller:
-    flat ints, cheap to build and to hash (hashing a code object hashes its contents)."""
+def python_stack_key(skip: int, depth: int) -> bytes:
+    """``(id(code), offset, ...)`` of ``depth`` frames from ``skip`` above the caller, as
+    native int64s in bytes: cheap to hash and compare (a code object hashes its contents)."""
     frame = sys._getframe(skip + 1)
     key = []
     for _ in range(depth):
@@ -27,7 +28,7 @@ def python_stack_key(skip: int, depth: int) -> tuple:
             break
         key += id(frame.f_code), frame.f_lasti
         frame = frame.f_back
-    return tuple(key)
+    return array("q", key).tobytes()
 
 
 try:   # the optional C helper (setup.py): the same key, ~10x faster

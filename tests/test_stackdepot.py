@@ -1,4 +1,6 @@
 """The stack depot: deduplicated stacks, and the C key helper agreeing with Python's."""
+from array import array
+
 from hwemu import stackdepot
 from hwemu.stackdepot import StackDepot, python_stack_key
 
@@ -6,7 +8,7 @@ from hwemu.stackdepot import StackDepot, python_stack_key
 def test_the_c_helper_and_the_python_walk_make_the_same_key():
     def inner():
         return stackdepot.stack_key(0, 5), python_stack_key(0, 5)
-    c_key, py_key = inner()
+    c_key, py_key = (array("q", key) for key in inner())
     # The two calls are on different lines of inner(): all but its offset agree.
     assert len(c_key) == len(py_key) == 10
     assert c_key[0] == py_key[0] == id(inner.__code__)
