@@ -6,7 +6,8 @@ through kmap and kmap_local, and on highmem machines does so from every CPU),
 prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
 it down. ``hwemu validate CONFIG`` checks a config and reports every problem;
 ``hwemu show CONFIG`` prints the memory layout the kernel prints at boot;
-``hwemu proc CONFIG PATH`` boots and prints one /proc file.
+``hwemu proc CONFIG PATH`` boots and prints one /proc file;
+``hwemu config-reference`` prints every config key (docs/config.md).
 
 Exit codes: 0 success, 1 the machine failed (boot or bring-up), 2 bad config or
 usage, 130 interrupted.
@@ -20,7 +21,7 @@ import yaml
 
 from . import access, highmem, page, page_alloc
 from .bug import KernelError
-from .config import ConfigError, format_size, load_config
+from .config import ConfigError, config_reference, format_size, load_config
 from .gfp import (GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, GFP_KERNEL,
                   __GFP_NOWARN, __GFP_THISNODE, format_gfp)
 from .machine import boot
@@ -156,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set machine.cpus=8")
         cmd.set_defaults(fn=fn)
+    ref = sub.add_parser("config-reference", help="print every config key (Markdown)")
+    ref.set_defaults(fn=lambda args: print(config_reference(), end="") or 0, set=[])
     return parser
 
 

@@ -1022,3 +1022,82 @@ def load_config(
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ConfigError(problems)
     return config
+
+
+# ---------------------------------------------------------------------------
+# The config reference (docs/config.md), generated from the models above
+# ---------------------------------------------------------------------------
+
+
+def _yaml_type(annotation: Any, metadata: list) -> str:
+    """How a YAML author writes a field's value: ``size``, ``int``, ``a | b``..."""
+    if any(getattr(m, "func", None) is parse_size for m in metadata):
+        return "size"
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin is tuple:
+        return f"list of {_yaml_type(args[0], [])}"
+    if origin is Annotated:
+        return _yaml_type(args[0], list(annotation.__metadata__))
+    if args:   # X | None: the default says what None means
+        return _yaml_type(args[0], metadata)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return {bool: "bool", int: "int", float: "float", str: "string"}[annotation]
+
+
+def _yaml_default(field) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        return ""
+    return _yaml_value(field.default, field)
+
+
+def _yaml_value(value: Any, field) -> str:
+    """``value`` of ``field`` as YAML flow text: ``512M``, ``[{mem: 512M}]``, ``auto``."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_yaml_value(v, field) for v in value) + "]"
+    if isinstance(value, BaseModel):   # the keys its author set: {mem: 512M}
+        fields = type(value).model_fields
+        return "{" + ", ".join(f"{k}: {_yaml_value(getattr(value, k), fields[k])}"
+                               for k in sorted(value.model_fields_set)) + "}"
+    if _yaml_type(field.annotation, field.metadata) == "size":
+        return format_size(value)
+    return str(value)
+
+
+def _reference_rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = prefix + name
+        inner = _inner_model(field.annotation)
+        kind = _yaml_type(field.annotation, field.metadata)
+        text = (field.description or "").replace("|", r"\|")   # a table cell
+        rows.append((key, kind, _yaml_default(field), text))
+        if inner is not None:
+            rows += _reference_rows(inner, key + ("[]." if kind.startswith("list") else "."))
+    return rows
+
+
+def config_reference() -> str:
+    """The config reference in Markdown: every key with its type, default and meaning,
+    read off the models (``docs/config.md`` is this text; a test keeps it so)."""
+    lines = ["# Config reference", "",
+             "Generated from the pydantic models in `hwemu/config.py` by "
+             "`make docs` (`hwemu config-reference`); do not edit by hand. Sizes are "
+             "bytes as an integer or with a K/M/G/T suffix (`896M`, `0x1000`); `auto` "
+             "means the description says how the default is derived.", ""]
+    for name, field in Config.model_fields.items():
+        lines += [f"## `{name}`", "", field.description or "", "",
+                  "| key | type | default | description |", "|---|---|---|---|"]
+        lines += [f"| `{key}` | {kind} | {default} | {text} |" for key, kind, default, text
+                  in _reference_rows(_inner_model(field.annotation), name + ".")]
+        lines.append("")
+    return "\n".join(lines)

@@ -78,3 +78,9 @@ def test_proc_prints_one_file_and_rejects_unknown_paths():
     r = hwemu("proc", str(CONFIGS / "tiny.yaml"), "/proc/nope")
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr == "hwemu: /proc/nope: No such file or directory\n"
+
+
+def test_config_reference_prints_docs_config_md():
+    r = hwemu("config-reference")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (CONFIGS.parent / "docs" / "config.md").read_text()

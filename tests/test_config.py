@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 import hwemu.config as config_module
@@ -447,3 +448,47 @@ def test_vm_sysctls():
     assert "<dict>: vm.min_free_kbytes: Input should be greater than or equal to 128" in lines
     assert any("vm.watermark_scale_factr: unknown key 'watermark_scale_factr'; did you mean "
                "'watermark_scale_factor'?" in line for line in lines)
+
+
+# ---------------------------------------------------------------- the reference
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _leaf_keys(data, prefix=""):
+    """Dotted keys of a parsed YAML document; list items as ``key[]``."""
+    for key, value in data.items():
+        path = prefix + key
+        if isinstance(value, dict):
+            yield from _leaf_keys(value, path + ".")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                yield from _leaf_keys(item, path + "[].")
+        else:
+            yield path
+
+
+def test_docs_config_md_is_the_generated_reference():
+    """docs/config.md cannot drift from the models: regenerate it with `make docs`."""
+    assert (REPO / "docs" / "config.md").read_text() == config_module.config_reference()
+
+
+def test_reference_lists_every_key_of_every_packaged_config():
+    reference = config_module.config_reference()
+    rows = {line.split("`")[1] for line in reference.splitlines() if line.startswith("| `")}
+    for path in [config_module.DEFAULT_CONFIG, *sorted((REPO / "configs").glob("*.yaml"))]:
+        keys = set(_leaf_keys(yaml.safe_load(path.read_text())))
+        assert keys and keys <= rows, (path, keys - rows)
+
+
+def test_reference_rows_give_yaml_types_and_defaults():
+    lines = config_module.config_reference().splitlines()
+    assert "| `machine.hz` | 100 \\| 250 \\| 300 \\| 1000 | 250 | CONFIG_HZ: timer ticks " \
+        "per second. |" in lines
+    assert "| `machine.nodes` | list of mapping | [{mem: 512M}] | NUMA nodes (1..64), in " \
+        "increasing address order. |" in lines
+    assert "| `machine.log_buf_len` | size | 1M | printk ring buffer size, 4K..64M. |" in lines
+    row = next(line for line in lines if line.startswith("| `machine.nodes[].mem` |"))
+    assert row.split(" | ")[1:3] == ["size", "required"]
+    row = next(line for line in lines if line.startswith("| `kasan.quarantine_size` |"))
+    assert row.split(" | ")[1:3] == ["size", "auto"]
