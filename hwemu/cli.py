@@ -4,7 +4,7 @@
 brings it up (allocates a page in every zone of every node, writes and reads it back
 through kmap and kmap_local, and on highmem machines does so from every CPU),
 prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
-it down. ``hwemu validate CONFIG`` checks a config and reports every problem;
+it down; with ``--show-config`` it prints the resolved config instead. ``hwemu validate CONFIG`` checks a config and reports every problem;
 ``hwemu show CONFIG`` prints the memory layout the kernel prints at boot;
 ``hwemu proc CONFIG PATH`` boots and prints one /proc file;
 ``hwemu config-reference`` prints every config key (docs/config.md).
@@ -21,7 +21,8 @@ import yaml
 
 from . import access, highmem, page, page_alloc
 from .bug import KernelError
-from .config import ConfigError, config_reference, format_size, load_config
+from .config import (ConfigError, config_reference, dump_config, format_size, load_config,
+                     resolve)
 from .gfp import (GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, GFP_KERNEL,
                   __GFP_NOWARN, __GFP_THISNODE, format_gfp)
 from .machine import boot
@@ -88,6 +89,9 @@ def bring_up(machine) -> list[str]:
 
 def cmd_run(args) -> int:
     config = load_config(args.config, overrides=_overrides(args.set))
+    if args.show_config:
+        sys.stdout.write(dump_config(resolve(config)))
+        return 0
     with boot(config) as machine:
         rows = bring_up(machine)
         sys.stdout.write(machine.dmesg())
@@ -154,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
                                                if name == "run" else ""))
         if name == "proc":
             cmd.add_argument("path", help="a /proc path, e.g. /proc/buddyinfo")
+        if name == "run":
+            cmd.add_argument("--show-config", action="store_true",
+                             help="print the fully resolved config (YAML) and exit")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set machine.cpus=8")
         cmd.set_defaults(fn=fn)

@@ -49,9 +49,12 @@ __all__ = [
     "Problem",
     "Size",
     "VmConfig",
+    "config_reference",
+    "dump_config",
     "format_size",
     "load_config",
     "parse_size",
+    "resolve",
 ]
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
@@ -1022,6 +1025,54 @@ def load_config(
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ConfigError(problems)
     return config
+
+
+# ---------------------------------------------------------------------------
+# The resolved config, as YAML
+# ---------------------------------------------------------------------------
+
+
+def resolve(config: Config) -> Config:
+    """``config`` with the machine's derived defaults written out (highmem, DMA32,
+    vmalloc size, node starts, distances); other ``None`` keys stay ``auto``."""
+    m = config.machine
+    nodes = tuple(NodeConfig(mem=node.mem, start=start)
+                  for node, (start, _) in zip(m.nodes, m.node_ranges))
+    machine = m.model_copy(update={
+        "highmem": m.highmem_enabled, "zone_dma32": m.dma32_enabled,
+        "vmalloc": m.vmalloc_size, "nodes": nodes, "distance": m.distances})
+    return config.model_copy(update={"machine": machine})
+
+
+def _plain(value: Any, field) -> Any:
+    """A model value as plain YAML data; sizes as ``512M`` strings."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {k: _plain(getattr(value, k), fields[k]) for k in fields}
+    if isinstance(value, tuple):
+        return [_plain(v, field) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and field is not None and \
+            _yaml_type(field.annotation, field.metadata) == "size":
+        text = format_size(value)
+        return value if text.isdigit() else text   # 0 and odd sizes stay ints
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, but a list of scalars on one line: ``distance: [[10, 20], [20, 10]]``
+    reads as a matrix."""
+
+    def represent_list(self, data):
+        flat = all(not isinstance(v, dict) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
+def dump_config(config: Config) -> str:
+    """The YAML text of ``config`` (every key; load_config() reads it back equal)."""
+    return yaml.dump(_plain(config, None), Dumper=_Dumper, sort_keys=False)
 
 
 # ---------------------------------------------------------------------------

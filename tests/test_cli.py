@@ -84,3 +84,13 @@ def test_config_reference_prints_docs_config_md():
     r = hwemu("config-reference")
     assert r.returncode == 0, r.stderr
     assert r.stdout == (CONFIGS.parent / "docs" / "config.md").read_text()
+
+
+def test_show_config_prints_the_resolved_config_with_overrides():
+    r = hwemu("run", str(CONFIGS / "i386-highmem.yaml"), "--set", "machine.cpus=3",
+              "--show-config")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["machine:", "  name: i386-highmem", "  arch: i386", "  highmem: true"]
+    assert "  cpus: 3" in lines and "  vmalloc: 128M" in lines
+    assert "Linux version" not in r.stdout   # printed, not booted

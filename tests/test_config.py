@@ -492,3 +492,28 @@ def test_reference_rows_give_yaml_types_and_defaults():
     assert row.split(" | ")[1:3] == ["size", "required"]
     row = next(line for line in lines if line.startswith("| `kasan.quarantine_size` |"))
     assert row.split(" | ")[1:3] == ["size", "auto"]
+
+
+@pytest.mark.parametrize("name", [None, "i386-highmem.yaml", "i386-pae-highmem.yaml",
+                                  "x86_64-numa4.yaml", "tiny.yaml"])
+def test_dumped_resolved_config_loads_back_equal(name):
+    config = load_config(None if name is None else REPO / "configs" / name)
+    resolved = config_module.resolve(config)
+    text = config_module.dump_config(resolved)
+    assert load_config(yaml.safe_load(text)) == resolved
+    assert config_module.resolve(resolved) == resolved   # nothing left to derive
+    m, r = config.machine, resolved.machine
+    assert (r.highmem, r.zone_dma32, r.vmalloc, r.distance) == (
+        m.highmem_enabled, m.dma32_enabled, m.vmalloc_size, m.distances)
+    assert tuple(n.start for n in r.nodes) == tuple(s for s, _ in m.node_ranges)
+
+
+def test_dump_writes_sizes_with_units_and_matrices_inline():
+    text = config_module.dump_config(config_module.resolve(
+        load_config(REPO / "configs" / "x86_64-numa4.yaml")))
+    lines = text.splitlines()
+    assert "  vmalloc: 1G" in lines and "  movablecore: 0" in lines
+    assert "  - mem: 1G" in lines and "    start: 3G" in lines
+    assert "  distance: [[10, 16, 22, 16], [16, 10, 16, 22], [22, 16, 10, 16], " \
+        "[16, 22, 16, 10]]" in lines
+    assert "  quarantine_size: null" in lines   # auto: derived at boot
