@@ -4,10 +4,12 @@
 brings it up (allocates a page in every zone of every node, writes and reads it back
 through kmap and kmap_local, and on highmem machines does so from every CPU),
 prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
-it down; with ``--show-config`` it prints the resolved config instead. ``hwemu validate CONFIG`` checks a config and reports every problem;
-``hwemu show CONFIG`` prints the memory layout the kernel prints at boot;
-``hwemu proc CONFIG PATH`` boots and prints one /proc file;
-``hwemu config-reference`` prints every config key (docs/config.md).
+it down; with ``--show-config`` it prints the resolved config instead.
+
+``hwemu validate CONFIG`` checks a config and reports every problem; ``hwemu show
+CONFIG`` prints the memory layout the kernel prints at boot; ``hwemu proc CONFIG PATH``
+boots and prints one /proc file; ``hwemu config-reference`` prints every config key
+(docs/config.md).
 
 Exit codes: 0 success, 1 the machine failed (boot or bring-up), 2 bad config or
 usage, 130 interrupted.
