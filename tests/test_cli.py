@@ -1,6 +1,9 @@
 """The hwemu command, end to end in a subprocess."""
+import os
 import subprocess
 import sys
+
+import pytest
 
 from conftest import CONFIGS
 
@@ -94,3 +97,49 @@ def test_show_config_prints_the_resolved_config_with_overrides():
     assert lines[:4] == ["machine:", "  name: i386-highmem", "  arch: i386", "  highmem: true"]
     assert "  cpus: 3" in lines and "  vmalloc: 128M" in lines
     assert "Linux version" not in r.stdout   # printed, not booted
+
+
+def test_unusable_files_give_one_clear_line_and_exit_2(tmp_path):
+    """Acceptance: a missing, unreadable, non-YAML, empty and 10 MB file, each without a
+    traceback."""
+    cases = {"missing.yaml": (None, "no such file"),
+             "empty.yaml": (b"", "expected a mapping at top level, got an empty document"),
+             "binary.yaml": (b"\x7fELF\x02\x01\x01\x00\xff", "not valid UTF-8: byte 0xff at line 1"),
+             "list.yaml": (b"- 1\n- 2\n", "expected a mapping at top level, got a list"),
+             "huge.yaml": (b"#" * (10 << 20), f"config file is {10 << 20} bytes; configs are "
+                                              "limited to 1 MiB")}
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        if data is not None:
+            path.write_bytes(data)
+        for command in ("run", "validate"):
+            r = hwemu(command, str(path))
+            assert (r.returncode, r.stdout) == (2, ""), (name, command, r.stderr)
+            assert r.stderr == f"{path}: (file): {message}\n", (name, command)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("machine: [1, 2\n")
+    r = hwemu("validate", str(broken))
+    assert r.returncode == 2 and r.stderr.startswith(f"{broken}:2: (yaml): ")
+    assert "Traceback" not in r.stderr
+
+
+def _unreadable(tmp_path):
+    """A file that open() refuses with EACCES: mode 0, or for root (who reads anything)
+    a write-only sysctl."""
+    path = tmp_path / "secret.yaml"
+    path.write_text("machine: {cpus: 2}\n")
+    path.chmod(0)
+    for candidate in (path, "/proc/sys/net/ipv4/route/flush", "/proc/sys/vm/compact_memory"):
+        try:
+            open(candidate, "rb").close()
+        except PermissionError:
+            return candidate
+        except OSError:
+            continue
+    pytest.skip("no file here refuses to be read")
+
+
+def test_unreadable_file(tmp_path):
+    path = _unreadable(tmp_path)
+    r = hwemu("validate", str(path))
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"{path}: (file): permission denied\n")
