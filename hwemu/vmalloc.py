@@ -374,26 +374,27 @@ class Vmalloc:
         area.nr_pages = len(pfns)
         self.vmstat.mod("nr_vmalloc", area.nr_pages)
         if area.nr_pages != nr:
-            self.machine.page_alloc.warn_alloc(
-                gfp, None, f"vmalloc error: size {area.nr_pages * PAGE_SIZE}, failed to "
-                "allocate pages", frame)
-            self.vfree_task(area.addr)
-            return 0
+            return self._area_failed(area, gfp, "allocate pages", frame)
         try:
             self.space.set_ptes(self.region, area.addr, pfns, self.fd)
         except OSError as exc:
             if exc.errno != errno.ENOMEM:
                 raise
-            self.machine.page_alloc.warn_alloc(
-                gfp, None, f"vmalloc error: size {area.nr_pages * PAGE_SIZE}, failed to "
-                "map pages", frame)
-            self.vfree_task(area.addr)
-            return 0
+            return self._area_failed(area, gfp, "map pages", frame)
         if self.machine.kasan.enabled:   # the requested bytes only, up to the guard
             self.machine.kasan.vmalloc_area(area.addr, area.requested_size, area.size)
         if gfp & _ZERO:
             self.zero(area.addr, nr << PAGE_SHIFT)
         return area.addr
+
+    def _area_failed(self, area, gfp: int, what: str, frame) -> int:
+        """``__vmalloc_area_node()``'s ``fail:``: warn (unless ``__GFP_NOWARN``), free
+        the area and what it got; returns 0."""
+        self.machine.page_alloc.warn_alloc(
+            gfp, None, f"vmalloc error: size {area.nr_pages * PAGE_SIZE}, failed to {what}",
+            frame)
+        self.vfree_task(area.addr)
+        return 0
 
     def zero(self, addr: int, n: int) -> None:
         """Clear ``n`` mapped bytes from ``addr`` (the caller owns them)."""
