@@ -132,9 +132,6 @@ class Vmscan:
         """``echo 1 > /proc/sys/vm/drop_caches``: free every clean page-cache page."""
         return sum(self.shrink_zone(z, 1 << 62, 0) for z in self.pa.zones)
 
-    def nr_reclaimable(self) -> int:
-        return self.vmstat["nr_file_pages"]
-
     # ------------------------------------------------------------ reclaim
 
     def shrink_zone(self, zone, nr_to_reclaim: int, gfp: int, kswapd: bool = False) -> int:
