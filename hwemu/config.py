@@ -1119,9 +1119,7 @@ def _yaml_value(value: Any, field) -> str:
         fields = type(value).model_fields
         return "{" + ", ".join(f"{k}: {_yaml_value(getattr(value, k), fields[k])}"
                                for k in sorted(value.model_fields_set)) + "}"
-    if _yaml_type(field.annotation, field.metadata) == "size":
-        return format_size(value)
-    return str(value)
+    return str(_plain(value, field))
 
 
 def _reference_rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]]:
