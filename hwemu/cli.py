@@ -149,23 +149,24 @@ def cmd_proc(args) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwemu", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {"run": (cmd_run, "boot a machine and bring it up"),
-                "validate": (cmd_validate, "check a config; every problem as file:line"),
-                "show": (cmd_show, "print the memory layout the kernel prints at boot"),
-                "proc": (cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo")}
-    for name, (fn, text) in commands.items():
+
+    def command(name: str, fn, text: str, default_config: bool = False):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("config", nargs="?" if name == "run" else None,
+        cmd.add_argument("config", nargs="?" if default_config else None,
                          help="YAML config" + (" (default: the packaged one)"
-                                               if name == "run" else ""))
-        if name == "proc":
-            cmd.add_argument("path", help="a /proc path, e.g. /proc/buddyinfo")
-        if name == "run":
-            cmd.add_argument("--show-config", action="store_true",
-                             help="print the fully resolved config (YAML) and exit")
+                                               if default_config else ""))
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set machine.cpus=8")
         cmd.set_defaults(fn=fn)
+        return cmd
+
+    run = command("run", cmd_run, "boot a machine and bring it up", default_config=True)
+    run.add_argument("--show-config", action="store_true",
+                     help="print the fully resolved config (YAML) and exit")
+    command("validate", cmd_validate, "check a config; every problem as file:line")
+    command("show", cmd_show, "print the memory layout the kernel prints at boot")
+    proc = command("proc", cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo")
+    proc.add_argument("path", help="a /proc path, e.g. /proc/buddyinfo")
     ref = sub.add_parser("config-reference", help="print every config key (Markdown)")
     ref.set_defaults(fn=lambda args: print(config_reference(), end="") or 0, set=[])
     return parser
