@@ -32,6 +32,7 @@ from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_
                     msleep, numa_node_id, pagefault_disable, pagefault_disabled,
                     pagefault_enable, preempt_count, preempt_disable, preempt_enable,
                     prepare_to_wait, run_in_interrupt, schedule, schedule_timeout,
+                    schedule_timeout_uninterruptible,
                     set_current_state, smp_processor_id, spin_lock, spin_lock_init,
                     spin_lock_irqsave, spin_unlock, spin_unlock_irqrestore, time_after,
                     time_before, wake_up, wake_up_process, waitqueue_active,

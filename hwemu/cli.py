@@ -1,30 +1,34 @@
 """The ``hwemu`` command (also ``python -m hwemu``).
 
-``hwemu run [CONFIG] [--set key=value ...]`` boots the machine a config describes,
-brings it up (allocates a page in every zone of every node, writes and reads it back
-through kmap and kmap_local, and on highmem machines does so from every CPU),
-prints the boot log, the memory map, a zone summary and /proc/buddyinfo, and shuts
-it down; with ``--show-config`` it prints the resolved config instead.
+``hwemu run [CONFIG] [--set key=value ...] [--seed N] [--duration D] [--json OUT]
+[--plot DIR] [--ktap]`` boots the machine a config describes and runs its ``run:``
+scenario (hwemu.runs): progress on stderr, then the summary, the expectations and any
+KASAN reports on stdout. A config without ``run:`` gets the bring-up job instead: a
+page of every zone of every node is allocated, written and read back through kmap and
+kmap_local (highmem from every CPU), and the boot log, memory map and
+/proc/buddyinfo are printed. ``--show-config`` prints the resolved config.
 
 ``hwemu validate CONFIG`` checks a config and reports every problem; ``hwemu show
 CONFIG`` prints the memory layout the kernel prints at boot; ``hwemu proc CONFIG PATH``
 boots and prints one /proc file; ``hwemu config-reference`` prints every config key
 (docs/config.md).
 
-Exit codes: 0 success, 1 the machine failed (boot or bring-up), 2 bad config or
-usage, 130 interrupted.
+Exit codes: 0 success; 1 the machine failed, a workload died or an expectation did
+not hold; 2 bad config or usage; 130 interrupted (after the partial summary).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 import yaml
 
 from . import access, highmem, page, page_alloc
 from .bug import KernelError
-from .config import (ConfigError, config_reference, dump_config, format_size, load_config,
-                     resolve)
+from .config import (ConfigError, config_reference, dump_config, format_duration, format_size,
+                     load_config, resolve)
 from .gfp import (GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, GFP_KERNEL,
                   __GFP_NOWARN, __GFP_THISNODE, format_gfp)
 from .machine import boot
@@ -90,10 +94,22 @@ def bring_up(machine) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    config = load_config(args.config, overrides=_overrides(args.set))
+    overrides = _overrides(args.set)
+    if args.seed is not None:
+        overrides |= {"run.seed": args.seed, "fault_injection.seed": args.seed}
+    if args.duration is not None:
+        overrides["run.duration"] = args.duration
+    config = load_config(args.config, overrides=overrides)
     if args.show_config:
         sys.stdout.write(dump_config(resolve(config)))
         return 0
+    if config.run is None:
+        return bring_up_job(config)
+    return run_job(config, args)
+
+
+def bring_up_job(config) -> int:
+    """A config without ``run:``: boot, bring every zone up, print the machine."""
     with boot(config) as machine:
         rows = bring_up(machine)
         sys.stdout.write(machine.dmesg())
@@ -107,6 +123,44 @@ def cmd_run(args) -> int:
         print(f"\n{machine.name}: {len(machine.nodes)} node(s), {len(machine.sched.cpus)} "
               f"CPU(s), {format_size(ram * PAGE_SIZE)} RAM, {machine.tainted}")
         return 1 if machine.bugs.taint else 0
+
+
+def run_job(config, args) -> int:
+    """The scenario of ``config.run``: progress on stderr, the summary (and KTAP) on
+    stdout, KASAN reports after it; JSON and plots where asked."""
+    from .runs import Run, report
+    from .runs.progress import Progress
+    search = (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
+    try:
+        run = Run(config, search)
+    except ImportError as exc:
+        print(f"hwemu: {exc}", file=sys.stderr)
+        return 2
+    print(f"hwemu: running {config.machine.name} for at most "
+          f"{format_duration(config.run.duration)} of emulated time (seed {config.run.seed})",
+          file=sys.stderr)
+    progress = Progress(sys.stderr)
+    try:
+        result = run.execute(progress)
+    finally:
+        progress.close()
+    result["expectations"] = report.expectations(result, config.expect)
+    sys.stdout.write(report.summary(result))
+    for n, kasan in enumerate(result["kasan_reports"], 1):
+        print(f"\nKASAN report {n} of {len(result['kasan_reports'])}:\n{kasan['text']}")
+    if args.ktap:
+        sys.stdout.write("\n" + report.ktap(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+    if args.plot:
+        from .runs.plot import plot
+        for path in plot(result, args.plot):
+            print(f"hwemu: wrote {path}", file=sys.stderr)
+        with open(os.path.join(args.plot, "config.yaml"), "w") as f:
+            f.write(dump_config(resolve(config)))
+    return report.exit_code(result)
 
 
 def cmd_validate(args) -> int:
@@ -160,9 +214,17 @@ def _parser() -> argparse.ArgumentParser:
         cmd.set_defaults(fn=fn)
         return cmd
 
-    run = command("run", cmd_run, "boot a machine and bring it up", default_config=True)
+    run = command("run", cmd_run, "boot a machine and run its scenario (run:)",
+                  default_config=True)
     run.add_argument("--show-config", action="store_true",
                      help="print the fully resolved config (YAML) and exit")
+    run.add_argument("--seed", type=int, help="seed of the run and of fault injection")
+    run.add_argument("--duration", metavar="D",
+                     help="emulated time the run lasts at most, e.g. 10s or 500ms")
+    run.add_argument("--json", metavar="OUT", help="write the result and resolved config")
+    run.add_argument("--plot", metavar="DIR",
+                     help="write PNG plots of pool fill and free memory, and config.yaml")
+    run.add_argument("--ktap", action="store_true", help="print the expectations as KTAP")
     command("validate", cmd_validate, "check a config; every problem as file:line")
     command("show", cmd_show, "print the memory layout the kernel prints at boot")
     proc = command("proc", cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo")

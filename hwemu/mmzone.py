@@ -51,6 +51,10 @@ class zone:
     free_area: list[dict] = field(default_factory=lambda: [{} for _ in range(NR_PAGE_ORDERS)])
     nr_free: list[int] = field(default_factory=lambda: [0] * NR_PAGE_ORDERS)
     free_pages: int = 0  # NR_FREE_PAGES
+    # Not in the kernel, for runs: the lowest free_pages seen by an allocation, and
+    # page-cache pages reclaimed from the zone (pgsteal per zone).
+    free_low: int = 1 << 62
+    nr_reclaimed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # [deferred_pfn, deferred_end): max-order blocks free but not yet on free_area.
     deferred_pfn: int = 0

@@ -281,6 +281,8 @@ class PageAlloc:
                 while current_order > order:  # expand(): give back the upper halves
                     current_order -= 1
                     self._add_free(zone, pfn + (1 << current_order), current_order)
+                if zone.free_pages < zone.free_low:
+                    zone.free_low = zone.free_pages
                 return pfn
         return -1
 

@@ -478,12 +478,17 @@ def io_schedule_timeout(timeout: int) -> int:
         task.in_iowait = False
 
 
+def schedule_timeout_uninterruptible(timeout: int) -> int:
+    """Sleep ``timeout`` jiffies in ``TASK_UNINTERRUPTIBLE``; returns the jiffies left."""
+    set_current_state(TASK_UNINTERRUPTIBLE)
+    return schedule_timeout(timeout)
+
+
 def msleep(msecs: int) -> None:
     """Sleep ``msecs`` emulated milliseconds (uninterruptibly)."""
     timeout = -(-msecs * current().machine.clock.hz // 1000)
     while timeout:  # a wake-up does not end it early
-        set_current_state(TASK_UNINTERRUPTIBLE)
-        timeout = schedule_timeout(timeout)
+        timeout = schedule_timeout_uninterruptible(timeout)
 
 
 def jiffies() -> int:

@@ -152,6 +152,7 @@ class Vmscan:
                     lru[pfn] = dirty  # rotate: cannot clean it in this context
                     continue
                 victims.append((pfn, dirty))
+            zone.nr_reclaimed += len(victims)
         kind = "kswapd" if kswapd else "direct"
         self.vmstat.mod(f"pgscan_{kind}", len(victims))
         dirty = sum(d for _, d in victims)
@@ -183,8 +184,8 @@ class Vmscan:
                 if self.kswapd_task[nid] is None and not self.machine.going_down:
                     self.kswapd_task[nid] = self.machine.sched.spawn(
                         self.kswapd, nid, name=f"kswapd{nid}", kthread_node=nid)
-            self.kswapd_wait[nid].wake_up()
-            self.vmstat.mod("kswapd_wake", 1)
+            if self.kswapd_wait[nid].wake_up():   # counted only if it was asleep
+                self.vmstat.mod("kswapd_wake", 1)
 
     def kswapd(self, nid: int) -> None:
         """``kswapd()``: sleep until woken, then balance the node."""

@@ -405,17 +405,18 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
             sched.prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
             sched.spin_unlock_irqrestore(lock, flags)
             clock = sched.current().machine.clock
-            slept = clock.jiffies()
+            slept = clock.now_ns()
             # Wake up now and then: memory pressure may ease without any free.
             sched.io_schedule_timeout(HZ_WAIT * clock.hz)
             sched.finish_wait(_wait(pool), wait)
-            stats_of(pool).wait((clock.jiffies() - slept) & clock.mask)
+            stats_of(pool).wait(clock.now_ns() - slept)
         else:
             sched.spin_unlock_irqrestore(lock, flags)
         return allocated
     while allocated < count:   # the 7.0 form: elems[0..allocated) are filled
         elems[allocated] = remove_element(pool)
         allocated += 1
+    stats_of(pool).reserve_left(_get(pool, "curr_nr"))
     sched.spin_unlock_irqrestore(lock, flags)
     # smp_wmb(): pairs with the smp_rmb() in mempool_free_bulk(); the GIL orders it.
     return allocated

@@ -74,7 +74,7 @@ def test_format_size(n, text):
 def test_default_config():
     cfg = load_config()
     m = cfg.machine
-    assert (m.arch, m.cpus, m.hz) == ("x86_64", 4, 250)
+    assert (m.arch, m.cpus, m.hz) == ("x86_64", 8, 250)
     assert m.node_ranges == ((0, G), (G, 2 * G))
     assert m.distances == ((10, 21), (21, 10))
     assert (m.highmem_enabled, m.dma32_enabled, m.last_pkmap) == (False, True, 0)
@@ -86,8 +86,9 @@ def test_default_config():
 def test_all_example_configs_load():
     names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
     assert names == [
-        "i386-highmem.yaml", "i386-pae-highmem.yaml", "tiny.yaml",
-        "x86_64-1node.yaml", "x86_64-numa4.yaml",
+        "default.yaml", "fault-injection.yaml", "highmem-page-pool.yaml",
+        "i386-highmem.yaml", "i386-pae-highmem.yaml", "kasan-uaf.yaml", "net-rx.yaml",
+        "tiny.yaml", "x86_64-1node.yaml", "x86_64-numa4.yaml",
     ]
     for path in CONFIGS.glob("*.yaml"):
         assert isinstance(load_config(path), Config)
@@ -456,10 +457,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _leaf_keys(data, prefix=""):
-    """Dotted keys of a parsed YAML document; list items as ``key[]``."""
+    """Dotted keys of a parsed YAML document; list items as ``key[]``; the free-form
+    ``args`` of a custom workload as one key."""
     for key, value in data.items():
         path = prefix + key
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key != "args":
             yield from _leaf_keys(value, path + ".")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for item in value:

@@ -1,0 +1,263 @@
+"""Machine runs (``hwemu run``): a config's ``run:`` scenario on a booted machine.
+
+:class:`Run` boots the machine, creates the pools, starts every workload as a task on
+a CPU of its own (CPU 0, the booting thread, watches: it samples pool fill levels and
+free memory for the progress display and the plots), stops the workloads when the
+duration has passed, the counted workloads are done, or the user pressed Ctrl-C,
+and gathers the result: a JSON-ready dict that :mod:`hwemu.runs.report` turns into
+the summary, the expectations and KTAP.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import random
+import threading
+import time
+
+import mempool
+from ..access import load
+from ..bug import MachineDown, MachineError
+from ..config import Config, RunConfig, _plain, resolve
+from ..gfp import GFP_KERNEL
+from ..machine import boot
+from ..mmzone import ZONE_NAMES
+from ..sched import TASK_COMM_LEN
+from ..slab import kmem_cache_create, kmem_cache_destroy
+from . import workloads
+from .workloads import Counters
+
+SAMPLE_SECONDS = 0.05   # wall-clock time between samples of CPU 0
+JOIN_SECONDS = 30       # how long stopping workloads may take before shutdown
+
+
+@dataclasses.dataclass
+class Pool:
+    """A pool of the run: its config and ``struct mempool *``."""
+    name: str
+    type: str
+    size: int
+    order: int
+    min_nr: int
+    addr: int = 0
+    cache: int = 0      # struct kmem_cache * of a slab pool
+
+
+class Run:
+    """One run of ``config.run`` (see the module docstring).
+
+    :param search: directories to import custom workload modules from (the config
+        file's directory, then the working directory).
+    """
+
+    def __init__(self, config: Config, search: tuple[str, ...] = ()):
+        if config.run is None:
+            raise ValueError("the config has no run: section")
+        self.config = config
+        self.cfg: RunConfig = config.run
+        self.seed = self.cfg.seed
+        self.stop = threading.Event()
+        self.pools: dict[str, Pool] = {}
+        self.customs = []
+        for i, custom in enumerate(self.cfg.custom):
+            try:
+                self.customs.append(workloads.import_function(
+                    custom.function, list(search) + [os.getcwd()]))
+            except ImportError as exc:
+                raise ImportError(f"run.custom.{i}.function: {exc}") from None
+        self.tasks: list[tuple[str, object, Counters, bool]] = []
+        self.samples: dict = {"t": [], "ops": [], "pools": {}, "nodes": {}}
+        self.machine = self.clock = None
+        self.deadline = self.start_ns = 0
+
+    # -- what workloads use --------------------------------------------------
+
+    def rng(self, name: str) -> random.Random:
+        """A random number generator of its own for ``name``, seeded by the run's seed."""
+        return random.Random(f"hwemu run {self.seed} {name}")
+
+    def stopping(self) -> bool:
+        """Whether workloads should stop: duration over, or the run was stopped."""
+        return self.stop.is_set() or self.clock.now_ns() >= self.deadline
+
+    def pool_of(self, name: str) -> Pool:
+        return self.pools[name]
+
+    # -- the run ---------------------------------------------------------------
+
+    def execute(self, progress=None) -> dict:
+        """Boot, run, stop and return the result. ``progress(run, sample)`` is called
+        after every sample; Ctrl-C stops the run early (``result["interrupted"]``)."""
+        wall = time.monotonic()
+        with boot(self.config) as machine:
+            self.machine, self.clock = machine, machine.clock
+            for zone in machine.page_alloc.zones:
+                zone.free_low = zone.free_pages
+            self._create_pools()
+            self.start_ns = self.clock.now_ns()
+            self.deadline = self.start_ns + self.cfg.duration
+            interrupted = False
+            try:
+                self._start()
+                self._watch(progress)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                self.stop.set()
+            errors = self._join()
+            self._sample()
+            result = self._result(interrupted, errors, time.monotonic() - wall)
+            if not errors:   # a dead task may hold elements: leave the pools be
+                self._destroy_pools()
+            return result
+
+    def _create_pools(self) -> None:
+        for p in self.cfg.pools:
+            pool = Pool(p.name, p.type, p.size, p.order, p.min_nr)
+            if p.type == "slab":
+                pool.cache = kmem_cache_create(p.name, p.size, 0, 0)
+                fns, data = (mempool.MEMPOOL_ALLOC_SLAB, mempool.MEMPOOL_FREE_SLAB), pool.cache
+            elif p.type == "kmalloc":
+                fns, data = (mempool.MEMPOOL_KMALLOC, mempool.MEMPOOL_KFREE), p.size
+            else:
+                fns, data = (mempool.MEMPOOL_ALLOC_PAGES, mempool.MEMPOOL_FREE_PAGES), p.order
+            pool.addr = mempool.mempool_create_node(p.min_nr, *fns, data, GFP_KERNEL, p.node)
+            if not pool.addr:
+                raise MachineError(f"run.pools: cannot create pool {p.name!r} "
+                                   f"({p.min_nr} elements): out of memory")
+            self.pools[p.name] = pool
+            self.samples["pools"][p.name] = []
+
+    def _destroy_pools(self) -> None:
+        for pool in self.pools.values():
+            mempool.mempool_destroy(pool.addr)
+            kmem_cache_destroy(pool.cache)
+
+    def _spawn(self, workload: str, name: str, fn, counters: Counters,
+               foreground: bool = True) -> None:
+        """Run ``fn()`` as task ``name`` on the next free CPU (CPU 0 is the watcher's)."""
+        handle = self.machine.spawn(fn, name=name, cpu=len(self.tasks) + 1)
+        self.tasks.append(Task(workload, name, handle, counters, foreground))
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        if cfg.bio:
+            disk = workloads.Disk(self, cfg.bio)
+            for i in range(cfg.bio.submitters):
+                submitter = workloads.Submitter(self, disk, i)
+                self._spawn("bio", f"bio/{i}", submitter, submitter.counters)
+            # The disk's interrupts arrive on an otherwise idle CPU: its swapper.
+            self._spawn("bio", f"swapper/{len(self.tasks) + 1}", disk.run_disk,
+                        disk.counters, foreground=False)
+        for key, foreground in (("net_rx", True), ("memory_hog", False), ("resize", False)):
+            if getattr(cfg, key):
+                counters = Counters()
+                fn = functools.partial(getattr(workloads, key), self, getattr(cfg, key),
+                                       counters)
+                self._spawn(key, key, fn, counters, foreground)
+        for i, (custom, fn) in enumerate(zip(cfg.custom, self.customs)):
+            for j in range(custom.tasks):
+                task = workloads.CustomTask(self, custom, f"custom{i}/{j}", Counters())
+                suffix = f"/{j}"   # the comm is 15 characters at most
+                name = fn.__name__[:TASK_COMM_LEN - 1 - len(suffix)] + suffix
+                self._spawn(custom.function, name, functools.partial(fn, task),
+                            task.counters)
+
+    def _watch(self, progress) -> None:
+        """CPU 0: sample until the foreground workloads are done or time is up."""
+        foreground = [t for t in self.tasks if t.foreground]
+        while True:
+            self._sample()
+            if progress:
+                progress(self, self.samples)
+            if self.stopping() or not any(t.handle.is_alive() for t in foreground):
+                return
+            time.sleep(SAMPLE_SECONDS)
+
+    def ops(self) -> int:
+        """Operations so far: elements allocated from every pool."""
+        return sum(s["alloc_allocator"] + s["alloc_reserve"] for s in map(
+            mempool.mempool_stats, (p.addr for p in self.pools.values())))
+
+    def free_pages(self) -> dict[int, int]:
+        """Free pages per node now."""
+        return {node.node_id: sum(z.free_pages for z in node.node_zones)
+                for node in self.machine.nodes}
+
+    def _sample(self) -> None:
+        samples = self.samples
+        samples["t"].append((self.clock.now_ns() - self.start_ns) / 1e9)
+        samples["ops"].append(self.ops())
+        for name, pool in self.pools.items():
+            samples["pools"][name].append(load(pool.addr + CURR_NR, 4))
+        for nid, free in self.free_pages().items():
+            samples["nodes"].setdefault(nid, []).append(free)
+
+    def _join(self) -> list[str]:
+        """Wait for every task; what killed one is returned as a line of text."""
+        errors = []
+        deadline = time.monotonic() + JOIN_SECONDS
+        for task in self.tasks:
+            try:
+                task.handle.join(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                errors.append(f"{task.name}: still running {JOIN_SECONDS}s after the stop")
+            except MachineDown:
+                pass
+            except Exception as exc:   # what the task died of; already in the log
+                errors.append(f"{task.name}: {type(exc).__name__}: {exc}")
+        return errors
+
+    def _result(self, interrupted: bool, errors: list[str], wall: float) -> dict:
+        """Everything the report needs, as plain data (the JSON written by --json)."""
+        machine = self.machine
+        pools = {}
+        for name, pool in self.pools.items():
+            stats = mempool.mempool_stats(pool.addr)
+            if stats["lowest_fill"] is None:   # the reserve was never touched
+                stats["lowest_fill"] = pool.min_nr
+            pools[name] = {"type": pool.type, "size": pool.size, "order": pool.order,
+                           "min_nr": pool.min_nr, **stats}
+        work: dict[str, Counters] = {}
+        for task in self.tasks:
+            work.setdefault(task.workload, Counters()).update(task.counters)
+        zones = [{"node": z.node, "zone": ZONE_NAMES[z.idx], "managed": z.managed_pages,
+                  "free": z.free_pages, "min_free": min(z.free_low, z.free_pages),
+                  "min": z.min_wmark_pages(), "low": z.low_wmark_pages(),
+                  "high": z.high_wmark_pages(), "reclaimed": z.nr_reclaimed}
+                 for z in machine.page_alloc.zones if z.managed_pages]
+        vm = machine.vmstat.snapshot()
+        return {
+            "machine": machine.name,
+            "seed": self.seed,
+            "interrupted": interrupted,
+            "wall_seconds": round(wall, 3),
+            "emulated_seconds": round(self.samples["t"][-1], 3),
+            "pools": pools,
+            "workloads": {k: dict(sorted(c.items())) for k, c in work.items()},
+            "zones": zones,
+            "vm": {k: v for k, v in vm.items() if k.startswith(VM_EVENTS)},
+            "kasan_reports": [{"bug_type": r.bug_type, "text": r.text}
+                              for r in machine.kasan.reports],
+            "bugs": machine.bugs.die_counter,
+            "warnings": len(machine.warnings),
+            "tainted": machine.tainted,
+            "task_errors": errors,
+            "samples": self.samples,
+            "config": _plain(resolve(self.config), None),
+        }
+
+
+@dataclasses.dataclass
+class Task:
+    """A workload's task: which workload, its handle and its counters."""
+    workload: str
+    name: str
+    handle: object
+    counters: Counters
+    foreground: bool   # the run ends when every foreground task has
+
+
+CURR_NR = mempool.struct_mempool.curr_nr.offset
+VM_EVENTS = ("allocstall", "pgscan", "pgsteal", "kswapd_wake", "oom_kill")

@@ -1,0 +1,150 @@
+"""What a run prints: the summary tables, the expectations and KTAP.
+
+All of it is computed from the result dict of :meth:`hwemu.runs.Run.execute`, so a
+saved JSON result renders the same.
+"""
+from __future__ import annotations
+
+import operator
+
+from ..config import ExpectConfig
+from ..vmem import PAGE_SIZE
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+        ">": operator.gt, ">=": operator.ge}
+
+
+def totals(result: dict) -> dict[str, float]:
+    """The values expectations are checked against (see :class:`ExpectConfig`)."""
+    pools, work = result["pools"].values(), result["workloads"]
+
+    def pool_sum(key: str) -> int:
+        return sum(p[key] for p in pools)
+
+    def work_sum(key: str) -> int:
+        return sum(c.get(key, 0) for c in work.values())
+
+    return {
+        "alloc_allocator": pool_sum("alloc_allocator"),
+        "alloc_reserve": pool_sum("alloc_reserve"),
+        "null_returns": pool_sum("alloc_null"),
+        "waits": pool_sum("waits"),
+        "max_wait_ms": max((p["max_wait_ns"] for p in pools), default=0) / 1e6,
+        "free_reserve": pool_sum("free_reserve"),
+        "free_allocator": pool_sum("free_allocator"),
+        "completed": work_sum("completed"),
+        "io_errors": work_sum("io_errors"),
+        "drops": work_sum("drops"),
+        "oom_kills": result["vm"].get("oom_kill", 0),
+        "kasan_reports": len(result["kasan_reports"]),
+        "bugs": result["bugs"],
+        "warnings": result["warnings"],
+    }
+
+
+def expectations(result: dict, expect: ExpectConfig) -> list[dict]:
+    """Each declared expectation with the run's value and whether it held."""
+    values = totals(result)
+    out = []
+    for metric in ExpectConfig.model_fields:
+        condition = getattr(expect, metric)
+        if condition is None:
+            continue
+        op, number = condition.split()
+        value = values[metric]
+        out.append({"metric": metric, "condition": condition, "value": value,
+                    "ok": _OPS[op](value, float(number))})
+    return out
+
+
+def exit_code(result: dict) -> int:
+    """0 if every expectation held and no task died; 130 if interrupted; else 1."""
+    if result["interrupted"]:
+        return 130
+    if result["task_errors"] or not all(e["ok"] for e in result["expectations"]):
+        return 1
+    return 0
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:.2f} ms"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """Columns right-aligned under their headers, the first left-aligned."""
+    cells = [header] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths)))
+            for row in cells]
+
+
+def _pool_kind(p: dict) -> str:
+    return f"page/order-{p['order']}" if p["type"] == "page" else f"{p['type']}/{p['size']}"
+
+
+def summary(result: dict) -> str:
+    """The summary a run prints: pools, workloads, memory, reclaim, bugs, expectations."""
+    state = "interrupted after" if result["interrupted"] else "ran"
+    lines = [f"hwemu run: {result['machine']}, seed {result['seed']}: {state} "
+             f"{result['emulated_seconds']:.2f}s of emulated time "
+             f"({result['wall_seconds']:.2f}s wall)", ""]
+    if result["pools"]:
+        lines.append("Pools (allocations from the allocator or the reserve; frees to the "
+                     "reserve or the allocator):")
+        lines += _table(
+            ("pool", "type", "min_nr", "allocator", "reserve", "NULL", "waits", "max wait",
+             "p99 wait", "free:reserve", "free:allocator", "lowest fill"),
+            [(name, _pool_kind(p), p["min_nr"], p["alloc_allocator"], p["alloc_reserve"],
+              p["alloc_null"], p["waits"], _ms(p["max_wait_ns"]), _ms(p["p99_wait_ns"]),
+              p["free_reserve"], p["free_allocator"], p["lowest_fill"])
+             for name, p in result["pools"].items()])
+        lines.append("")
+    if result["workloads"]:
+        lines.append("Workloads:")
+        lines += [f"  {name}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "-")
+                  for name, counts in result["workloads"].items()]
+        lines.append("")
+    lines.append("Memory (pages; min free is the lowest an allocation left):")
+    lines += _table(("zone", "managed", "free", "min free", "wmark min", "low", "high",
+                     "reclaimed"),
+                    [(f"node {z['node']} {z['zone']}", z["managed"], z["free"],
+                      z["min_free"], z["min"], z["low"], z["high"], z["reclaimed"])
+                     for z in result["zones"]])
+    vm = result["vm"]
+    stalls = sum(v for k, v in vm.items() if k.startswith("allocstall"))
+    lines += ["", f"Reclaim: kswapd woken {vm['kswapd_wake']} times, reclaimed "
+              f"{vm['pgsteal_kswapd']} pages; direct reclaim {stalls} stalls, "
+              f"{vm['pgsteal_direct']} pages; OOM kills {vm['oom_kill']}",
+              f"Bugs: {len(result['kasan_reports'])} KASAN reports, {result['bugs']} oopses, "
+              f"{result['warnings']} warnings; {result['tainted']}"]
+    lines += [f"Task died: {e}" for e in result["task_errors"]]
+    if result["expectations"]:
+        lines += ["", "Expectations:"]
+        lines += [f"  {'ok  ' if e['ok'] else 'FAIL'}  {e['metric']} {e['condition']} "
+                  f"(got {_number(e['value'])})" for e in result["expectations"]]
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+def ktap(result: dict) -> str:
+    """KTAP version 1: one test per expectation, then one for the run itself (no task
+    died, not interrupted), so a CI parser sees every check."""
+    checks = [(e["ok"], e["metric"], f"{e['metric']} {e['condition']}, got "
+               f"{_number(e['value'])}") for e in result["expectations"]]
+    ran = not result["task_errors"] and not result["interrupted"]
+    why = "; ".join(result["task_errors"]) or ("interrupted" if result["interrupted"]
+                                                else "completed")
+    checks.append((ran, "run", why))
+    lines = ["KTAP version 1", f"# hwemu run: {result['machine']} seed {result['seed']}",
+             f"1..{len(checks)}"]
+    for n, (ok, name, diag) in enumerate(checks, 1):
+        lines += [f"# {diag}", f"{'ok' if ok else 'not ok'} {n} {name}"]
+    return "\n".join(lines) + "\n"
+
+
+def mib(pages: int) -> str:
+    return f"{pages * PAGE_SIZE / (1 << 20):.1f}M"

@@ -1,0 +1,301 @@
+"""The workloads of a machine run, each a function run as a task on its own CPU.
+
+They use the machine as kernel code would: mempool_alloc()/mempool_free() with the
+GFP mask and in the context the kernel subsystem they imitate uses (block layer:
+GFP_NOIO submitters, completions in hard interrupt context; network receive:
+GFP_ATOMIC in softirq context), and fill their elements through kmap_local_page()
+when the pool hands out pages. Each task counts what it did in its own ``Counters``
+(summed by the run), so no counter is shared between threads.
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import importlib
+import itertools
+import threading
+
+import mempool
+from .. import bug, sched
+from ..access import load, store
+from ..gfp import GFP_ATOMIC, parse_gfp
+from ..highmem import kmap_local_page, kunmap_local
+from ..page import STRUCT_PAGE_SIZE
+from ..vmem import PAGE_SIZE
+from ..vmscan import add_anon_pages, add_to_page_cache
+
+MASK64 = (1 << 64) - 1
+
+
+class Counters(collections.Counter):
+    """What one task did: ``counters["completed"] += 1``."""
+
+
+# ---------------------------------------------------------------- elements
+
+def fill(pool, element: int, tag: int) -> None:
+    """Write ``tag`` at the start and its complement at the end of ``element``."""
+    for addr, end, unmap in _spans(pool, element):
+        store(addr, 8, tag)
+        store(end - 8, 8, ~tag & MASK64)
+        unmap()
+
+
+def intact(pool, element: int, tag: int) -> bool:
+    """Whether ``element`` still holds what :func:`fill` wrote."""
+    ok = True
+    for addr, end, unmap in _spans(pool, element):
+        ok = ok and load(addr, 8) == tag and load(end - 8, 8) == ~tag & MASK64
+        unmap()
+    return ok
+
+
+def _spans(pool, element: int):
+    """``(start, end, unmap)`` of the memory to touch: the object itself, or the first
+    and last page of a page element, each mapped on its own (a kmap_local window is
+    one page)."""
+    if pool.type != "page":
+        yield element, element + pool.size, lambda: None
+        return
+    last = (1 << pool.order) - 1
+    for page in {element, element + last * STRUCT_PAGE_SIZE}:
+        addr = kmap_local_page(page)
+        yield addr, addr + PAGE_SIZE, lambda addr=addr: kunmap_local(addr)
+
+
+# ---------------------------------------------------------------- bio
+
+class Disk:
+    """A block device: requests complete ``latency`` after submission, in hard
+    interrupt context on the disk's CPU (the CPU the device's IRQ is routed to).
+
+    The device is hardware, so it waits on a host condition rather than a kernel wait
+    queue; what it does on completion runs through :func:`hwemu.run_in_interrupt`.
+    """
+
+    def __init__(self, run, cfg):
+        self.run, self.cfg = run, cfg
+        self.pool = run.pool_of(cfg.pool)
+        self.queue: list = []            # heap of (due_ns, seq, submitter, rq, tag)
+        self.cond = threading.Condition()
+        self.seq = itertools.count()
+        self.submitters_left = cfg.submitters
+        self.counters = Counters()
+
+    def submit(self, submitter, rq: int, tag: int, latency_ns: int) -> None:
+        due = self.run.clock.now_ns() + latency_ns
+        with self.cond:
+            heapq.heappush(self.queue, (due, next(self.seq), submitter, rq, tag))
+            if self.queue[0][3] == rq:   # the earliest now: the disk sleeps too long
+                self.cond.notify()
+
+    def submitter_done(self) -> None:
+        with self.cond:
+            self.submitters_left -= 1
+            self.cond.notify()
+
+    def run_disk(self) -> None:
+        """The disk's task: deliver due completions until every submitter is done
+        and nothing is in flight."""
+        clock = self.run.clock
+        while True:
+            with self.cond:
+                while True:
+                    if not self.queue:
+                        if not self.submitters_left:
+                            return
+                        self.cond.wait(0.1)
+                        continue
+                    wait_ns = self.queue[0][0] - clock.now_ns()
+                    if wait_ns <= 0:
+                        break
+                    self.cond.wait(wait_ns / clock.scale / 1e9)
+                now, due = clock.now_ns(), []
+                while self.queue and self.queue[0][0] <= now:
+                    due.append(heapq.heappop(self.queue))
+            sched.run_in_interrupt(self.complete, due)
+
+    def complete(self, due: list) -> None:
+        """The disk's interrupt handler: check each request's data, free it back to
+        the pool (``bio_endio()`` → ``mempool_free()``), wake its submitter."""
+        for _, _, submitter, rq, tag in due:
+            if not intact(self.pool, rq, tag):
+                self.counters["io_errors"] += 1
+            mempool.mempool_free(rq, self.pool.addr)
+            self.counters["completed"] += 1
+            submitter.completed()
+
+
+class Submitter:
+    """One task submitting requests: ``mempool_alloc(pool, GFP_NOIO)``, fill, submit;
+    at most ``queue_depth`` in flight (it sleeps for a completion, as on a tag)."""
+
+    def __init__(self, run, disk: Disk, index: int):
+        self.run, self.disk, self.cfg = run, disk, disk.cfg
+        self.rng = run.rng(f"bio{index}")
+        self.counters = Counters()
+        self.inflight = 0
+        self.lock = threading.Lock()
+        self.wait = sched.WaitQueueHead()
+
+    def completed(self) -> None:
+        """From the disk's interrupt: one request of ours is done."""
+        with self.lock:
+            self.inflight -= 1
+        self.wait.wake_up()
+
+    def __call__(self) -> None:
+        cfg, pool, counters = self.cfg, self.disk.pool, self.counters
+        gfp = parse_gfp(cfg.gfp)
+        spread = cfg.latency.mean - cfg.latency.min
+        try:
+            while not self.run.stopping() and (not cfg.requests
+                                               or counters["submitted"] < cfg.requests):
+                self._wait_for_tag()
+                rq = mempool.mempool_alloc(pool.addr, gfp)
+                if not rq:
+                    counters["null_returns"] += 1
+                    continue
+                tag = self.rng.getrandbits(64)
+                fill(pool, rq, tag)
+                with self.lock:
+                    self.inflight += 1
+                latency = cfg.latency.min + round(self.rng.expovariate(1 / spread)
+                                                  if spread else 0)
+                self.disk.submit(self, rq, tag, latency)
+                counters["submitted"] += 1
+        finally:
+            self.disk.submitter_done()
+
+    def _wait_for_tag(self) -> None:
+        while self.inflight >= self.cfg.queue_depth:
+            wait = sched.DEFINE_WAIT()
+            sched.prepare_to_wait(self.wait, wait, sched.TASK_UNINTERRUPTIBLE)
+            if self.inflight >= self.cfg.queue_depth:
+                sched.io_schedule_timeout(sched.current().machine.HZ)
+            sched.finish_wait(self.wait, wait)
+
+
+# ---------------------------------------------------------------- net_rx
+
+def net_rx(run, cfg, counters: Counters) -> None:
+    """A NIC and its reader: each poll is a softirq on this CPU allocating ``batch``
+    buffers with GFP_ATOMIC (a NULL drops the packet); the reader then frees what
+    the socket holds beyond ``backlog``, in process context."""
+    pool, rng = run.pool_of(cfg.pool), run.rng("net_rx")
+    socket: collections.deque = collections.deque()
+    interval = -(-cfg.interval * run.machine.HZ // 1_000_000_000)
+
+    def napi_poll(budget: int) -> None:
+        for _ in range(budget):
+            skb = mempool.mempool_alloc(pool.addr, GFP_ATOMIC)
+            if not skb:
+                counters["drops"] += 1
+                continue
+            tag = rng.getrandbits(64)
+            fill(pool, skb, tag)
+            socket.append((skb, tag))
+            counters["received"] += 1
+
+    def recvmsg(keep: int) -> None:
+        while len(socket) > keep:
+            skb, tag = socket.popleft()
+            if not intact(pool, skb, tag):
+                counters["io_errors"] += 1
+            mempool.mempool_free(skb, pool.addr)
+
+    try:
+        while not run.stopping() and (not cfg.packets or counters["polls"] * cfg.batch
+                                      < cfg.packets):
+            budget = cfg.batch if not cfg.packets else min(
+                cfg.batch, cfg.packets - counters["polls"] * cfg.batch)
+            sched.run_in_interrupt(napi_poll, budget, softirq=True)
+            counters["polls"] += 1
+            recvmsg(cfg.backlog)
+            if interval:
+                sched.schedule_timeout_uninterruptible(interval)
+    finally:
+        recvmsg(0)
+
+
+# ---------------------------------------------------------------- memory_hog
+
+def memory_hog(run, cfg, counters: Counters) -> None:
+    """Keep ``fill`` percent of the machine's memory in page cache (reclaim takes it
+    back, the hog reads more) or in anonymous memory (held until the OOM killer
+    kills the hog)."""
+    machine = run.machine
+    managed = sum(z.managed_pages for z in machine.page_alloc.zones)
+    target = managed * cfg.fill // 100
+    counters["target_pages"] = target
+    vmstat = machine.vmstat
+    try:
+        while not run.stopping():
+            have = vmstat["nr_file_pages"] if cfg.reclaimable else machine.vmscan.rss(
+                sched.current().pid)
+            counters["peak_pages"] = max(counters["peak_pages"], have)
+            want = min(cfg.chunk, target - have)
+            got = 0
+            if want > 0:
+                got = (add_to_page_cache(want, dirty=cfg.dirty) if cfg.reclaimable
+                       else add_anon_pages(want))
+                counters["pages_added"] += got
+            if got < want or want <= 0:   # full, or memory ran out: let reclaim work
+                sched.schedule_timeout_uninterruptible(1)
+    except bug.Killed:
+        counters["oom_killed"] += 1
+
+
+# ---------------------------------------------------------------- resize
+
+def resize(run, cfg, counters: Counters) -> None:
+    """``mempool_resize()`` through ``sizes`` every ``interval``."""
+    pool = run.pool_of(cfg.pool)
+    interval = max(1, -(-cfg.interval * run.machine.HZ // 1_000_000_000))
+    for size in itertools.cycle(cfg.sizes):
+        sched.schedule_timeout_uninterruptible(interval)
+        if run.stopping():
+            return
+        if mempool.mempool_resize(pool.addr, size):
+            counters["resize_failures"] += 1
+        else:
+            counters["resizes"] += 1
+
+
+# ---------------------------------------------------------------- custom
+
+def import_function(name: str, search: list[str]):
+    """``module:function`` → the callable; ``search`` directories come first on
+    sys.path while the module is imported. Raises ImportError with the reason."""
+    import sys
+    module_name, _, attr = name.partition(":")
+    saved = list(sys.path)
+    sys.path[:0] = [d for d in search if d not in sys.path]
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:   # the user's module may raise anything on import
+        raise ImportError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") \
+            from None
+    finally:
+        sys.path[:] = saved
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ImportError(f"{module_name} has no function {attr}")
+    return fn
+
+
+class CustomTask:
+    """What a custom workload function receives: the run's pools by name, its own
+    seeded random numbers, its config ``args``, ``stopping()`` and ``count()``."""
+
+    def __init__(self, run, cfg, name: str, counters: Counters):
+        self.machine = run.machine
+        self.pools = {pool_name: pool.addr for pool_name, pool in run.pools.items()}
+        self.rng = run.rng(name)
+        self.args = dict(cfg.args)
+        self.stopping = run.stopping
+        self.counters = counters
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to this workload's counter ``name`` (shown in the summary)."""
+        self.counters[name] += n
