@@ -130,6 +130,13 @@ def run_job(config, args) -> int:
     stdout, KASAN reports after it; JSON and plots where asked."""
     from .runs import Run, report
     from .runs.progress import Progress
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  checked before a long run, not after it
+        except ImportError:
+            print("hwemu: --plot needs matplotlib: pip install 'hwemu[plot]'",
+                  file=sys.stderr)
+            return 2
     search = (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
     try:
         run = Run(config, search)
