@@ -934,11 +934,20 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Config:
-        """A run's tasks need CPUs of their own; CPU 0 watches the run."""
-        if self.run is not None and self.run.tasks() + 1 > self.machine.cpus:
-            _raise_checks([(("run",), f"the workloads need {self.run.tasks()} CPUs "
-                                      f"besides CPU 0, the machine has "
-                                      f"{self.machine.cpus}; raise machine.cpus")])
+        """A run's tasks need CPUs of their own (CPU 0 watches the run); its pools'
+        nodes must exist."""
+        if self.run is None:
+            return self
+        problems = []
+        if self.run.tasks() + 1 > self.machine.cpus:
+            problems.append((("run",), f"the workloads need {self.run.tasks()} CPUs "
+                                       f"besides CPU 0, the machine has "
+                                       f"{self.machine.cpus}; raise machine.cpus"))
+        nodes = len(self.machine.nodes)
+        problems += [(("run", "pools", i, "node"), f"no node {p.node}: the machine has "
+                                                   f"{nodes} (0..{nodes - 1}, or -1 for any)")
+                     for i, p in enumerate(self.run.pools) if p.node >= nodes]
+        _raise_checks(problems)
         return self
 
 

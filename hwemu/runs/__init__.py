@@ -66,7 +66,7 @@ class Run:
                     custom.function, list(search) + [os.getcwd()]))
             except ImportError as exc:
                 raise ImportError(f"run.custom.{i}.function: {exc}") from None
-        self.tasks: list[tuple[str, object, Counters, bool]] = []
+        self.tasks: list[Task] = []
         self.samples: dict = {"t": [], "ops": [], "pools": {}, "nodes": {}}
         self.machine = self.clock = None
         self.deadline = self.start_ns = 0
@@ -107,10 +107,10 @@ class Run:
                 self.stop.set()
             errors = self._join()
             self._sample()
-            result = self._result(interrupted, errors, time.monotonic() - wall)
+            pools = self._pool_results()
             if not errors:   # a dead task may hold elements: leave the pools be
-                self._destroy_pools()
-            return result
+                self._destroy_pools()   # a leaked element WARNs, and counts
+            return self._result(pools, interrupted, errors, time.monotonic() - wall)
 
     def _create_pools(self) -> None:
         for p in self.cfg.pools:
@@ -209,9 +209,8 @@ class Run:
                 errors.append(f"{task.name}: {type(exc).__name__}: {exc}")
         return errors
 
-    def _result(self, interrupted: bool, errors: list[str], wall: float) -> dict:
-        """Everything the report needs, as plain data (the JSON written by --json)."""
-        machine = self.machine
+    def _pool_results(self) -> dict[str, dict]:
+        """Each pool's config and counters (read before the pools are destroyed)."""
         pools = {}
         for name, pool in self.pools.items():
             stats = mempool.mempool_stats(pool.addr)
@@ -219,6 +218,11 @@ class Run:
                 stats["lowest_fill"] = pool.min_nr
             pools[name] = {"type": pool.type, "size": pool.size, "order": pool.order,
                            "min_nr": pool.min_nr, **stats}
+        return pools
+
+    def _result(self, pools: dict, interrupted: bool, errors: list[str], wall: float) -> dict:
+        """Everything the report needs, as plain data (the JSON written by --json)."""
+        machine = self.machine
         work: dict[str, Counters] = {}
         for task in self.tasks:
             work.setdefault(task.workload, Counters()).update(task.counters)
