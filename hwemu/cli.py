@@ -96,10 +96,13 @@ def bring_up(machine) -> list[str]:
 def cmd_run(args) -> int:
     overrides = _overrides(args.set)
     if args.seed is not None:
-        overrides |= {"run.seed": args.seed, "fault_injection.seed": args.seed}
-    if args.duration is not None:
-        overrides["run.duration"] = args.duration
+        overrides["fault_injection.seed"] = args.seed
     config = load_config(args.config, overrides=overrides)
+    if config.run is not None and (args.seed is not None or args.duration is not None):
+        # Only a config that has a run gets one from these flags.
+        run = {"run.seed": args.seed, "run.duration": args.duration}
+        overrides |= {k: v for k, v in run.items() if v is not None}
+        config = load_config(args.config, overrides=overrides)
     if args.show_config:
         sys.stdout.write(dump_config(resolve(config)))
         return 0

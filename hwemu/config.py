@@ -670,7 +670,8 @@ def parse_duration(value: object) -> int:
 
     Raises ``ValueError`` otherwise.
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            0 <= value < float("inf"):
         return round(value * 1_000_000_000)
     match = _DURATION_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:

@@ -165,13 +165,15 @@ class Run:
                             task.counters)
 
     def _watch(self, progress) -> None:
-        """CPU 0: sample until the foreground workloads are done or time is up."""
+        """CPU 0: sample until the foreground workloads are done (if there are any)
+        or time is up."""
         foreground = [t for t in self.tasks if t.foreground]
         while True:
             self._sample()
             if progress:
                 progress(self, self.samples)
-            if self.stopping() or not any(t.handle.is_alive() for t in foreground):
+            if self.stopping() or (foreground and not any(t.handle.is_alive()
+                                                          for t in foreground)):
                 return
             time.sleep(SAMPLE_SECONDS)
 
