@@ -85,8 +85,9 @@ class Disk:
     def submit(self, submitter, rq: int, tag: int, latency_ns: int) -> None:
         due = self.run.clock.now_ns() + latency_ns
         with self.cond:
-            heapq.heappush(self.queue, (due, next(self.seq), submitter, rq, tag))
-            if self.queue[0][3] == rq:   # the earliest now: the disk sleeps too long
+            seq = next(self.seq)
+            heapq.heappush(self.queue, (due, seq, submitter, rq, tag))
+            if self.queue[0][1] == seq:   # the earliest now: the disk sleeps too long
                 self.cond.notify()
 
     def submitter_done(self) -> None:
@@ -204,11 +205,11 @@ def net_rx(run, cfg, counters: Counters) -> None:
                 counters["io_errors"] += 1
             mempool.mempool_free(skb, pool.addr)
 
+    left = cfg.packets or float("inf")
     try:
-        while not run.stopping() and (not cfg.packets or counters["polls"] * cfg.batch
-                                      < cfg.packets):
-            budget = cfg.batch if not cfg.packets else min(
-                cfg.batch, cfg.packets - counters["polls"] * cfg.batch)
+        while not run.stopping() and left > 0:
+            budget = min(cfg.batch, left)
+            left -= budget
             sched.run_in_interrupt(napi_poll, budget, softirq=True)
             counters["polls"] += 1
             recvmsg(cfg.backlog)
