@@ -141,9 +141,13 @@ def run_job(config, args) -> int:
                   file=sys.stderr)
             return 2
     search = (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
-    try:
+    try:   # everything that can fail before the run, not after it
+        if args.json:
+            open(args.json, "a").close()
+        if args.plot:
+            os.makedirs(args.plot, exist_ok=True)
         run = Run(config, search)
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:
         print(f"hwemu: {exc}", file=sys.stderr)
         return 2
     print(f"hwemu: running {config.machine.name} for at most "
