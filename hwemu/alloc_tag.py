@@ -13,7 +13,7 @@ import functools
 import sys
 import threading
 
-from . import sched
+from . import bug, sched
 from .bug import source_path
 
 
@@ -123,4 +123,6 @@ def alloc_hooks(noprof):
             return noprof(*args, **kwargs)
         return tags.call(task, sys._getframe(1), noprof, *args, **kwargs)
     hooked.__name__ = hooked.__qualname__ = noprof.__name__.removesuffix("_noprof")
+    # A macro in the kernel: neither it nor AllocTags.call has a frame of its own.
+    bug.STACK_INLINE.update((hooked.__code__, AllocTags.call.__code__))
     return hooked

@@ -114,6 +114,11 @@ class BugState:
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _STOP_MODULES = ("threading", "_pytest", "pluggy", "runpy")
+# Code of the emulator's own task entry (sched): a stack ends there, as a kernel
+# thread's ends at kthread()/ret_from_fork.
+STACK_BOTTOM: set = set()
+# Code whose frames are not shown: what the kernel has as macros (alloc_hooks()).
+STACK_INLINE: set = set()
 
 
 def source_path(filename: str) -> str:
@@ -139,9 +144,10 @@ def stack_lines(frame: FrameType | None, depth: int = STACK_DEPTH) -> list[str]:
     lines = []
     while frame is not None and len(lines) < depth:
         module = frame.f_globals.get("__name__", "")
-        if module.split(".")[0] in _STOP_MODULES:
+        if module.split(".")[0] in _STOP_MODULES or frame.f_code in STACK_BOTTOM:
             break
-        lines.append(f" {symbol(frame)} {location(frame)}")
+        if frame.f_code not in STACK_INLINE:
+            lines.append(f" {symbol(frame)} {location(frame)}")
         frame = frame.f_back
     return lines
 

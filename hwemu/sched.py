@@ -16,6 +16,7 @@ RCU, lockdep.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -238,7 +239,7 @@ class Scheduler:
                               kthread_node)
         handle = TaskHandle(task)
         thread.name = f"{self.machine.name}:{task.comm}/{task.pid}"
-        thread.run = lambda: self._run(handle, fn, args)
+        thread.run = functools.partial(self._run, handle, fn, args)
         with self._lock:  # only live tasks need joining at shutdown
             self.handles = [h for h in self.handles if h.is_alive()] + [handle]
         thread.start()
@@ -255,6 +256,8 @@ class Scheduler:
                                         f"{type(exc).__name__}: {exc}", KERN_ERR)
         finally:
             self.exit_task(handle.task)
+
+    bug.STACK_BOTTOM.add(_run.__code__)
 
     def exit_task(self, task: Task) -> None:
         """``do_exit()``: note leaked atomic state, free the CPU."""

@@ -14,7 +14,7 @@ import threading
 from array import array
 from types import CodeType
 
-from .bug import source_path
+from .bug import STACK_BOTTOM, STACK_INLINE, source_path
 
 
 
@@ -78,9 +78,10 @@ class StackDepot:
         stack = self._stacks[handle]
         for code, lasti in zip(stack[::2], stack[1::2]):
             path = source_path(code.co_filename)
-            if any(stop in path for stop in _STOP):
+            if any(stop in path for stop in _STOP) or code in STACK_BOTTOM:
                 break
-            out.append(f" {_symbol(code, lasti)} {path}:{_line(code, lasti)}")
+            if code not in STACK_INLINE:
+                out.append(f" {_symbol(code, lasti)} {path}:{_line(code, lasti)}")
         return out
 
     def __len__(self) -> int:

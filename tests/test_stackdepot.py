@@ -32,3 +32,24 @@ def test_a_full_depot_gives_no_stack():
     first = [depot.save(0) for _ in range(1)][0]
     second = depot.save(0)   # another line: another stack, and no room for it
     assert first == 1 and second == 0 and depot.lines(0) == []
+
+
+def test_task_stacks_end_at_the_task_function_and_skip_alloc_hooks(boot):
+    """A task's stack ends at its function, as a kthread's at kthread(), and the
+    alloc_hooks() wrappers (macros in the kernel) have no frame."""
+    import hwemu
+    machine = boot("tiny", kasan__enabled=True)
+
+    def driver():
+        p = hwemu.kmalloc(16, hwemu.GFP_KERNEL)
+        hwemu.kfree(p)
+        with hwemu.kasan.expect_report("slab-use-after-free"):
+            hwemu.load(p, 1)
+
+    machine.spawn(driver).join(timeout=10)
+    text = machine.kasan.reports[-1].text
+    alloc = text.split("Allocated by task")[1].split("\n\n")[0].splitlines()[1:]
+    trace = text.split(" <TASK>\n")[1].split(" </TASK>")[0].splitlines()
+    assert alloc[-1].startswith(" driver+0x") and trace[-1].startswith(" driver+0x")
+    assert not any(line.startswith((" hooked+", " call+", " _run+")) for line in alloc + trace)
+    assert alloc[0].startswith(" kmalloc+") and " kmalloc_noprof+" in alloc[1]
