@@ -272,9 +272,12 @@ def test_ktap_agrees_with_the_expectations(tmp_path):
 def test_sigint_prints_the_partial_summary_and_exits_130(tmp_path):
     out = tmp_path / "result.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # A shell's background job ignores SIGINT, and children inherit that: restore it,
+    # as a terminal's foreground job has it.
     p = subprocess.Popen([sys.executable, "-m", "hwemu.cli", "run", "--duration", "60s",
                           "--ktap", "--json", str(out)], cwd=ROOT, env=env, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = []
         for line in p.stderr:   # progress: one plain line a second; wait for the second
