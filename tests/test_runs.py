@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -676,6 +677,30 @@ def test_run_api_reports_a_task_that_raised():
     result["expectations"] = []
     assert report.exit_code(result) == 1
     assert "Task died: explode/0: RuntimeError: boom" in report.summary(result)
+
+
+RELEASE = threading.Event()
+
+
+def ignore_stopping(run):
+    """A workload that never looks at run.stopping()."""
+    RELEASE.wait(60)
+
+
+def test_a_task_that_ignores_the_stop_still_gives_a_result(monkeypatch):
+    import hwemu.runs
+    monkeypatch.setattr(hwemu.runs, "JOIN_SECONDS", 0.2)
+    monkeypatch.setattr(hwemu.runs, "SHUTDOWN_SECONDS", 0.2)
+    cfg = small_machine(duration="50ms", custom=[{"function": "test_runs:ignore_stopping"}])
+    try:
+        result = Run(load_config(cfg)).execute()
+    finally:
+        RELEASE.set()   # let the thread end; its machine stays up (shutdown failed)
+    errors = result["task_errors"]
+    assert errors[0] == "ignore_stoppi/0: still running 0.2s after the stop"   # 15: comm
+    assert "still running" in errors[1] and "shutdown" in errors[1]
+    result["expectations"] = []
+    assert report.exit_code(result) == 1
 
 
 def test_run_api_rejects_a_config_without_run_and_a_bad_import():

@@ -30,6 +30,7 @@ from .workloads import Counters
 
 SAMPLE_SECONDS = 0.05   # wall-clock time between samples of CPU 0
 JOIN_SECONDS = 30       # how long stopping workloads may take before shutdown
+SHUTDOWN_SECONDS = 5    # and then how long shutdown waits for what is left
 
 
 @dataclasses.dataclass
@@ -90,27 +91,40 @@ class Run:
         """Boot, run, stop and return the result. ``progress(run, sample)`` is called
         after every sample; Ctrl-C stops the run early (``result["interrupted"]``)."""
         wall = time.monotonic()
-        with boot(self.config) as machine:
-            self.machine, self.clock = machine, machine.clock
-            for zone in machine.page_alloc.zones:
-                zone.free_low = zone.free_pages
-            self._create_pools()
-            self.start_ns = self.clock.now_ns()
-            self.deadline = self.start_ns + self.cfg.duration
-            interrupted = False
-            try:
-                self._start()
-                self._watch(progress)
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                self.stop.set()
-            errors = self._join()
-            self._sample()
-            pools = self._pool_results()
-            if not errors:   # a dead task may hold elements: leave the pools be
-                self._destroy_pools()   # a leaked element WARNs, and counts
-            return self._result(pools, interrupted, errors, time.monotonic() - wall)
+        machine = self.machine = boot(self.config)
+        try:
+            result = self._run(progress)
+        except BaseException:
+            machine.shutdown(SHUTDOWN_SECONDS)
+            raise
+        try:
+            machine.shutdown(SHUTDOWN_SECONDS)
+        except MachineError as exc:   # a task that ignores stopping(): still a result
+            result["task_errors"].append(str(exc))
+        result["wall_seconds"] = round(time.monotonic() - wall, 3)
+        return result
+
+    def _run(self, progress) -> dict:
+        self.clock = self.machine.clock
+        for zone in self.machine.page_alloc.zones:
+            zone.free_low = zone.free_pages
+        self._create_pools()
+        self.start_ns = self.clock.now_ns()
+        self.deadline = self.start_ns + self.cfg.duration
+        interrupted = False
+        try:
+            self._start()
+            self._watch(progress)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self.stop.set()
+        errors = self._join()
+        self._sample()
+        pools = self._pool_results()
+        if not errors:   # a dead task may hold elements: leave the pools be
+            self._destroy_pools()   # a leaked element WARNs, and counts
+        return self._result(pools, interrupted, errors)
 
     def _create_pools(self) -> None:
         for p in self.cfg.pools:
@@ -222,7 +236,7 @@ class Run:
                            "min_nr": pool.min_nr, **stats}
         return pools
 
-    def _result(self, pools: dict, interrupted: bool, errors: list[str], wall: float) -> dict:
+    def _result(self, pools: dict, interrupted: bool, errors: list[str]) -> dict:
         """Everything the report needs, as plain data (the JSON written by --json)."""
         machine = self.machine
         work: dict[str, Counters] = {}
@@ -238,7 +252,7 @@ class Run:
             "machine": machine.name,
             "seed": self.seed,
             "interrupted": interrupted,
-            "wall_seconds": round(wall, 3),
+            "wall_seconds": 0.0,   # set once the machine is down
             "emulated_seconds": round(self.samples["t"][-1], 3),
             "pools": pools,
             "workloads": {k: dict(sorted(c.items())) for k, c in work.items()},
