@@ -17,6 +17,7 @@ import threading
 import time
 
 import mempool
+from mempool.stats import stats_of
 from ..access import load
 from ..bug import MachineDown, MachineError
 from ..config import Config, RunConfig, _plain, resolve
@@ -88,7 +89,7 @@ class Run:
     # -- the run ---------------------------------------------------------------
 
     def execute(self, progress=None) -> dict:
-        """Boot, run, stop and return the result. ``progress(run, sample)`` is called
+        """Boot, run, stop and return the result. ``progress(run, samples)`` is called
         after every sample; Ctrl-C stops the run early (``result["interrupted"]``)."""
         wall = time.monotonic()
         machine = self.machine = boot(self.config)
@@ -193,8 +194,8 @@ class Run:
 
     def ops(self) -> int:
         """Operations so far: elements allocated from every pool."""
-        return sum(s["alloc_allocator"] + s["alloc_reserve"] for s in map(
-            mempool.mempool_stats, (p.addr for p in self.pools.values())))
+        counts = [stats_of(p.addr).snapshot() for p in self.pools.values()]
+        return sum(c["alloc_allocator"] + c["alloc_reserve"] for c in counts)
 
     def free_pages(self) -> dict[int, int]:
         """Free pages per node now."""
