@@ -80,6 +80,7 @@ class BugState:
         self.warned_once: set[tuple[str, int]] = set()
         self.lock = threading.Lock()
         self.debug_locks = True
+        self.panic: str | None = None   # the first "Kernel panic - not syncing" line
 
     def add_taint(self, name: str, lockdep_unreliable: bool = False) -> None:
         """``add_taint()``; the first taint that makes lockdep unreliable (BAD_PAGE,
@@ -248,6 +249,7 @@ def warn_report(machine, task, frame: FrameType, message: str | None = None) -> 
 def panic_report(machine, task, message: str) -> KernelPanic:
     """``panic()``: print and return the exception to raise."""
     line = f"Kernel panic - not syncing: {message}"
+    machine.bugs.panic = machine.bugs.panic or line
     text = "\n".join([line, *header(machine, task), *call_trace(caller(3)),
                       f"---[ end {line} ]---"])
     machine.log.printk(text, KERN_EMERG)

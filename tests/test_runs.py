@@ -134,6 +134,21 @@ def test_fault_injection_run_takes_elements_from_the_reserve(tmp_path):
     assert (row["allocator"], row["reserve"]) == (pool["alloc_allocator"], pool["alloc_reserve"])
 
 
+def test_a_kernel_panic_stops_the_run(tmp_path):
+    """kasan.fault=panic: the first report panics; the run stops there (a real machine
+    would) instead of going on for its duration."""
+    # net_rx would go on for the whole 10s duration without the stop.
+    r = hwemu_cli("run", CONFIGS / "kasan-uaf.yaml", "--set", "kasan.fault=panic",
+                  "--set", "machine.cpus=3", "--set", "run.net_rx={pool: requests}",
+                  "--ktap", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "The run stopped at: Kernel panic - not syncing: kasan.fault=panic set" in r.stdout
+    assert "BUG: KASAN: slab-use-after-free in use_after_free" in r.stdout
+    assert ktap_results(ktap_section(r.stdout))[-1] == (False, 2, "run")
+    seconds = float(re.search(r"ran ([0-9.]+)s of emulated time", r.stdout)[1])
+    assert seconds < 5
+
+
 def test_kasan_uaf_run_reports_the_use_after_free_and_exits_1(tmp_path):
     # From another directory: buggy_driver is imported from the config's directory.
     r = hwemu_cli("run", CONFIGS / "kasan-uaf.yaml", cwd=tmp_path)
@@ -481,7 +496,8 @@ def fake_result(**overrides):
         "workloads": {"bio": {"completed": 15, "submitted": 15},
                       "net_rx": {"received": 5, "drops": 4, "io_errors": 1}},
         "zones": [], "vm": {"oom_kill": 0}, "kasan_reports": [], "bugs": 0, "warnings": 2,
-        "tainted": "Not tainted", "task_errors": [], "samples": {}, "expectations": [],
+        "tainted": "Not tainted", "task_errors": [], "panic": None, "samples": {},
+        "expectations": [],
     }
     result.update(overrides)
     return result
@@ -526,6 +542,8 @@ def test_exit_code():
     assert report.exit_code(fake_result(expectations=[])) == 0
     assert report.exit_code(fake_result(expectations=[ok, bad])) == 1
     assert report.exit_code(fake_result(expectations=[ok], task_errors=["x/0: E: e"])) == 1
+    assert report.exit_code(fake_result(expectations=[ok], panic="Kernel panic - not "
+                                        "syncing: x")) == 1
     assert report.exit_code(fake_result(expectations=[ok], interrupted=True)) == 130
     assert report.exit_code(fake_result(expectations=[bad], interrupted=True)) == 130
 

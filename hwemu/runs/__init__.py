@@ -180,15 +180,15 @@ class Run:
                             task.counters)
 
     def _watch(self, progress) -> None:
-        """CPU 0: sample until the foreground workloads are done (if there are any)
-        or time is up."""
+        """CPU 0: sample until the foreground workloads are done (if there are any),
+        time is up, or the kernel panicked (a real machine stops there)."""
         foreground = [t for t in self.tasks if t.foreground]
         while True:
             self._sample()
             if progress:
                 progress(self, self.samples)
-            if self.stopping() or (foreground and not any(t.handle.is_alive()
-                                                          for t in foreground)):
+            if self.stopping() or self.machine.bugs.panic or (
+                    foreground and not any(t.handle.is_alive() for t in foreground)):
                 return
             time.sleep(SAMPLE_SECONDS)
 
@@ -262,6 +262,7 @@ class Run:
             "kasan_reports": [{"bug_type": r.bug_type, "text": r.text}
                               for r in machine.kasan.reports],
             "bugs": machine.bugs.die_counter,
+            "panic": machine.bugs.panic,
             "warnings": len(machine.warnings),
             "tainted": machine.tainted,
             "task_errors": errors,

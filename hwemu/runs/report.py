@@ -58,10 +58,12 @@ def expectations(result: dict, expect: ExpectConfig) -> list[dict]:
 
 
 def exit_code(result: dict) -> int:
-    """0 if every expectation held and no task died; 130 if interrupted; else 1."""
+    """0 if every expectation held, no task died and the kernel did not panic; 130 if
+    interrupted; else 1."""
     if result["interrupted"]:
         return 130
-    if result["task_errors"] or not all(e["ok"] for e in result["expectations"]):
+    if result["task_errors"] or result["panic"] or not all(e["ok"] for e in
+                                                            result["expectations"]):
         return 1
     return 0
 
@@ -119,6 +121,8 @@ def summary(result: dict) -> str:
               f"Bugs: {len(result['kasan_reports'])} KASAN reports, {result['bugs']} oopses, "
               f"{result['warnings']} warnings; {result['tainted']}"]
     lines += [f"Task died: {e}" for e in result["task_errors"]]
+    if result["panic"]:
+        lines.append(f"The run stopped at: {result['panic']}")
     if result["expectations"]:
         lines += ["", "Expectations:"]
         lines += [f"  {'ok  ' if e['ok'] else 'FAIL'}  {e['metric']} {e['condition']} "
@@ -135,9 +139,9 @@ def ktap(result: dict) -> str:
     died, not interrupted), so a CI parser sees every check."""
     checks = [(e["ok"], e["metric"], f"{e['metric']} {e['condition']}, got "
                f"{_number(e['value'])}") for e in result["expectations"]]
-    ran = not result["task_errors"] and not result["interrupted"]
-    why = "; ".join(result["task_errors"]) or ("interrupted" if result["interrupted"]
-                                                else "completed")
+    problems = result["task_errors"] + ([result["panic"]] if result["panic"] else [])
+    ran = not problems and not result["interrupted"]
+    why = "; ".join(problems) or ("interrupted" if result["interrupted"] else "completed")
     checks.append((ran, "run", why))
     lines = ["KTAP version 1", f"# hwemu run: {result['machine']} seed {result['seed']}",
              f"1..{len(checks)}"]
