@@ -228,6 +228,7 @@ def test_json_holds_the_result_and_the_resolved_config(tmp_path):
     assert list(samples["pools"]) == ["requests"] and len(samples["pools"]["requests"]) == len(t)
     assert list(samples["nodes"]) == ["0"] and len(samples["nodes"]["0"]) == len(t)
     assert result["machine"] == "fault-injection" and result["seed"] == 11
+    assert "Linux version" in result["dmesg"] and "reboot: Power down" not in result["dmesg"]
 
 
 # ---------------------------------------------------------------- --plot

@@ -266,6 +266,7 @@ class Run:
             "warnings": len(machine.warnings),
             "tainted": machine.tainted,
             "task_errors": errors,
+            "dmesg": machine.dmesg(),   # OOM reports, WARNs, fault injection...
             "samples": self.samples,
             "config": _plain(resolve(self.config), None),
         }
