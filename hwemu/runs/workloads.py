@@ -31,6 +31,11 @@ class Counters(collections.Counter):
     """What one task did: ``counters["completed"] += 1``."""
 
 
+def _jiffies(run, ns: int) -> int:
+    """``ns`` of emulated time in jiffies, rounded up as ``msecs_to_jiffies()`` does."""
+    return -(-ns * run.machine.HZ // 1_000_000_000)
+
+
 # ---------------------------------------------------------------- elements
 
 def fill(pool, element: int, tag: int) -> None:
@@ -185,7 +190,7 @@ def net_rx(run, cfg, counters: Counters) -> None:
     the socket holds beyond ``backlog``, in process context."""
     pool, rng = run.pool_of(cfg.pool), run.rng("net_rx")
     socket: collections.deque = collections.deque()
-    interval = -(-cfg.interval * run.machine.HZ // 1_000_000_000)
+    interval = _jiffies(run, cfg.interval)
 
     def napi_poll(budget: int) -> None:
         for _ in range(budget):
@@ -252,7 +257,7 @@ def memory_hog(run, cfg, counters: Counters) -> None:
 def resize(run, cfg, counters: Counters) -> None:
     """``mempool_resize()`` through ``sizes`` every ``interval``."""
     pool = run.pool_of(cfg.pool)
-    interval = max(1, -(-cfg.interval * run.machine.HZ // 1_000_000_000))
+    interval = max(1, _jiffies(run, cfg.interval))
     for size in itertools.cycle(cfg.sizes):
         sched.schedule_timeout_uninterruptible(interval)
         if run.stopping():
