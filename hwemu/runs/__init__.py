@@ -86,6 +86,10 @@ class Run:
     def pool_of(self, name: str) -> Pool:
         return self.pools[name]
 
+    def min_nr(self, name: str) -> int:
+        """``pool->min_nr`` now (a resize workload changes it)."""
+        return load(self.pools[name].addr + MIN_NR, 4)
+
     # -- the run ---------------------------------------------------------------
 
     def execute(self, progress=None) -> dict:
@@ -234,7 +238,7 @@ class Run:
             if stats["lowest_fill"] is None:   # the reserve was never touched
                 stats["lowest_fill"] = pool.min_nr
             pools[name] = {"type": pool.type, "size": pool.size, "order": pool.order,
-                           "min_nr": pool.min_nr, **stats}
+                           "min_nr": self.min_nr(name), **stats}
         return pools
 
     def _result(self, pools: dict, interrupted: bool, errors: list[str]) -> dict:
@@ -283,4 +287,5 @@ class Task:
 
 
 CURR_NR = mempool.struct_mempool.curr_nr.offset
+MIN_NR = mempool.struct_mempool.min_nr.offset
 VM_EVENTS = ("allocstall", "pgscan", "pgsteal", "kswapd_wake", "oom_kill")

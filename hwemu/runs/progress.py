@@ -21,7 +21,7 @@ def status(run, samples: dict) -> dict:
     return {
         "t": t[-1],
         "ops_per_s": (ops[-1] - ops[back]) / span if span > 0 else 0.0,
-        "pools": {name: (fill[-1], run.pools[name].min_nr)
+        "pools": {name: (fill[-1], run.min_nr(name))
                   for name, fill in samples["pools"].items()},
         "free": {nid: free[-1] for nid, free in samples["nodes"].items()},
         "kasan": len(run.machine.kasan.reports),

@@ -92,8 +92,8 @@ def summary(result: dict) -> str:
              f"{result['emulated_seconds']:.2f}s of emulated time "
              f"({result['wall_seconds']:.2f}s wall)", ""]
     if result["pools"]:
-        lines.append("Pools (allocations from the allocator or the reserve; frees to the "
-                     "reserve or the allocator):")
+        lines.append("Pools (min_nr at the end; allocations from the allocator or the "
+                     "reserve; frees to the reserve or the allocator):")
         lines += _table(
             ("pool", "type", "min_nr", "allocator", "reserve", "NULL", "waits", "max wait",
              "p99 wait", "free:reserve", "free:allocator", "lowest fill"),
