@@ -1,6 +1,7 @@
 """Machine runs (``hwemu run CONFIG``): the example configs end to end, the command's
 flags (--set, --seed, --json, --plot, --ktap, SIGINT), bad run configs, and the pieces
 (durations, expectations, report, PoolStats, the Python API, workloads) in process."""
+import io
 import json
 import os
 import random
@@ -779,3 +780,35 @@ def test_bio_on_i386_highmem_page_pool_keeps_the_data_intact():
     # The requests' pages came from highmem (and went back to it).
     assert high["min_free"] < high["free"]
     assert result["bugs"] == 0 and result["warnings"] == 0
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr is under `make run`."""
+
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_a_live_table_and_plain_lines_otherwise(monkeypatch):
+    from hwemu.runs import progress
+    monkeypatch.setattr(progress, "LIVE_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_SECONDS", 0.0)
+    cfg = small_machine(duration="300ms", net_rx={"pool": "p", "interval": "1ms"})
+    tty, pipe = Terminal(), io.StringIO()
+    live, plain = progress.Progress(tty), progress.Progress(pipe)
+
+    def both(run, samples):
+        live(run, samples)
+        plain(run, samples)
+
+    try:
+        Run(load_config(cfg)).execute(both)
+    finally:
+        live.close()
+        plain.close()
+    screen = tty.getvalue()
+    assert "pool p" in screen and "node 0 free" in screen and "ops/s" in screen
+    assert "\x1b[" in screen          # drawn and redrawn in place
+    lines = pipe.getvalue().splitlines()
+    assert len(lines) >= 2 and all(PROGRESS_RE.match(line) for line in lines)
+    assert "\x1b[" not in pipe.getvalue()
