@@ -83,9 +83,6 @@ class Run:
         """Whether workloads should stop: duration over, or the run was stopped."""
         return self.stop.is_set() or self.clock.now_ns() >= self.deadline
 
-    def pool_of(self, name: str) -> Pool:
-        return self.pools[name]
-
     def min_nr(self, name: str) -> int:
         """``pool->min_nr`` now (a resize workload changes it)."""
         return load(self.pools[name].addr + MIN_NR, 4)

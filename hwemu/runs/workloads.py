@@ -80,7 +80,7 @@ class Disk:
 
     def __init__(self, run, cfg):
         self.run, self.cfg = run, cfg
-        self.pool = run.pool_of(cfg.pool)
+        self.pool = run.pools[cfg.pool]
         self.queue: list = []            # heap of (due_ns, seq, submitter, rq, tag)
         self.cond = threading.Condition()
         self.seq = itertools.count()
@@ -188,7 +188,7 @@ def net_rx(run, cfg, counters: Counters) -> None:
     """A NIC and its reader: each poll is a softirq on this CPU allocating ``batch``
     buffers with GFP_ATOMIC (a NULL drops the packet); the reader then frees what
     the socket holds beyond ``backlog``, in process context."""
-    pool, rng = run.pool_of(cfg.pool), run.rng("net_rx")
+    pool, rng = run.pools[cfg.pool], run.rng("net_rx")
     socket: collections.deque = collections.deque()
     interval = _jiffies(run, cfg.interval)
 
@@ -256,7 +256,7 @@ def memory_hog(run, cfg, counters: Counters) -> None:
 
 def resize(run, cfg, counters: Counters) -> None:
     """``mempool_resize()`` through ``sizes`` every ``interval``."""
-    pool = run.pool_of(cfg.pool)
+    pool = run.pools[cfg.pool]
     interval = max(1, _jiffies(run, cfg.interval))
     for size in itertools.cycle(cfg.sizes):
         sched.schedule_timeout_uninterruptible(interval)
