@@ -8,6 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 import hwemu.config as config_module
+import hwemu.config.source as config_source
 from hwemu.config import (
     Config,
     ConfigError,
@@ -354,7 +355,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     # chmod 0 would not stop root, so fake the failing open() instead.
-    monkeypatch.setattr(config_module, "open", denied, raising=False)
+    monkeypatch.setattr(config_source, "open", denied, raising=False)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "c.yaml")
     assert info.value.problems == [

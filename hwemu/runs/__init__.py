@@ -20,7 +20,7 @@ import mempool
 from mempool.stats import stats_of
 from ..access import load
 from ..bug import MachineDown, MachineError
-from ..config import Config, RunConfig, _plain, resolve
+from ..config import Config, RunConfig, plain as _plain, resolve
 from ..gfp import GFP_KERNEL
 from ..machine import boot
 from ..mmzone import ZONE_NAMES

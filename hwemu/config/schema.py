@@ -1,0 +1,527 @@
+"""The machine schema: the emulated machine and its boot-time options.
+
+:class:`Config` is a whole config: the machine (architecture, NUMA nodes, zones,
+timer, log buffer), KASAN, fault injection, the page allocator's sysctls, debug
+options, and the run with its expectations (:mod:`hwemu.config.run`).
+:class:`MachineConfig` derives the values the config leaves to the kernel
+(``highmem_enabled``, ``node_ranges``, ``lowmem_limit``...) and checks the fields
+against each other.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from .base import _MODEL_CONFIG, G, K, Loc, M, Size, _raise_checks, format_size
+from .run import ExpectConfig, RunConfig
+
+LOCAL_DISTANCE = 10
+REMOTE_DISTANCE = 20
+# ACPI SLIT reserves 255 for "unreachable"; hwemu has no unreachable nodes.
+MAX_DISTANCE = 254
+NODE_ALIGN = 4 * M
+VMALLOC_ALIGN = 2 * M
+# x86_64 with 4-level paging: MAX_PHYSMEM_BITS = 46.
+X86_64_PHYS_LIMIT = 1 << 46
+
+
+def _node_aligned(n: int) -> int:
+    """Node sizes and starts are whole 4M blocks."""
+    if n % NODE_ALIGN:
+        raise ValueError(f"{n:#x} is not a multiple of 4M (0x400000)")
+    return n
+
+
+def _nonzero(n: int) -> int:
+    """Reject an empty node."""
+    if n == 0:
+        raise ValueError("must be greater than 0")
+    return n
+
+
+def _log_buf_range(n: int) -> int:
+    """The printk buffer must be 4K..64M."""
+    if not 4 * K <= n <= 64 * M:
+        raise ValueError(f"{format_size(n)} is out of range; must be 4K..64M")
+    return n
+
+
+# Single-field checks are AfterValidators so they are reported even when
+# another field of the same model is invalid.
+NodeSize = Annotated[Size, AfterValidator(_nonzero), AfterValidator(_node_aligned)]
+NodeStart = Annotated[Size, AfterValidator(_node_aligned)]
+LogBufSize = Annotated[Size, AfterValidator(_log_buf_range)]
+
+
+class NodeConfig(BaseModel):
+    """One NUMA node: a single contiguous range of physical memory."""
+
+    model_config = _MODEL_CONFIG
+
+    mem: NodeSize = Field(description="Memory size of the node; > 0, a multiple of 4M.")
+    start: NodeStart | None = Field(
+        default=None,
+        description="Physical start address; a multiple of 4M. "
+        "Default: the end of the previous node (0 for the first).",
+    )
+
+
+class KasanConfig(BaseModel):
+    """Kernel Address Sanitizer emulation."""
+
+    model_config = _MODEL_CONFIG
+
+    enabled: bool = Field(default=False, description="Enable KASAN (CONFIG_KASAN, generic).")
+    fault: Literal["report", "panic", "panic_on_write"] = Field(
+        default="report",
+        description="kasan.fault: after a report, go on ('report'), panic, or panic "
+        "only for bad writes (invalid and double frees count as writes).",
+    )
+    multi_shot: bool = Field(
+        default=False,
+        description="kasan_multi_shot: print every report, not only the first.",
+    )
+    stacktrace: bool = Field(
+        default=True,
+        description="kasan.stacktrace: record allocation and free stacks of objects.",
+    )
+    quarantine_size: Size | None = Field(
+        default=None,
+        description="Bytes of freed slab objects held back from reuse; default: 1/32 "
+        "of RAM, as the kernel's QUARANTINE_FRACTION.",
+    )
+
+
+class DebugConfig(BaseModel):
+    """Kernel debug options fixed at build time."""
+
+    model_config = _MODEL_CONFIG
+
+    slub_debug_on: bool = Field(
+        default=False,
+        description="CONFIG_SLUB_DEBUG_ON: mempool poisons its reserved elements "
+        "(POISON_FREE/POISON_END) and checks them when they leave the reserve; "
+        "skipped when KASAN is enabled.",
+    )
+
+
+class VmConfig(BaseModel):
+    """The page allocator's sysctls (/proc/sys/vm)."""
+
+    model_config = _MODEL_CONFIG
+
+    min_free_kbytes: int | None = Field(
+        default=None, ge=128, le=1 << 22,
+        description="vm.min_free_kbytes: the summed min watermark in KiB; default: "
+        "computed from lowmem as the kernel does (sqrt(lowmem_kbytes * 16)).",
+    )
+    watermark_scale_factor: int = Field(
+        default=10, ge=1, le=3000,
+        description="vm.watermark_scale_factor: distance between watermarks, in "
+        "1/10000 of a zone's memory.",
+    )
+    mem_profiling: bool = Field(
+        default=False,
+        description="vm.mem_profiling: memory allocation profiling, bytes and calls "
+        "outstanding per allocation call site in /proc/allocinfo.",
+    )
+
+
+class FaultAttrConfig(BaseModel):
+    """The knobs of one ``struct fault_attr`` (lib/fault-inject.c), as in debugfs."""
+
+    model_config = _MODEL_CONFIG
+
+    probability: int = Field(
+        default=0, ge=0, le=100,
+        description="Percent of eligible calls that fail, 0..100; 0 disables injection.",
+    )
+    interval: int = Field(
+        default=1, ge=1,
+        description="Fail only every Nth eligible call (use with probability 100); >= 1.",
+    )
+    # times and space are atomic_t in the kernel: a C int.
+    times: int = Field(
+        default=1, ge=-1, le=(1 << 31) - 1,
+        description="How many failures to inject at most; -1 means no limit.",
+    )
+    space: Size = Field(
+        default=0, le=(1 << 31) - 1,
+        description="Bytes (or pages) of calls to let through before failing starts.",
+    )
+    verbose: int = Field(
+        default=2, ge=0, le=2,
+        description="Log on failure: 0 nothing, 1 the FAULT_INJECTION message, "
+        "2 the message and a stack dump.",
+    )
+    task_filter: bool = Field(
+        default=False,
+        description="Fail only in tasks with make-it-fail set (never in interrupts).",
+    )
+
+
+class FailslabConfig(FaultAttrConfig):
+    """failslab (mm/failslab.c): fault injection into slab allocations."""
+
+    ignore_gfp_wait: bool = Field(
+        default=True,
+        description="Do not fail allocations that may sleep (__GFP_DIRECT_RECLAIM).",
+    )
+    cache_filter: bool = Field(
+        default=False,
+        description="Fail only caches marked failslab (SLAB_FAILSLAB).",
+    )
+
+
+class FailPageAllocConfig(FaultAttrConfig):
+    """fail_page_alloc (mm/fail_page_alloc.c): fault injection into the page allocator."""
+
+    ignore_gfp_wait: bool = Field(
+        default=True,
+        description="Do not fail allocations that may sleep (__GFP_DIRECT_RECLAIM).",
+    )
+    ignore_gfp_highmem: bool = Field(
+        default=True, description="Do not fail __GFP_HIGHMEM allocations."
+    )
+    min_order: int = Field(
+        default=1, ge=0, le=10,
+        description="Fail only allocations of at least this order, 0..10.",
+    )
+
+
+class FaultInjectionConfig(BaseModel):
+    """Fault injection (CONFIG_FAULT_INJECTION): the debugfs knobs at boot."""
+
+    model_config = _MODEL_CONFIG
+
+    seed: int = Field(
+        default=0,
+        description="Seed of the random numbers behind probability; same seed, same failures.",
+    )
+    failslab: FailslabConfig = Field(
+        default_factory=FailslabConfig, description="failslab: slab allocations."
+    )
+    fail_page_alloc: FailPageAllocConfig = Field(
+        default_factory=FailPageAllocConfig, description="fail_page_alloc: page allocations."
+    )
+    fail_mempool_alloc: FaultAttrConfig = Field(
+        default_factory=FaultAttrConfig,
+        description="fail_mempool_alloc: mempool_alloc's allocator attempt.",
+    )
+    fail_mempool_alloc_bulk: FaultAttrConfig = Field(
+        default_factory=FaultAttrConfig,
+        description="fail_mempool_alloc_bulk: mempool_alloc_bulk's allocator attempt.",
+    )
+
+
+class MachineConfig(BaseModel):
+    """The emulated machine: architecture, memory layout, CPUs and timer."""
+
+    model_config = _MODEL_CONFIG
+
+    name: str = Field(
+        default="hwemu",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Machine name; letters, digits, '_', '.' and '-'.",
+    )
+    arch: Literal["x86_64", "i386"] = Field(
+        default="x86_64", description="Architecture: x86_64 or i386 (32-bit)."
+    )
+    highmem: bool | None = Field(
+        default=None,
+        description="CONFIG_HIGHMEM: memory above the lowmem limit is highmem. "
+        "Default: true on i386; x86_64 has no highmem.",
+    )
+    pae: bool = Field(
+        default=False,
+        description="CONFIG_X86_PAE: 3-level page tables, up to 64G of RAM (i386 only).",
+    )
+    cpus: int = Field(default=4, ge=1, le=256, description="Number of CPUs, 1..256.")
+    hz: Literal[100, 250, 300, 1000] = Field(
+        default=250, description="CONFIG_HZ: timer ticks per second."
+    )
+    time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Emulated time runs this many times faster than wall-clock time.",
+    )
+    zone_dma: bool = Field(
+        default=True, description="CONFIG_ZONE_DMA: ZONE_DMA covers the first 16M."
+    )
+    zone_dma32: bool | None = Field(
+        default=None,
+        description="CONFIG_ZONE_DMA32: ZONE_DMA32 covers memory below 4G. "
+        "Default: true on x86_64; not available on i386.",
+    )
+    vmalloc: Size | None = Field(
+        default=None,
+        description="Size of the vmalloc area; a multiple of 2M, at least 8M, "
+        "at most 512M on i386. Default: 128M on i386 (__VMALLOC_RESERVE), 1G on x86_64.",
+    )
+    movablecore: Size = Field(
+        default=0,
+        description="ZONE_MOVABLE size, split evenly across nodes and taken from the "
+        "top of each; a multiple of 4M x the number of nodes.",
+    )
+    nodes: tuple[NodeConfig, ...] = Field(
+        default=(NodeConfig(mem=512 * M),),
+        description="NUMA nodes (1..64), in increasing address order.",
+    )
+    distance: tuple[tuple[int, ...], ...] | None = Field(
+        default=None,
+        description="NUMA distance matrix (ACPI SLIT), one row per node: 10 on the "
+        "diagonal, 11..254 elsewhere. Default: 10 local, 20 remote.",
+    )
+    console: bool = Field(default=False, description="Echo kernel log lines to stderr.")
+    log_buf_len: LogBufSize = Field(
+        default=1 * M, description="printk ring buffer size, 4K..64M."
+    )
+
+    # -- resolved values ----------------------------------------------------
+
+    @property
+    def highmem_enabled(self) -> bool:
+        """Whether CONFIG_HIGHMEM is on (never on x86_64)."""
+        return self.highmem if self.highmem is not None else self.arch == "i386"
+
+    @property
+    def dma32_enabled(self) -> bool:
+        """Whether CONFIG_ZONE_DMA32 is on (never on i386)."""
+        return self.zone_dma32 if self.zone_dma32 is not None else self.arch == "x86_64"
+
+    @property
+    def vmalloc_size(self) -> int:
+        """Size of the vmalloc area in bytes."""
+        if self.vmalloc is not None:
+            return self.vmalloc
+        return 128 * M if self.arch == "i386" else 1 * G
+
+    @property
+    def lowmem_limit(self) -> int:
+        """Highest directly mapped physical address (i386 MAXMEM; x86_64 all RAM)."""
+        # i386 3G/1G split: the kernel's 1G of virtual space holds the direct
+        # map plus the vmalloc area, so the direct map gets what is left.
+        return 1 * G - self.vmalloc_size if self.arch == "i386" else self.ram_end
+
+    @property
+    def last_pkmap(self) -> int:
+        """Number of kmap (PKMAP) slots: one page table's worth, 0 without highmem."""
+        if not self.highmem_enabled:
+            return 0
+        return 512 if self.pae else 1024
+
+    @property
+    def node_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Physical ``(start, end)`` byte range of each node, starts resolved."""
+        ranges = []
+        end = 0
+        for node in self.nodes:
+            start = end if node.start is None else node.start
+            end = start + node.mem
+            ranges.append((start, end))
+        return tuple(ranges)
+
+    @property
+    def ram_end(self) -> int:
+        """Physical end of RAM (end of the last node)."""
+        return self.node_ranges[-1][1]
+
+    @property
+    def distances(self) -> tuple[tuple[int, ...], ...]:
+        """Node distance matrix, defaulted if not given."""
+        if self.distance is not None:
+            return self.distance
+        n = len(self.nodes)
+        return tuple(
+            tuple(LOCAL_DISTANCE if i == j else REMOTE_DISTANCE for j in range(n))
+            for i in range(n)
+        )
+
+    @property
+    def movable_per_node(self) -> int:
+        """Bytes of ZONE_MOVABLE at the top of each node."""
+        return self.movablecore // len(self.nodes)
+
+    # -- cross-field validation ---------------------------------------------
+
+    @model_validator(mode="after")
+    def _check(self) -> MachineConfig:
+        if not self.nodes:  # every other check needs at least one node
+            _raise_checks([(("nodes",), "at least one node is required")])
+        _raise_checks(
+            [
+                *self._check_arch(),
+                *self._check_sizes(),
+                *self._check_nodes(),
+                *self._check_distance(),
+                *self._check_ram_end(),
+            ]
+        )
+        return self
+
+    def _check_arch(self) -> typing.Iterator[tuple[Loc, str]]:
+        """Options that exist on only one architecture."""
+        if self.arch == "x86_64":
+            if self.highmem:
+                yield ("highmem",), (
+                    "CONFIG_HIGHMEM is 32-bit only: x86_64 maps all RAM directly; "
+                    "use arch: i386"
+                )
+            if self.pae:
+                yield ("pae",), (
+                    "CONFIG_X86_PAE is 32-bit only: x86_64 always uses 64-bit page "
+                    "tables; use arch: i386"
+                )
+        elif self.zone_dma32:
+            yield ("zone_dma32",), (
+                "CONFIG_ZONE_DMA32 is x86_64 only: on i386 all lowmem is below 4G; "
+                "use arch: x86_64"
+            )
+
+    def _check_sizes(self) -> typing.Iterator[tuple[Loc, str]]:
+        """Node count, vmalloc and movablecore bounds."""
+        if len(self.nodes) > 64:
+            yield ("nodes",), f"at most 64 nodes are supported, got {len(self.nodes)}"
+        if self.vmalloc is not None:
+            shown = format_size(self.vmalloc)
+            if self.vmalloc % VMALLOC_ALIGN:
+                yield ("vmalloc",), f"{shown} is not a multiple of 2M"
+            if self.vmalloc < 8 * M:
+                yield ("vmalloc",), f"{shown} is too small; the minimum is 8M"
+            if self.arch == "i386" and self.vmalloc > 512 * M:
+                yield ("vmalloc",), (
+                    f"{shown} is too large for i386; the maximum is 512M "
+                    "(it shares the kernel's 1G of address space with lowmem)"
+                )
+        n = len(self.nodes)
+        if self.movablecore % (NODE_ALIGN * n):
+            yield ("movablecore",), (
+                f"{format_size(self.movablecore)} is not a multiple of "
+                f"{format_size(NODE_ALIGN * n)} (4M x {n} nodes)"
+            )
+        starved = [
+            f"node {i} ({format_size(node.mem)})"
+            for i, node in enumerate(self.nodes)
+            if self.movable_per_node >= node.mem
+        ]
+        if self.movablecore and starved:
+            yield ("movablecore",), (
+                f"{format_size(self.movable_per_node)} per node leaves no "
+                f"non-movable memory on {', '.join(starved)}"
+            )
+
+    def _check_nodes(self) -> typing.Iterator[tuple[Loc, str]]:
+        """Nodes must be in increasing address order and must not overlap."""
+        ranges = self.node_ranges
+        for i in range(1, len(ranges)):
+            (start, end), (prev_start, prev_end) = ranges[i], ranges[i - 1]
+            if start >= prev_end:
+                continue
+            this, prev = _show_range(i, start, end), _show_range(i - 1, prev_start, prev_end)
+            if end > prev_start:
+                yield ("nodes", i, "start"), f"{this} overlaps {prev}"
+            else:
+                yield ("nodes", i, "start"), (
+                    f"{this} is below {prev}; list nodes in increasing address order"
+                )
+
+    def _check_distance(self) -> typing.Iterator[tuple[Loc, str]]:
+        """The SLIT matrix must be n x n with valid local and remote distances."""
+        if self.distance is None:
+            return
+        n = len(self.nodes)
+        if len(self.distance) != n:
+            yield ("distance",), (
+                f"expected {n} rows (one per node), got {len(self.distance)}"
+            )
+        for i, row in enumerate(self.distance[:n]):
+            if len(row) != n:
+                yield ("distance", i), f"expected {n} entries (one per node), got {len(row)}"
+                continue
+            for j, d in enumerate(row):
+                if i == j and d != LOCAL_DISTANCE:
+                    yield ("distance", i, j), (
+                        f"distance from node {i} to itself must be 10 (LOCAL_DISTANCE), got {d}"
+                    )
+                elif i != j and not LOCAL_DISTANCE < d <= MAX_DISTANCE:
+                    note = " (255 means unreachable in ACPI SLIT)" if d == 255 else ""
+                    yield ("distance", i, j), (
+                        f"distance from node {i} to node {j} must be 11..254, got {d}{note}"
+                    )
+
+    def _check_ram_end(self) -> typing.Iterator[tuple[Loc, str]]:
+        """Physical address limits of the architecture and of lowmem-only i386."""
+        top = max(range(len(self.nodes)), key=lambda i: self.node_ranges[i][1])
+        end = self.node_ranges[top][1]
+        shown = f"RAM ends at {end:#x} ({format_size(end)})"
+        if self.arch == "x86_64":
+            if end > X86_64_PHYS_LIMIT:
+                yield ("nodes", top), (
+                    f"{shown}, above the 64T that x86_64 can address (MAX_PHYSMEM_BITS 46)"
+                )
+            return
+        if not self.pae and end > 4 * G:
+            yield ("nodes", top), (
+                f"{shown}, above the 4G that i386 addresses without PAE; "
+                "set pae: true or use less memory"
+            )
+        elif end > 64 * G:
+            yield ("nodes", top), f"{shown}, above the 64G that i386 PAE addresses"
+        # An oversized vmalloc is reported on its own; lowmem would be meaningless.
+        if self.highmem is False and self.vmalloc_size <= 512 * M and end > self.lowmem_limit:
+            yield ("highmem",), (
+                f"{shown}, above the {format_size(self.lowmem_limit)} lowmem limit, "
+                "and without highmem only lowmem is usable; set highmem: true"
+            )
+
+
+def _show_range(index: int, start: int, end: int) -> str:
+    """Describe a node's range the way the kernel logs it."""
+    return f"node {index} [{start:#x}-{end:#x})"
+
+
+
+class Config(BaseModel):
+    """A complete hwemu configuration."""
+
+    model_config = _MODEL_CONFIG
+
+    machine: MachineConfig = Field(
+        default_factory=MachineConfig, description="The emulated machine."
+    )
+    kasan: KasanConfig = Field(
+        default_factory=KasanConfig, description="KASAN (address sanitizer) emulation."
+    )
+    fault_injection: FaultInjectionConfig = Field(
+        default_factory=FaultInjectionConfig,
+        description="Fault injection: failslab, fail_page_alloc, fail_mempool_alloc.",
+    )
+    vm: VmConfig = Field(default_factory=VmConfig, description="Page allocator sysctls.")
+    debug: DebugConfig = Field(default_factory=DebugConfig,
+                               description="Kernel debug options (Kconfig).")
+    run: RunConfig | None = Field(default=None, description="The scenario `hwemu run` "
+                                  "runs; without it, `hwemu run` only brings the machine up.")
+    expect: ExpectConfig = Field(default_factory=ExpectConfig,
+                                 description="Conditions a run must meet to exit 0.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        """A run's tasks need CPUs of their own (CPU 0 watches the run); its pools'
+        nodes must exist."""
+        if self.run is None:
+            return self
+        problems = []
+        if self.run.tasks() + 1 > self.machine.cpus:
+            problems.append((("run",), f"the workloads need {self.run.tasks()} CPUs "
+                                       f"besides CPU 0, the machine has "
+                                       f"{self.machine.cpus}; raise machine.cpus"))
+        nodes = len(self.machine.nodes)
+        problems += [(("run", "pools", i, "node"), f"no node {p.node}: the machine has "
+                                                   f"{nodes} (0..{nodes - 1}, or -1 for any)")
+                     for i, p in enumerate(self.run.pools) if p.node >= nodes]
+        _raise_checks(problems)
+        return self

@@ -1,0 +1,278 @@
+"""Reading a config: YAML with line numbers, ``--set`` overrides, :func:`load_config`.
+
+The YAML is composed with PyYAML's safe loader and converted by hand so that every
+key keeps the line it was written at, duplicate and non-string keys are reported,
+and hostile documents stop early (file size, node count and nesting are capped;
+tags other than the plain ones are refused). Overrides replace keys after reading;
+problems they cause are reported against ``--set``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .base import M, Loc, _dotted
+from .problems import ConfigError, Problem, _hidden_problems, _Origins, _validation_problems
+from .schema import Config
+
+# The packaged config, one directory up: hwemu/default.yaml.
+DEFAULT_CONFIG = Path(__file__).parents[1] / "default.yaml"
+MAX_FILE_BYTES = 1 * M
+MAX_YAML_NODES = 100_000
+# Real configs nest about five levels; the cap also stops recursive aliases.
+MAX_YAML_DEPTH = 64
+
+
+# ---------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------
+
+
+class _Abort(Exception):
+    """A problem that stops reading the document."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+
+
+# Plain collections only: a tag such as !!python/object on a mapping would
+# otherwise be silently dropped.
+_COLLECTION_TAGS = {
+    yaml.MappingNode: "tag:yaml.org,2002:map",
+    yaml.SequenceNode: "tag:yaml.org,2002:seq",
+}
+_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", type(None): "null"}
+
+
+def _type_name(value: object) -> str:
+    """Name a Python value's YAML type for messages."""
+    return _TYPE_NAMES.get(type(value), f"{type(value).__name__} {value!r}")
+
+
+class _Converter:
+    """Turns a composed YAML node graph into plain data, recording key lines."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str):
+        self.loader = loader
+        self.file = file
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def convert(self, node: yaml.Node, path: Loc) -> Any:
+        """Convert ``node`` found at ``path``; aliases are expanded and counted."""
+        self.count += 1
+        line = node.start_mark.line + 1
+        if self.count > MAX_YAML_NODES:  # no useful line: aliases share nodes
+            self._abort(None, f"document has more than {MAX_YAML_NODES} nodes")
+        if len(path) > MAX_YAML_DEPTH:
+            self._abort(line, "document is nested too deeply")
+        if _COLLECTION_TAGS.get(type(node), node.tag) != node.tag:
+            self._abort(line, f"unsupported tag '{node.tag}'")
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                self.lines[path + (i,)] = item.start_mark.line + 1
+                items.append(self.convert(item, path + (i,)))
+            return items
+        try:
+            return self.loader.construct_object(node)
+        except ValueError as exc:  # a YAML-valid but impossible date, e.g. 2001-13-45
+            self._abort(line, str(exc))
+
+    def _abort(self, line: int | None, message: str) -> typing.NoReturn:
+        """Stop reading: the document cannot be used."""
+        raise _Abort(Problem(self.file, line, "(yaml)", message))
+
+    def _key_problem(self, key_node: yaml.Node, path: Loc, message: str) -> None:
+        """Record a problem with a mapping key; reading continues."""
+        line = key_node.start_mark.line + 1
+        self.problems.append(Problem(self.file, line, _dotted(path), message))
+
+    def _mapping(self, node: yaml.MappingNode, path: Loc) -> dict[str, Any]:
+        """Convert a mapping, reporting non-string and duplicate keys."""
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                got = "a mapping" if isinstance(key_node, yaml.MappingNode) else "a list"
+                self._key_problem(key_node, path, f"mapping keys must be strings, got {got}")
+                continue
+            key = self.convert(key_node, path)
+            if not isinstance(key, str):
+                got = _type_name(key)
+                self._key_problem(key_node, path, f"mapping keys must be strings, got {got}")
+            elif path + (key,) in self.lines:
+                first = self.lines[path + (key,)]
+                self._key_problem(
+                    key_node, path + (key,), f"duplicate key '{key}' (first at line {first})"
+                )
+            else:
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
+                result[key] = self.convert(value_node, path + (key,))
+        return result
+
+
+def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Problem:
+    """Turn a PyYAML exception into a Problem with its line."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return Problem(file, line, "(yaml)", message)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        message = exc.problem or ""
+        if exc.context:  # e.g. "while parsing a flow sequence"
+            message = f"{exc.context}, {message}"
+        return Problem(file, mark.line + 1 if mark else None, "(yaml)", message)
+    return Problem(file, None, "(yaml)", str(exc))
+
+
+def _parse_yaml(
+    file: str, text: str
+) -> tuple[dict[str, Any], dict[Loc, int], list[Problem]]:
+    """Parse YAML text into a top-level dict, key lines and structural problems."""
+
+    def fail(line: int | None, key: str, message: str) -> ConfigError:
+        return ConfigError([Problem(file, line, key, message)])
+
+    try:
+        loader = yaml.SafeLoader(text)  # already checks for forbidden characters
+        try:
+            root = loader.get_single_node()
+            converter = _Converter(loader, file)
+            data = None if root is None else converter.convert(root, ())
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_error(file, text, exc)]) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise fail(None, "(yaml)", "document is nested too deeply") from None
+    except _Abort as abort:
+        raise ConfigError([abort.problem]) from None
+    if not isinstance(data, dict):
+        got = "an empty document" if root is None else _type_name(data)
+        raise fail(None, "(file)", f"expected a mapping at top level, got {got}")
+    return data, converter.lines, converter.problems
+
+
+def _read_text(file: str) -> str:
+    """Read a config file as UTF-8, raising ConfigError for file-level problems."""
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError([Problem(file, None, "(file)", message)])
+
+    try:
+        with open(file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            # Bounded read: a FIFO or device may have no meaningful st_size.
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except IsADirectoryError:
+        raise fail("is a directory, not a config file") from None
+    except PermissionError:
+        raise fail("permission denied") from None
+    except OSError as exc:
+        raise fail((exc.strerror or str(exc)).lower()) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(f"config file is {max(size, len(data))} bytes; configs are limited to 1 MiB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise fail(f"not valid UTF-8: byte {data[exc.start]:#04x} at line {line}") from None
+
+
+# ---------------------------------------------------------------------------
+# Overrides
+# ---------------------------------------------------------------------------
+
+OVERRIDE_FILE = "--set"
+
+
+def _apply_override(data: dict[str, Any], key: str, value: Any) -> Loc:
+    """Set dotted ``key`` in ``data`` to ``value``; return its location.
+
+    Missing mappings on the way are created; list items must already exist.
+    Raises ValueError with a message if the key cannot be set.
+    """
+    parts = key.split(".")
+    if not all(parts):
+        raise ValueError("empty key component")
+    node: Any = data
+    loc: Loc = ()
+    for i, part in enumerate(parts):
+        step: str | int = part
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ValueError(f"no item {part} in {_dotted(loc)} (it has {len(node)} items)")
+            step = int(part)
+        elif not isinstance(node, dict):
+            raise ValueError(f"{_dotted(loc)} is {_type_name(node)}, not a mapping or list")
+        loc += (step,)
+        if i == len(parts) - 1:
+            node[step] = value
+        else:
+            node = node.setdefault(step, {}) if isinstance(node, dict) else node[step]
+    return loc
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------
+
+
+def _read_source(
+    source: str | os.PathLike[str] | dict[str, Any] | None,
+) -> tuple[dict[str, Any], _Origins, list[Problem]]:
+    """Return (data, origins, problems) for a path, dict or the default config."""
+    if isinstance(source, dict):
+        return copy.deepcopy(source), _Origins("<dict>"), []
+    if source is None:
+        source = DEFAULT_CONFIG
+    if not isinstance(source, (str, os.PathLike)):
+        kind = type(source).__name__
+        raise TypeError(f"config source must be a path, dict or None, not {kind}")
+    file = os.fspath(source)
+    data, lines, problems = _parse_yaml(file, _read_text(file))
+    return data, _Origins(file, lines), problems
+
+
+def load_config(
+    source: str | os.PathLike[str] | dict[str, Any] | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Load and validate a config, raising ConfigError listing every problem.
+
+    ``source`` is a YAML file path, a dict in the same schema, or None for the
+    packaged default.  ``overrides`` maps dotted keys (``machine.cpus``,
+    ``machine.nodes.0.mem``) to values applied on top; problems they cause are
+    reported against the file ``--set``.
+    """
+    data, origins, problems = _read_source(source)
+    for key, value in (overrides or {}).items():
+        try:
+            origins.replace(_apply_override(data, str(key), value), OVERRIDE_FILE)
+        except ValueError as exc:
+            problems.append(Problem(OVERRIDE_FILE, None, str(key), str(exc)))
+    config = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(exc, origins))
+        problems.extend(p for p in _hidden_problems(data, exc, origins) if p not in problems)
+    if problems:
+        # Lines in file order; problems without a line (e.g. --set) last.
+        problems.sort(key=lambda p: (p.line is None, p.line or 0))
+        raise ConfigError(problems)
+    return config
