@@ -142,7 +142,7 @@ def config_reference() -> str:
     """The config reference in Markdown: every key with its type, default and meaning,
     read off the models (``docs/config.md`` is this text; a test keeps it so)."""
     lines = ["# Config reference", "",
-             "Generated from the pydantic models in `hwemu/config.py` by "
+             "Generated from the pydantic models in `hwemu/config/` by "
              "`make docs` (`hwemu config-reference`); do not edit by hand. Sizes are "
              "bytes as an integer or with a K/M/G/T suffix (`896M`, `0x1000`); `auto` "
              "means the description says how the default is derived.", ""]
