@@ -21,8 +21,8 @@ Differences from the kernel:
 - One decision is atomic. The kernel reads and decrements ``times`` (and ``space``) with
   separate atomic operations, so CPUs racing on the last failure can overshoot
   ``times``; here concurrent tasks get exactly ``times`` failures.
-- Knobs are range-checked (probability 0..100, interval >= 1, times >= -1, space >= 0,
-  verbose 0..2, min-order 0..10); the kernel stores whatever number is written.
+- Knobs are range-checked (the ranges of the knob table in :mod:`hwemu.fault_attr`); the
+  kernel stores whatever number is written.
 
 Not emulated: the stacktrace filter (``CONFIG_FAULT_INJECTION_STACKTRACE_FILTER``:
 ``stacktrace-depth``, ``require-start/end``, ``reject-start/end``; Python frames have no
@@ -31,7 +31,6 @@ config), configfs, the static keys that skip the calls while probability is 0.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import errno
 import os
@@ -41,7 +40,7 @@ import threading
 from typing import Any
 
 from . import bug, sched
-from .config import FaultAttrConfig, FaultInjectionConfig
+from .fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, ULONG_MAX, Knob
 from .gfp import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN
 from .printk import KERN_NOTICE, KERN_WARNING, RateLimit
 
@@ -61,10 +60,7 @@ FAULT_NOWARN = 1 << 0
 
 DEBUGFS_ROOT = "/sys/kernel/debug"
 
-INT_MAX = (1 << 31) - 1
 U32_MAX = (1 << 32) - 1
-ULONG_MAX = (1 << 64) - 1
-MAX_PAGE_ORDER = 10
 
 # Class bodies mangle names that begin with "__": keep unmangled aliases.
 _GFP_NOFAIL = __GFP_NOFAIL
@@ -75,75 +71,24 @@ _GFP_NOWARN = __GFP_NOWARN
 _IN_INTERRUPT = sched.NMI_MASK | sched.HARDIRQ_MASK | sched.SOFTIRQ_MASK
 
 
-# ---------------------------------------------------------------- knobs
-
-@dataclasses.dataclass(frozen=True)
-class Knob:
-    """One knob: its attribute name, its debugfs file and the values it takes.
-
-    ``ctype`` is the C type behind the debugfs file, which decides how a write is
-    parsed and printed: ``ulong`` and ``u32`` (unsigned, ``%llu``), ``atomic_t``
-    (signed, ``%lld``) or ``bool`` (``Y``/``N``).
-    """
-
-    attr: str
-    file: str
-    ctype: str
-    lo: int = 0
-    hi: int = 1
-    unit: str = ""
-
-    def check(self, owner: str, value: Any) -> Any:
-        """Return ``value`` if this knob takes it; raise ValueError naming the knob."""
-        where = f"{owner}.{self.attr}" if owner else self.attr
-        if self.ctype == "bool":
-            if not isinstance(value, bool):
-                raise ValueError(f"{where}: expected True or False, got {value!r}")
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        if not self.lo <= value <= self.hi:
-            unit = f" ({self.unit})" if self.unit else ""
-            raise ValueError(f"{where}: must be {self.lo}..{self.hi}{unit}, got {value}")
-        return value
-
-
-_FAULT_ATTR_KNOBS = (
-    Knob("probability", "probability", "ulong", 0, 100, "percent"),
-    Knob("interval", "interval", "ulong", 1, ULONG_MAX),
-    Knob("times", "times", "atomic_t", -1, INT_MAX, "-1 = no limit"),
-    Knob("space", "space", "atomic_t", 0, INT_MAX),
-    Knob("verbose", "verbose", "ulong", 0, 2),
-    # The kernel names the file _ms but compares it with jiffies.
-    Knob("ratelimit_interval", "verbose_ratelimit_interval_ms", "u32", 0, INT_MAX,
-         "jiffies; 0 = no rate limit"),
-    Knob("ratelimit_burst", "verbose_ratelimit_burst", "u32", 0, INT_MAX),
-    Knob("task_filter", "task-filter", "bool"),
-)
-
-# RATELIMIT_STATE_INIT_DISABLED: interval 0, DEFAULT_RATELIMIT_BURST.
-DEFAULT_RATELIMIT_BURST = 10
-
-
 class FaultAttr:
     """``struct fault_attr``: the knobs and state of one fault-injection capability.
 
     Knobs are plain attributes, checked when assigned (a bad value raises ValueError
-    naming the knob); ``count`` is the interval counter. ``FAULT_ATTR_INITIALIZER``
-    defaults: probability 0, interval 1, times 1, space 0, verbose 2, no task filter,
-    no verbose rate limit.
+    naming the knob); ``count`` is the interval counter. ``KNOBS`` is the capability's
+    row set of the table in :mod:`hwemu.fault_attr`, which also holds the defaults
+    (``FAULT_ATTR_INITIALIZER``).
 
     :param machine: the machine whose log, clock and tasks the attribute uses
     :param name: the debugfs directory name (``%pd`` in the failure message)
-    :param config: initial knob values; None for the kernel's defaults
+    :param config: initial knob values, read by the table's attribute names from a
+        ``FaultAttrConfig`` (or any object with them); None for the kernel's defaults
     :param seed: the machine's fault-injection seed
     """
 
-    KNOBS: tuple[Knob, ...] = _FAULT_ATTR_KNOBS
-    DEFAULTS: dict[str, Any] = {}  # a capability's own defaults, over the generic ones
+    KNOBS: tuple[Knob, ...] = FAULT_ATTR_KNOBS
 
-    def __init__(self, machine, name: str, config: FaultAttrConfig | None = None,
-                 seed: int = 0):
+    def __init__(self, machine, name: str, config: Any = None, seed: int = 0):
         init = object.__setattr__
         init(self, "machine", machine)
         init(self, "name", name)
@@ -153,14 +98,11 @@ class FaultAttr:
         init(self, "_knobs", {k.attr: k for k in self.KNOBS})
         init(self, "_files", {k.file: k for k in self.KNOBS})
         init(self, "_rs", RateLimit(machine.log, machine.clock, 0, 0, "fail_dump"))
-        defaults = {"probability": 0, "interval": 1, "times": 1, "space": 0,
-                    "verbose": 2, "ratelimit_interval": 0,
-                    "ratelimit_burst": DEFAULT_RATELIMIT_BURST, "task_filter": False}
-        defaults.update(self.DEFAULTS)
         for knob in self.KNOBS:
-            value = defaults[knob.attr]
-            if config is not None and knob.attr in type(config).model_fields:
-                value = getattr(config, knob.attr)
+            value = knob.default
+            if config is not None and knob.in_config:
+                # A plain fault_attr config has none of a capability's own knobs.
+                value = getattr(config, knob.attr, value)
             setattr(self, knob.attr, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -194,27 +136,18 @@ class FailslabAttr(FaultAttr):
     created with ``SLAB_FAILSLAB``.
     """
 
-    KNOBS = _FAULT_ATTR_KNOBS + (
-        Knob("ignore_gfp_wait", "ignore-gfp-wait", "bool"),
-        Knob("cache_filter", "cache-filter", "bool"),
-    )
-    DEFAULTS = {"ignore_gfp_wait": True, "cache_filter": False}
+    KNOBS = FAILSLAB_KNOBS
 
 
 class FailPageAllocAttr(FaultAttr):
     """fail_page_alloc's attribute with its own knobs (``mm/fail_page_alloc.c``).
 
     ``ignore_gfp_wait``: skip ``__GFP_DIRECT_RECLAIM`` allocations; ``ignore_gfp_highmem``:
-    skip ``__GFP_HIGHMEM`` allocations; ``min_order``: skip orders below it (default 1,
-    so order-0 allocations never fail by default).
+    skip ``__GFP_HIGHMEM`` allocations; ``min_order``: skip orders below it (by default,
+    order-0 allocations never fail).
     """
 
-    KNOBS = _FAULT_ATTR_KNOBS + (
-        Knob("ignore_gfp_wait", "ignore-gfp-wait", "bool"),
-        Knob("ignore_gfp_highmem", "ignore-gfp-highmem", "bool"),
-        Knob("min_order", "min-order", "u32", 0, MAX_PAGE_ORDER),
-    )
-    DEFAULTS = {"ignore_gfp_wait": True, "ignore_gfp_highmem": True, "min_order": 1}
+    KNOBS = FAIL_PAGE_ALLOC_KNOBS
 
 
 # ---------------------------------------------------------------- should_fail
@@ -364,19 +297,25 @@ class FaultInjection:
     ``fail_mempool_alloc`` and ``fail_mempool_alloc_bulk`` (:class:`FaultAttr`; mempool
     calls ``should_fail_ex(attr, 1, FAULT_NOWARN)`` on them). ``attrs`` maps each
     debugfs directory name to its attribute.
+
+    :param machine: the machine the capabilities belong to
+    :param config: the config's ``fault_injection`` section (a ``FaultInjectionConfig``:
+        ``seed`` and one knob set per capability); None for seed 0 and the kernel's
+        defaults
     """
 
-    def __init__(self, machine, config: FaultInjectionConfig | None = None):
-        config = config if config is not None else FaultInjectionConfig()
+    def __init__(self, machine, config: Any = None):
         self.machine = machine
-        self.seed = config.seed
-        self.failslab = FailslabAttr(machine, "failslab", config.failslab, config.seed)
-        self.fail_page_alloc = FailPageAllocAttr(machine, "fail_page_alloc",
-                                                 config.fail_page_alloc, config.seed)
-        self.fail_mempool_alloc = FaultAttr(machine, "fail_mempool_alloc",
-                                            config.fail_mempool_alloc, config.seed)
-        self.fail_mempool_alloc_bulk = FaultAttr(
-            machine, "fail_mempool_alloc_bulk", config.fail_mempool_alloc_bulk, config.seed)
+        self.seed = config.seed if config is not None else 0
+
+        def attr(cls: type[FaultAttr], name: str) -> FaultAttr:
+            part = getattr(config, name) if config is not None else None
+            return cls(machine, name, part, self.seed)
+
+        self.failslab = attr(FailslabAttr, "failslab")
+        self.fail_page_alloc = attr(FailPageAllocAttr, "fail_page_alloc")
+        self.fail_mempool_alloc = attr(FaultAttr, "fail_mempool_alloc")
+        self.fail_mempool_alloc_bulk = attr(FaultAttr, "fail_mempool_alloc_bulk")
         self.attrs: dict[str, FaultAttr] = {
             a.name: a for a in (self.failslab, self.fail_page_alloc,
                                 self.fail_mempool_alloc, self.fail_mempool_alloc_bulk)}

@@ -2,13 +2,19 @@
 fail_page_alloc filters, messages, debugfs files, reproducibility and thread safety,
 checked against lib/fault-inject.c, mm/failslab.c and mm/fail_page_alloc.c."""
 import math
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
+import hwemu
 from hwemu import current, run_in_interrupt
 from hwemu.config import (ConfigError, FailPageAllocConfig, FailslabConfig,
                           FaultAttrConfig, FaultInjectionConfig, load_config)
+from hwemu.fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS
 from hwemu.fault_inject import (DEBUGFS_ROOT, FAULT_NOWARN, FailPageAllocAttr,
                                 FailslabAttr, FaultAttr, FaultInjection, kstrtobool,
                                 should_fail, should_fail_ex)
@@ -561,6 +567,49 @@ def test_attr_standalone(machine):
     attr.probability = 100
     assert should_fail_ex(attr, 1, FAULT_NOWARN)
     assert "fail_test" in repr(attr)
+
+
+# ---------------------------------------------------------------- one table of knobs
+
+def test_verbose_ratelimit_is_set_at_run_time_only():
+    assert [k.file for k in FAULT_ATTR_KNOBS if not k.in_config] == [
+        "verbose_ratelimit_interval_ms", "verbose_ratelimit_burst"]
+    assert "ratelimit_burst" not in FaultAttrConfig.model_fields
+
+
+def test_runtime_knobs_take_the_table_defaults_and_bounds(machine):
+    for attr in FaultInjection(machine).attrs.values():
+        for knob in attr.KNOBS:
+            assert getattr(attr, knob.attr) == knob.default, (attr.name, knob.attr)
+            if knob.ctype == "bool":
+                continue
+            for good in (knob.lo, knob.hi):
+                setattr(attr, knob.attr, good)
+            for bad in (knob.lo - 1, knob.hi + 1):
+                with pytest.raises(ValueError, match=rf"must be {knob.lo}\.\.{knob.hi}\b"):
+                    setattr(attr, knob.attr, bad)
+
+
+def test_knob_table_imports_no_pydantic():
+    """hwemu.fault_attr is plain data: it loads with pydantic unimportable and without
+    hwemu/__init__.py, which imports the config."""
+    package = Path(hwemu.__file__).parent
+    code = textwrap.dedent(f"""
+        import importlib, sys, types
+        for name in ("pydantic", "pydantic_core", "yaml"):
+            sys.modules[name] = None   # any import of it raises ImportError
+        stub = types.ModuleType("hwemu")
+        stub.__path__ = [{str(package)!r}]
+        sys.modules["hwemu"] = stub
+        table = importlib.import_module("hwemu.fault_attr")
+        assert table.FAULT_ATTR_KNOBS
+        print(" ".join(name for name in sys.modules if name.startswith("hwemu.")))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "hwemu.fault_attr" in loaded
+    assert not loaded & {"hwemu.config", "hwemu.machine", "hwemu.fault_inject"}
 
 
 # ---------------------------------------------------------------- threads
