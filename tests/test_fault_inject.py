@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import hwemu
 from hwemu import current, run_in_interrupt
@@ -570,6 +571,30 @@ def test_attr_standalone(machine):
 
 
 # ---------------------------------------------------------------- one table of knobs
+
+TABLES = [(FaultAttrConfig, FaultAttr, FAULT_ATTR_KNOBS),
+          (FailslabConfig, FailslabAttr, FAILSLAB_KNOBS),
+          (FailPageAllocConfig, FailPageAllocAttr, FAIL_PAGE_ALLOC_KNOBS)]
+
+
+@pytest.mark.parametrize("model, attr_class, knobs", TABLES,
+                         ids=lambda x: getattr(x, "__name__", ""))
+def test_config_models_are_built_from_the_knob_table(model, attr_class, knobs):
+    """Every knob the config sets is a field with the table's default, bounds and
+    description, in the table's order; the runtime attribute uses the same rows."""
+    assert attr_class.KNOBS is knobs
+    assert list(model.model_fields) == [k.attr for k in knobs if k.in_config]
+    for knob in (k for k in knobs if k.in_config):
+        field = model.model_fields[knob.attr]
+        assert (field.default, field.description) == (knob.default, knob.description)
+        if knob.ctype == "bool":
+            continue
+        assert getattr(model(**{knob.attr: knob.lo}), knob.attr) == knob.lo
+        assert getattr(model(**{knob.attr: knob.hi}), knob.attr) == knob.hi
+        for bad in (knob.lo - 1, knob.hi + 1):
+            with pytest.raises(ValidationError):
+                model(**{knob.attr: bad})
+
 
 def test_verbose_ratelimit_is_set_at_run_time_only():
     assert [k.file for k in FAULT_ATTR_KNOBS if not k.in_config] == [

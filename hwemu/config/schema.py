@@ -11,10 +11,11 @@ against each other.
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
 
+from ..fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, Knob
 from .base import _MODEL_CONFIG, G, K, Loc, M, Size, _raise_checks, format_size
 from .run import ExpectConfig, RunConfig
 
@@ -130,66 +131,37 @@ class VmConfig(BaseModel):
     )
 
 
-class FaultAttrConfig(BaseModel):
-    """The knobs of one ``struct fault_attr`` (lib/fault-inject.c), as in debugfs."""
-
-    model_config = _MODEL_CONFIG
-
-    probability: int = Field(
-        default=0, ge=0, le=100,
-        description="Percent of eligible calls that fail, 0..100; 0 disables injection.",
-    )
-    interval: int = Field(
-        default=1, ge=1,
-        description="Fail only every Nth eligible call (use with probability 100); >= 1.",
-    )
-    # times and space are atomic_t in the kernel: a C int.
-    times: int = Field(
-        default=1, ge=-1, le=(1 << 31) - 1,
-        description="How many failures to inject at most; -1 means no limit.",
-    )
-    space: Size = Field(
-        default=0, le=(1 << 31) - 1,
-        description="Bytes (or pages) of calls to let through before failing starts.",
-    )
-    verbose: int = Field(
-        default=2, ge=0, le=2,
-        description="Log on failure: 0 nothing, 1 the FAULT_INJECTION message, "
-        "2 the message and a stack dump.",
-    )
-    task_filter: bool = Field(
-        default=False,
-        description="Fail only in tasks with make-it-fail set (never in interrupts).",
-    )
+def _knob_field(knob: Knob) -> tuple[Any, Any]:
+    """The config field of one knob of the fault_attr table: type, default, range and
+    description all come from the table."""
+    if knob.ctype == "bool":
+        return bool, Field(default=knob.default, description=knob.description)
+    return (Size if knob.size else int), Field(
+        default=knob.default, ge=knob.lo, le=knob.hi, description=knob.description)
 
 
-class FailslabConfig(FaultAttrConfig):
-    """failslab (mm/failslab.c): fault injection into slab allocations."""
-
-    ignore_gfp_wait: bool = Field(
-        default=True,
-        description="Do not fail allocations that may sleep (__GFP_DIRECT_RECLAIM).",
-    )
-    cache_filter: bool = Field(
-        default=False,
-        description="Fail only caches marked failslab (SLAB_FAILSLAB).",
-    )
+def _fault_attr_model(name: str, doc: str, knobs: tuple[Knob, ...],
+                      base: type[BaseModel] | None = None) -> type[BaseModel]:
+    """A model with the knobs the config sets, those of ``base`` left to ``base``."""
+    inherited = base.model_fields if base is not None else {}
+    fields = {k.attr: _knob_field(k) for k in knobs
+              if k.in_config and k.attr not in inherited}
+    settings = {"__base__": base} if base is not None else {"__config__": _MODEL_CONFIG}
+    return create_model(name, __doc__=doc, __module__=__name__, **settings, **fields)
 
 
-class FailPageAllocConfig(FaultAttrConfig):
-    """fail_page_alloc (mm/fail_page_alloc.c): fault injection into the page allocator."""
-
-    ignore_gfp_wait: bool = Field(
-        default=True,
-        description="Do not fail allocations that may sleep (__GFP_DIRECT_RECLAIM).",
-    )
-    ignore_gfp_highmem: bool = Field(
-        default=True, description="Do not fail __GFP_HIGHMEM allocations."
-    )
-    min_order: int = Field(
-        default=1, ge=0, le=10,
-        description="Fail only allocations of at least this order, 0..10.",
-    )
+FaultAttrConfig = _fault_attr_model(
+    "FaultAttrConfig",
+    "The knobs of one ``struct fault_attr`` (lib/fault-inject.c), as in debugfs.",
+    FAULT_ATTR_KNOBS)
+FailslabConfig = _fault_attr_model(
+    "FailslabConfig",
+    "failslab (mm/failslab.c): fault injection into slab allocations.",
+    FAILSLAB_KNOBS, FaultAttrConfig)
+FailPageAllocConfig = _fault_attr_model(
+    "FailPageAllocConfig",
+    "fail_page_alloc (mm/fail_page_alloc.c): fault injection into the page allocator.",
+    FAIL_PAGE_ALLOC_KNOBS, FaultAttrConfig)
 
 
 class FaultInjectionConfig(BaseModel):
