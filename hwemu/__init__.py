@@ -24,22 +24,24 @@ from .page import (PageHighMem, __pa, __va, offset_in_page, page_address, page_r
                    page_struct, page_to_nid, page_to_pfn, page_to_phys, page_zone,
                    page_zonenum, pfn_to_page, pfn_valid, phys_to_virt, virt_addr_valid,
                    virt_to_page, virt_to_pfn, virt_to_phys)
-from .sched import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_RUNNING,
-                    TASK_UNINTERRUPTIBLE, current, finish_wait, in_atomic, in_hardirq,
-                    in_interrupt, in_softirq, in_task, init_waitqueue_head,
-                    io_schedule_timeout, irqs_disabled, jiffies, local_irq_disable,
-                    local_irq_enable, local_irq_restore, local_irq_save, might_sleep,
-                    msleep, numa_node_id, pagefault_disable, pagefault_disabled,
-                    pagefault_enable, preempt_count, preempt_disable, preempt_enable,
-                    prepare_to_wait, run_in_interrupt, schedule, schedule_timeout,
-                    schedule_timeout_uninterruptible,
-                    set_current_state, smp_processor_id, spin_lock, spin_lock_init,
-                    spin_lock_irqsave, spin_unlock, spin_unlock_irqrestore, time_after,
-                    time_before, wake_up, wake_up_process, waitqueue_active,
-                    wq_has_sleeper)
+from .current import current
+from .sched import (MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_RUNNING,
+                    TASK_UNINTERRUPTIBLE, in_atomic, in_hardirq, in_interrupt, in_softirq,
+                    in_task, io_schedule_timeout, irqs_disabled, local_irq_disable,
+                    local_irq_enable, local_irq_restore, local_irq_save, might_sleep, msleep,
+                    numa_node_id, pagefault_disable, pagefault_disabled, pagefault_enable,
+                    preempt_count, preempt_disable, preempt_enable, run_in_interrupt,
+                    schedule, schedule_timeout, schedule_timeout_uninterruptible,
+                    set_current_state, smp_processor_id, wake_up_process)
+from .spinlock import (spin_lock, spin_lock_init, spin_lock_irqsave, spin_unlock,
+                       spin_unlock_irqrestore)
+from .timer import jiffies, time_after, time_before
+from .wait import (DEFINE_WAIT, finish_wait, init_waitqueue_head, prepare_to_wait, wake_up,
+                   waitqueue_active, wq_has_sleeper)
 from .vmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from .slab import *  # noqa: F401,F403  kmem_cache_*, kmalloc family, SLAB_* flags
-from .vmalloc import *  # noqa: F401,F403  vmalloc family, kvmalloc family, VM_* flags
+from .vmalloc import *  # noqa: F401,F403  vmalloc family, VM_* flags
+from .util import *  # noqa: F401,F403  kvmalloc family, mem_dump_obj
 from .vmscan import add_anon_pages, add_to_page_cache, drop_caches, release_anon_pages
 
 __version__ = "0.1.0"

@@ -12,7 +12,8 @@ and accessed under ``pgtable_lock`` so that no mapping can change in between.
 """
 from __future__ import annotations
 
-from . import bug, sched, vmem
+from . import bug, vmem
+from .current import current_on, current_or_none
 
 _SIZES = (1, 2, 4, 8, 16)
 _U64 = 1 << 64
@@ -20,7 +21,7 @@ _U64 = 1 << 64
 
 def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
     """The page-fault oops for ``addr``, printed on ``machine`` (or the caller's)."""
-    task = sched.current_on(machine) if machine else getattr(sched._tls, "current", None)
+    task = current_on(machine) if machine else current_or_none()
     if task is None or task.machine.down:
         return bug.Oops(f"unable to handle page fault for address: {addr:#x} ({why})")
     frame = bug.caller(1)
@@ -44,8 +45,8 @@ def _space(addr: int, n: int, write: bool) -> vmem.AddressSpace:
     try:
         return vmem.space_of(addr)
     except bug.AddressError:
-        task = getattr(sched._tls, "current", None)
-        if task is not None and not task.machine.down and task.machine.kasan.enabled:
+        task = current_or_none()
+        if task is not None and task.machine.kasan.enabled:
             task.machine.kasan.check_wild(addr, n, write)
         raise _oops(addr, write, "outside every machine's memory", None) from None
 

@@ -13,7 +13,8 @@ import functools
 import sys
 import threading
 
-from . import bug, sched
+from . import bug
+from .current import current
 from .bug import source_path
 
 
@@ -117,7 +118,7 @@ def alloc_hooks(noprof):
     def hooked(*args, **kwargs):
         if not _profiling:
             return noprof(*args, **kwargs)
-        task = sched.current()
+        task = current()
         tags = task.machine.alloc_tags
         if not tags.enabled:
             return noprof(*args, **kwargs)

@@ -13,6 +13,9 @@ import sys
 import threading
 from types import FrameType
 
+from .current import current
+from .errors import (AddressError, KernelBug, KernelError, KernelPanic, Killed,  # noqa: F401
+                     MachineDown, MachineError, Oops)
 from .printk import KERN_EMERG, KERN_ERR, KERN_WARNING
 
 UTS_RELEASE = "7.0.0-hwemu"
@@ -32,42 +35,6 @@ TAINT = {name: bit for bit, (name, _, _) in enumerate(TAINT_FLAGS)}
 
 CUT_HERE = "------------[ cut here ]------------"
 END_TRACE = "---[ end trace 0000000000000000 ]---"
-
-
-class KernelError(Exception):
-    """Base of every error the emulated kernel raises; ``text`` is what it printed."""
-
-    def __init__(self, message: str, text: str = ""):
-        super().__init__(message)
-        self.text = text
-
-
-class Oops(KernelError):
-    """The kernel oopsed (``die()``): a bad memory access or a BUG. The task is dead."""
-
-
-class KernelBug(Oops):
-    """``BUG()``/``BUG_ON()`` fired: ``kernel BUG at file:line!``."""
-
-
-class KernelPanic(KernelError):
-    """``panic()`` was called; the machine would stop here."""
-
-
-class AddressError(KernelError, ValueError):
-    """A conversion or mapping function got an address it cannot handle."""
-
-
-class MachineDown(KernelError):
-    """The machine (or the machine an address belongs to) has been shut down."""
-
-
-class Killed(KernelError):
-    """The task got a fatal signal (the OOM killer chose it) and must exit."""
-
-
-class MachineError(KernelError):
-    """Booting or using the machine failed for a reason outside the emulated kernel."""
 
 
 class BugState:
@@ -259,7 +226,6 @@ def panic_report(machine, task, message: str) -> KernelPanic:
 # ---------------------------------------------------------------- the macros
 
 def _here():
-    from .sched import current  # sched sits above bug: it reports through it
     task = current()
     return task.machine, task
 

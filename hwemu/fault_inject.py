@@ -40,6 +40,7 @@ import threading
 from typing import Any
 
 from . import bug, sched
+from .current import current, current_on
 from .fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, ULONG_MAX, Knob
 from .gfp import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN
 from .printk import KERN_NOTICE, KERN_WARNING, RateLimit
@@ -154,9 +155,9 @@ class FailPageAllocAttr(FaultAttr):
 
 def _task_of(machine) -> sched.Task:
     """``current`` on ``machine``."""
-    task = sched.current_on(machine)
+    task = current_on(machine)
     if task is None:
-        other = sched.current()  # raises if this thread is no task at all
+        other = current()  # raises if this thread is no task at all
         raise bug.MachineError(f"fault injection of machine {machine.name!r} called from "
                                f"{other}, a task of machine {other.machine.name!r}")
     return task

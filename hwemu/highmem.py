@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import bug, sched, vmem
+from . import bug, sched, spinlock, vmem
+from .current import current, current_on
+from .wait import DEFINE_WAIT, WaitQueueHead, add_wait_queue, remove_wait_queue
 from .page import PageHighMem, _memmap_of, page_address
 from .vmem import PAGE_SHIFT, PAGE_SIZE
 
@@ -41,8 +43,8 @@ class Highmem:
         self.pkmap_count = np.zeros(last_pkmap, dtype=np.int64)
         self.last_pkmap_nr = 0
         self.page_address_map: dict[int, int] = {}  # page_address_htable
-        self.kmap_lock = sched.SpinLock()
-        self.pkmap_map_wait = sched.WaitQueueHead()
+        self.kmap_lock = spinlock.SpinLock()
+        self.pkmap_map_wait = WaitQueueHead()
 
     # ------------------------------------------------------------ PKMAP
 
@@ -80,14 +82,14 @@ class Highmem:
                 if count == 0:
                     break
             # Every slot is busy: sleep until kunmap() frees one.
-            wait = sched.DEFINE_WAIT()
+            wait = DEFINE_WAIT()
             sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
-            sched.add_wait_queue(self.pkmap_map_wait, wait)
+            add_wait_queue(self.pkmap_map_wait, wait)
             self.kmap_lock.unlock()
             try:
                 sched.schedule()
             finally:
-                sched.remove_wait_queue(self.pkmap_map_wait, wait)
+                remove_wait_queue(self.pkmap_map_wait, wait)
                 self.kmap_lock.lock()
             # Somebody else may have mapped the page while we slept.
             vaddr = self.page_address_map.get(page)
@@ -188,7 +190,7 @@ class Highmem:
 
 def _task_and_highmem(addr: int):
     machine = vmem.space_of(addr).machine
-    task = sched.current_on(machine)
+    task = current_on(machine)
     if task is None:
         raise bug.MachineError(f"this thread is not a task of machine {machine.name!r}")
     return task, machine.highmem
@@ -217,7 +219,7 @@ def kunmap(page: int) -> None:
 
 def kmap_flush_unused() -> None:
     """``kmap_flush_unused()``: unmap every idle PKMAP slot now."""
-    hm = sched.current().machine.highmem
+    hm = current().machine.highmem
     if hm is not None:
         hm.kmap_lock.lock()
         try:

@@ -12,13 +12,14 @@ import os
 import resource
 import threading
 
-from . import sched
+from . import sched, spinlock, timer, wait
+from .current import current_on, leave
 from .bug import BugState, MachineDown, MachineError, UTS_RELEASE
 from .config import Config, format_size, load_config
 from .alloc_tag import AllocTags
 from .fault_inject import FaultInjection
 from .highmem import KM_MAX_IDX, Highmem
-from .kasan import Kasan
+from .kasan import KASAN_SHADOW_SCALE_SHIFT, Kasan
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
 from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
@@ -32,7 +33,6 @@ from .procfs import ProcFS
 from .vmstat import VmStat
 from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
 
-KASAN_SHADOW_SCALE_SHIFT = 3
 MAP_COUNT_HEADROOM = 1024  # mappings the host process and later vmalloc use need
 
 
@@ -52,7 +52,8 @@ def plan_layout(cfg) -> dict[str, tuple[int, int]]:
     for name, size in parts:
         layout[name] = (off, size)
         off = align_up(off + size, PMD_SIZE) + GUARD
-    shadow = align_up(-(-off // 7), PMD_SIZE)  # shadow = (off + shadow) / 8
+    # The shadow covers itself too: shadow >= (off + shadow) >> SCALE_SHIFT.
+    shadow = align_up(-(-off // ((1 << KASAN_SHADOW_SCALE_SHIFT) - 1)), PMD_SIZE)
     layout["kasan shadow"] = (off, shadow)
     return layout
 
@@ -101,7 +102,13 @@ class Machine:
         self.name = cfg.name
         self.down = False
         self.going_down = False
-        self.clock = sched.Clock(cfg.hz, cfg.time_scale, 32 if cfg.arch == "i386" else 64)
+        # Facts of the machine every subsystem is handed at boot.
+        self.BITS_PER_LONG = 32 if cfg.arch == "i386" else 64
+        self.SIZE_MAX = (1 << self.BITS_PER_LONG) - 1
+        self.numa_distance = cfg.distances   # the SLIT: node_distance(a, b)
+        # CONFIG_SLUB_DEBUG_ON's mempool poisoning, off under KASAN (kasan_enabled()).
+        self.slub_debug_on = config.debug.slub_debug_on and not config.kasan.enabled
+        self.clock = timer.Clock(cfg.hz, cfg.time_scale, self.BITS_PER_LONG)
         self.log = LogBuf(cfg.log_buf_len, self.clock.now_ns, cfg.console)
         # printk_ratelimit(): the machine-wide state, 10 messages per 5 s.
         self.printk_ratelimit = RateLimit(self.log, self.clock, 5 * cfg.hz, 10,
@@ -109,8 +116,8 @@ class Machine:
         self.bugs = BugState(self)
         self.warnings: list[str] = []
         self.oops_flags = "PREEMPT SMP" + (" KASAN" if config.kasan.enabled else "") + " NOPTI"
-        self.spinlocks: dict[int, sched.SpinLock] = {}
-        self.waitqueues: dict[int, sched.WaitQueueHead] = {}
+        self.spinlocks: dict[int, spinlock.SpinLock] = {}
+        self.waitqueues: dict[int, wait.WaitQueueHead] = {}
         self.nodes = build_nodes(cfg)
         self.sched = sched.Scheduler(self, cfg.cpus, len(cfg.nodes), self.clock)
         self.highmem: Highmem | None = None
@@ -132,14 +139,14 @@ class Machine:
             self.space.release()
             raise
         self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
-        self.kasan = Kasan(self)
+        self.kasan = Kasan(self, config.kasan)
         self.kasan_check = self.kasan.check_access if self.kasan.enabled else None
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.alloc_tags = AllocTags(config.vm.mem_profiling)
-        self.page_alloc = PageAlloc(self)
+        self.page_alloc = PageAlloc(self, config.vm)
         self.slab = Slab(self)
-        self.vmalloc = Vmalloc(self)
+        self.vmalloc = Vmalloc(self, cfg)
         self.vmscan = Vmscan(self)
         self.oom = OOMKiller(self)
         self.procfs = ProcFS(self)
@@ -275,7 +282,7 @@ class Machine:
         """
         if self.down:
             return
-        me = sched.current_on(self)
+        me = current_on(self)
         if me is not None and me.thread is not threading.main_thread() and \
                 any(h.task is me for h in self.sched.handles):
             raise MachineError("shutdown() called from one of the machine's own tasks")
@@ -294,7 +301,7 @@ class Machine:
         self.down = True
         self.alloc_tags.close()
         if me is not None:
-            sched._leave(me)
+            leave(me)
         self.space.release()
         self.ram.close()
 

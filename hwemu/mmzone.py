@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from . import sched
+from .current import current
+
 from .bug import AddressError
 from .vmem import PAGE_SHIFT
 
@@ -137,7 +138,7 @@ def build_nodes(cfg) -> list[pglist_data]:
 
 
 def _machine():
-    return sched.current().machine
+    return current().machine
 
 
 def NODE_DATA(nid: int) -> pglist_data:
@@ -161,7 +162,7 @@ def num_online_nodes() -> int:
 def node_distance(a: int, b: int) -> int:
     """``node_distance(a, b)`` from the SLIT matrix of the config."""
     NODE_DATA(a), NODE_DATA(b)
-    return _machine().config.machine.distances[a][b]
+    return _machine().numa_distance[a][b]
 
 
 def cpu_to_node(cpu: int) -> int:

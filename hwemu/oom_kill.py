@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from . import bug, sched
+from .current import current
 from .gfp import format_gfp, gfp_t
 from .printk import KERN_ERR, KERN_INFO, KERN_WARNING
 
@@ -28,7 +29,7 @@ class OOMKiller:
         if not gfp & gfp_t.FS:
             return True  # the OOM killer does not compensate for IO-less reclaim
         with self.oom_lock:
-            machine, task = self.machine, sched.current()
+            machine, task = self.machine, current()
             vmscan = machine.vmscan
             tasks = [t for t in list(machine.sched.tasks.values()) if not t.oom_victim]
             victim = max(tasks, key=lambda t: vmscan.rss(t.pid), default=None)

@@ -19,30 +19,48 @@ import threading
 
 import numpy as np
 
-from . import sched, vmem
+from . import vmem
+from .current import current
 from .bug import AddressError
 from .mmzone import MAX_NUMNODES, NODES_SHIFT, ZONE_HIGHMEM
 from .vmem import PAGE_SHIFT, PAGE_SIZE
 
 
 class struct_page(ctypes.Structure):
-    """``struct page`` (64-bit layout). Slab and buddy state overlay these words."""
+    """``struct page`` (64-bit layout on every machine). The buddy allocator, slab
+    (:class:`struct_slab`) and compound pages overlay these words as the kernel's
+    unions do."""
     _fields_ = [
         ("flags", ctypes.c_uint64),
-        ("lru_next", ctypes.c_uint64),   # struct list_head lru (also slab/buddy lists)
+        ("lru_next", ctypes.c_uint64),   # struct list_head lru; compound_head on tails
         ("lru_prev", ctypes.c_uint64),
         ("mapping", ctypes.c_uint64),
         ("index", ctypes.c_uint64),
         ("private", ctypes.c_uint64),    # buddy order while PageBuddy
-        ("_mapcount", ctypes.c_int32),   # also page_type
+        ("_mapcount", ctypes.c_int32),   # page_type in its top byte when typed
         ("_refcount", ctypes.c_int32),
         ("memcg_data", ctypes.c_uint64),
     ]
 
 
+class struct_slab(ctypes.Structure):
+    """``struct slab`` (mm/slab.h): the head ``struct page`` of a slab, seen as a slab."""
+    _fields_ = [
+        ("__page_flags", ctypes.c_uint64),
+        ("slab_cache", ctypes.c_uint64),      # struct kmem_cache *
+        ("slab_list_next", ctypes.c_uint64),  # struct list_head slab_list
+        ("slab_list_prev", ctypes.c_uint64),
+        ("freelist", ctypes.c_uint64),        # first free object
+        ("counters", ctypes.c_uint64),        # inuse:16, objects:15, frozen:1
+        ("__page_type", ctypes.c_uint32),
+        ("__page_refcount", ctypes.c_int32),
+        ("obj_exts", ctypes.c_uint64),
+    ]
+
+
 PAGE_DTYPE = np.dtype(struct_page)
 STRUCT_PAGE_SIZE = ctypes.sizeof(struct_page)
-assert STRUCT_PAGE_SIZE == 64
+assert STRUCT_PAGE_SIZE == 64 == ctypes.sizeof(struct_slab)
 STRUCT_PAGE_SHIFT = STRUCT_PAGE_SIZE.bit_length() - 1   # pointer arithmetic by shifts
 
 # page->flags layout: | NODE | ZONE | ... | PG_* flags |
@@ -59,9 +77,55 @@ PAGEFLAG_NAMES = ("locked", "writeback", "referenced", "uptodate", "dirty", "lru
                   "waiters", "active", "workingset", "owner_priv_1", "owner_2", "arch_1",
                   "reserved", "private")
 
-# Indices of struct page fields in MemMap.words (u64) and MemMap.ints (s32), per page.
-W_FLAGS, W_LRU_NEXT, W_LRU_PREV, W_MAPPING, W_INDEX, W_PRIVATE = 0, 1, 2, 3, 4, 5
-I_MAPCOUNT, I_REFCOUNT = 12, 13
+# Flags a page may not have when it is freed.
+PAGE_FLAGS_CHECK_AT_FREE = sum(1 << PAGEFLAG_NAMES.index(n) for n in (
+    "lru", "locked", "private", "writeback", "reserved", "active"))
+
+# enum pagetype (include/linux/page-flags.h): the top byte of page->page_type.
+PGTY_buddy, PGTY_offline, PGTY_table, PGTY_guard = 0xF0, 0xF1, 0xF2, 0xF3
+PGTY_hugetlb, PGTY_slab, PGTY_zsmalloc, PGTY_unaccepted = 0xF4, 0xF5, 0xF6, 0xF7
+PGTY_large_kmalloc = 0xF8
+PAGE_TYPE_NAMES = {PGTY_buddy: "buddy", PGTY_offline: "offline", PGTY_table: "table",
+                   PGTY_guard: "guard", PGTY_hugetlb: "hugetlb", PGTY_slab: "slab",
+                   PGTY_zsmalloc: "zsmalloc", PGTY_unaccepted: "unaccepted",
+                   PGTY_large_kmalloc: "large_kmalloc"}
+NO_PAGE_TYPE = -1   # _mapcount of a page with no type that nobody maps
+
+
+def format_page_flags(flags: int) -> str:
+    """``%pGp`` of ``page->flags``: ``0x...(names|node=N|zone=Z)``."""
+    names = [n for i, n in enumerate(PAGEFLAG_NAMES) if flags >> i & 1]
+    names += [f"node={flags >> NODES_PGSHIFT & NODES_MASK}",
+              f"zone={flags >> ZONES_PGSHIFT & ZONES_MASK}"]
+    return f"{flags:#x}({'|'.join(names)})"
+
+
+def PAGE_TYPE(pgty: int) -> int:
+    """The ``_mapcount`` word (an s32) of a page of type ``pgty``."""
+    return (pgty << 24) - (1 << 32)
+
+
+def page_type_of(mapcount: int) -> int | None:
+    """The ``PGTY_*`` a ``_mapcount`` word holds, or None for an untyped page."""
+    pgty = (mapcount >> 24) & 0xFF
+    return pgty if mapcount < -1 and pgty >= PGTY_buddy else None
+
+
+_VIEW_CODES = {ctypes.c_uint64: "Q", ctypes.c_int32: "i", ctypes.c_uint32: "I"}
+
+
+class FieldViews:
+    """One typed, strided view per field of a struct laid out in an array: the field
+    ``f`` of element ``i`` is ``views.f[i]`` (a ``struct page`` field of a pfn)."""
+
+    def __init__(self, raw: memoryview, struct):
+        size = ctypes.sizeof(struct)
+        for name, ctype in struct._fields_:
+            width = ctypes.sizeof(ctype)
+            offset = getattr(struct, name).offset
+            setattr(self, name.lstrip("_") if name.startswith("__") else name,
+                    raw.cast(_VIEW_CODES[ctype])[offset // width::size // width])
+
 
 SECTION_SIZE_BITS = 27  # x86_64 memory section: 128 MiB
 PFN_SECTION_SHIFT = SECTION_SIZE_BITS - PAGE_SHIFT
@@ -83,10 +147,11 @@ class MemMap:
         off = start - space.base
         raw = space.mv[off:off + self.max_pfn * STRUCT_PAGE_SIZE]
         self.pages = np.frombuffer(raw, dtype=PAGE_DTYPE)
-        # Word views for the allocator's hot paths: field f of pfn p is
-        # words[p * 8 + f / 8] (u64) or ints[p * 16 + f / 4] (s32).
-        self.words = raw.cast("Q")
-        self.ints = raw.cast("i")
+        # Field views for the allocators' hot paths: page->f of pfn p is
+        # self.page.f[p], and a slab's slab->f is self.slab.f[p].
+        self.page = FieldViews(raw, struct_page)
+        self.slab = FieldViews(raw, struct_slab)
+        self._words = raw.cast("Q")
         self._node_starts = [n.node_start_pfn for n in nodes]
         self._no_holes = all(a.node_end_pfn == b.node_start_pfn for a, b in zip(nodes, nodes[1:]))
         self._ready = bytearray(-(-self.max_pfn // PAGES_PER_SECTION))
@@ -165,10 +230,46 @@ class MemMap:
             return f"beyond the end of RAM (max_pfn {self.max_pfn:#x})"
         return "lies in a hole between nodes (no memory there)"
 
-    def flags(self, pfn: int) -> int:
+    def page_flags(self, pfn: int) -> int:
+        """``page->flags`` of ``pfn``, its section initialised first."""
         if not self._ready[pfn >> PFN_SECTION_SHIFT]:
             self._init_section(pfn >> PFN_SECTION_SHIFT)
-        return int(self.pages[pfn]["flags"])
+        return self.page.flags[pfn]
+
+    def raw_words(self, pfn: int) -> list[int]:
+        """The eight words of ``pfn``'s struct page, as ``dump_page()``'s ``raw:`` lines."""
+        n = STRUCT_PAGE_SIZE // 8
+        return self._words[pfn * n:(pfn + 1) * n].tolist()
+
+    def nid(self, pfn: int) -> int:
+        """The node of ``pfn``, from its ``page->flags``."""
+        return self.page.flags[pfn] >> NODES_PGSHIFT & NODES_MASK
+
+    def zonenum(self, pfn: int) -> int:
+        """The zone index of ``pfn``, from its ``page->flags``."""
+        return self.page.flags[pfn] >> ZONES_PGSHIFT & ZONES_MASK
+
+    # ------------------------------------------------------------ page-flags.h
+
+    def compound_head(self, pfn: int) -> int:
+        """``compound_head()``: the head pfn of ``pfn``'s compound page; a tail's
+        ``compound_head`` word is the head's ``struct page *`` with bit 0 set."""
+        link = self.page.lru_next[pfn]
+        return (link - 1 - self.start) >> STRUCT_PAGE_SHIFT if link & 1 else pfn
+
+    def PageHead(self, pfn: int) -> bool:
+        return bool(self.page.flags[pfn] >> PG_head & 1)
+
+    def compound_order(self, pfn: int) -> int:
+        """``folio_order()`` of a head pfn: kept in the low byte of the next page's
+        flags (``folio->_flags_1``); 0 for a page that is no head."""
+        if not self.page.flags[pfn] >> PG_head & 1:
+            return 0
+        return self.page.flags[pfn + 1] & 0xFF
+
+    def page_type(self, pfn: int) -> int | None:
+        """The ``PGTY_*`` of ``pfn`` (set on head pages), or None."""
+        return page_type_of(self.page._mapcount[pfn])
 
     def lowmem_virt(self, pfn: int) -> int:
         return self.page_offset + (pfn << PAGE_SHIFT)
@@ -190,7 +291,7 @@ def _memmap_of(addr: int) -> MemMap:
 
 
 def _memmap() -> MemMap:
-    return sched.current().machine.memmap
+    return current().machine.memmap
 
 
 def pfn_valid(pfn: int) -> bool:
@@ -215,13 +316,13 @@ def page_to_phys(page: int) -> int:
 def page_to_nid(page: int) -> int:
     """Node of ``page``, read from ``page->flags``."""
     mm = _memmap_of(page)
-    return mm.flags(mm.page_to_pfn(page)) >> NODES_PGSHIFT & NODES_MASK
+    return mm.page_flags(mm.page_to_pfn(page)) >> NODES_PGSHIFT & NODES_MASK
 
 
 def page_zonenum(page: int) -> int:
     """``enum zone_type`` of ``page``, read from ``page->flags``."""
     mm = _memmap_of(page)
-    return mm.flags(mm.page_to_pfn(page)) >> ZONES_PGSHIFT & ZONES_MASK
+    return mm.page_flags(mm.page_to_pfn(page)) >> ZONES_PGSHIFT & ZONES_MASK
 
 
 def page_pgdat(page: int):
@@ -231,6 +332,47 @@ def page_pgdat(page: int):
 def page_zone(page: int):
     """:return: the ``struct zone`` of ``page``."""
     return page_pgdat(page).node_zones[page_zonenum(page)]
+
+
+def _pfn_of(page: int) -> tuple[MemMap, int]:
+    mm = _memmap_of(page)
+    pfn = mm.page_to_pfn(page)
+    mm.ensure(pfn, pfn + 1)
+    return mm, pfn
+
+
+def compound_head(page: int) -> int:
+    """``compound_head(page)``: the ``struct page *`` of the head of ``page``'s
+    compound page (``page`` itself if it is not a tail)."""
+    mm, pfn = _pfn_of(page)
+    return mm.start + (mm.compound_head(pfn) << STRUCT_PAGE_SHIFT)
+
+
+def _has_type(page: int, pgty: int) -> bool:
+    mm, pfn = _pfn_of(page)
+    return mm.page_type(mm.compound_head(pfn)) == pgty
+
+
+def PageBuddy(page: int) -> bool:
+    """The first page of a free block in the buddy allocator."""
+    mm, pfn = _pfn_of(page)
+    return mm.page_type(pfn) == PGTY_buddy
+
+
+def PageSlab(page: int) -> bool:
+    """``page`` belongs to a slab (its head page has type ``PGTY_slab``)."""
+    return _has_type(page, PGTY_slab)
+
+
+def PageLargeKmalloc(page: int) -> bool:
+    """``page`` belongs to a kmalloc too large for the kmalloc caches."""
+    return _has_type(page, PGTY_large_kmalloc)
+
+
+def page_slab(page: int) -> int:
+    """``page_slab(page)``: the ``struct slab *`` (the head page) of a slab page, or 0."""
+    head = compound_head(page)
+    return head if _has_type(page, PGTY_slab) else 0
 
 
 def PageHighMem(page: int) -> bool:

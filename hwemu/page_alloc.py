@@ -25,16 +25,17 @@ import threading
 import numpy as np
 
 from . import bug, sched, vmem
+from .current import current
 from .alloc_tag import alloc_hooks
 from .access import memset
 from .highmem import kmap_local_page, kunmap_local
-from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone, gfpflags_allow_blocking
+from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone
 from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
                      WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE,
                      ZONE_NAMES, ZONE_NORMAL)
-from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
-                   PG_head, PG_reserved, STRUCT_PAGE_SHIFT, STRUCT_PAGE_SIZE, W_FLAGS,
-                   W_LRU_NEXT, W_MAPPING, W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT,
+from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_TYPE, PAGE_TYPE_NAMES,
+                   PAGE_FLAGS_CHECK_AT_FREE, PG_head, PG_reserved, PGTY_buddy, STRUCT_PAGE_SHIFT,
+                   STRUCT_PAGE_SIZE, ZONES_MASK, ZONES_PGSHIFT, format_page_flags, page_type_of,
                    PFN_SECTION_SHIFT, virt_to_page)
 from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 from .vmem import PAGE_SHIFT, PAGE_SIZE
@@ -71,14 +72,8 @@ _CONTEXT_BITS = gfp_t.ZONEMASK | gfp_t.THISNODE
 _PREP_BITS = gfp_t.ZERO | gfp_t.COMP
 
 # page_type: the top byte of the _mapcount word; -1 means "no type".
-PGTY_buddy = 0xF0
-PAGE_TYPE_BUDDY = (PGTY_buddy << 24) - (1 << 32)   # as the s32 stored in _mapcount
-NO_PAGE_TYPE = -1
-PAGE_TYPE_NAMES = {PGTY_buddy: "buddy", 0xF5: "slab", 0xF8: "large_kmalloc"}
+PAGE_TYPE_BUDDY = PAGE_TYPE(PGTY_buddy)
 
-# include/linux/page-flags.h: flags a page may not have when it is freed.
-PAGE_FLAGS_CHECK_AT_FREE = sum(1 << PAGEFLAG_NAMES.index(n) for n in (
-    "lru", "locked", "private", "writeback", "reserved", "active"))
 _CHECK_ORDER0 = PAGE_FLAGS_CHECK_AT_FREE | 1 << PG_head  # a plain page may not have these
 
 LOW_RESERVED = 1 << 20       # x86 always reserves the first 1 MiB of RAM
@@ -89,10 +84,11 @@ LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
 class PageAlloc:
     """The buddy allocator of one machine (``machine.page_alloc``)."""
 
-    def __init__(self, machine):
+    def __init__(self, machine, vm):
+        """:param vm: the ``vm:`` section of the config (its sysctls)"""
         self.machine = machine
         self.memmap = mm = machine.memmap
-        self.words, self.ints = mm.words, mm.ints
+        self.page = mm.page   # struct page fields, by pfn
         self.zones = [z for n in machine.nodes for z in n.node_zones]
         self.reclaimers: list = []   # fn(zone, nr_pages, gfp) -> pages freed
         self.wakeup_kswapd = None    # fn(zone), set by vmscan
@@ -120,7 +116,6 @@ class PageAlloc:
         for zone, ranges in zip(zones, edges):
             for start, end in ranges:
                 self._free_range(zone, start, end)
-        vm = machine.config.vm
         self.watermark_scale_factor = vm.watermark_scale_factor
         self.setup_per_zone_wmarks(vm.min_free_kbytes)
         self.setup_per_zone_lowmem_reserve()
@@ -241,18 +236,18 @@ class PageAlloc:
     # ------------------------------------------------------------ struct page state
 
     def _zone_of(self, pfn: int):
-        flags = self.words[pfn * 8 + W_FLAGS]
+        flags = self.page.flags[pfn]
         node = self.machine.nodes[flags >> NODES_PGSHIFT & NODES_MASK]
         return node.node_zones[flags >> ZONES_PGSHIFT & ZONES_MASK]
 
     def _is_buddy(self, pfn: int, order: int) -> bool:
-        return (self.ints[pfn * 16 + I_MAPCOUNT] == PAGE_TYPE_BUDDY
-                and self.words[pfn * 8 + W_PRIVATE] == order)
+        return (self.page._mapcount[pfn] == PAGE_TYPE_BUDDY
+                and self.page.private[pfn] == order)
 
     def _add_free(self, zone, pfn: int, order: int) -> None:
         """``__add_to_free_list()`` + ``set_buddy_order()``; zone lock held."""
-        self.ints[pfn * 16 + I_MAPCOUNT] = PAGE_TYPE_BUDDY
-        self.words[pfn * 8 + W_PRIVATE] = order
+        self.page._mapcount[pfn] = PAGE_TYPE_BUDDY
+        self.page.private[pfn] = order
         zone.free_area[order][pfn] = None
         zone.nr_free[order] += 1
         zone.free_pages += 1 << order
@@ -262,8 +257,8 @@ class PageAlloc:
         del zone.free_area[order][pfn]
         zone.nr_free[order] -= 1
         zone.free_pages -= 1 << order
-        self.ints[pfn * 16 + I_MAPCOUNT] = NO_PAGE_TYPE
-        self.words[pfn * 8 + W_PRIVATE] = 0
+        self.page._mapcount[pfn] = NO_PAGE_TYPE
+        self.page.private[pfn] = 0
         if order == MAX_PAGE_ORDER:
             self._unpunched.pop(pfn, None)
 
@@ -396,7 +391,7 @@ class PageAlloc:
         and a node with CPUs a little farther, and ``node_load[]`` (shared by every
         node's build) spreading equidistant nodes round-robin.
         """
-        dist = self.machine.config.machine.distances
+        dist = self.machine.numa_distance
         nr = len(dist)
         with_cpus = {cpu.node for cpu in self.machine.sched.cpus}
         node_load = [0] * nr
@@ -434,7 +429,7 @@ class PageAlloc:
                     continue
             pfn = self.rmqueue(z, order, cpu)
             if pfn >= 0:
-                self.ints[pfn * 16 + I_REFCOUNT] = 1  # set_page_refcounted()
+                self.page._refcount[pfn] = 1  # set_page_refcounted()
                 if self.kasan is not None:
                     self.kasan.unpoison_pages(pfn, order)
                 if gfp & _PREP_BITS:
@@ -449,7 +444,7 @@ class PageAlloc:
               task=None) -> int:
         """``__alloc_pages()``: the pfn of the new block, or -1."""
         if task is None:
-            task = sched.current()
+            task = current()
         if order > MAX_PAGE_ORDER:
             bug.WARN_ON_ONCE(not gfp & gfp_t.NOWARN)
             return -1
@@ -512,7 +507,7 @@ class PageAlloc:
         pfn = self.get_page_from_freelist(gfp, order, alloc_flags, *args)
         if pfn >= 0:
             return pfn
-        reserve = self.gfp_pfmemalloc_flags(gfp, sched.current())
+        reserve = self.gfp_pfmemalloc_flags(gfp, current())
         if reserve:
             alloc_flags = reserve
         no_progress = 0
@@ -605,34 +600,29 @@ class PageAlloc:
 
     def prep_compound_page(self, pfn: int, order: int) -> None:
         """Head gets PG_head, page 1 the order, tails ``compound_head = head | 1``."""
-        words = self.words
+        pg = self.page
         head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
-        words[pfn * 8 + W_FLAGS] |= 1 << PG_head
-        words[(pfn + 1) * 8 + W_FLAGS] = (words[(pfn + 1) * 8 + W_FLAGS] & ~0xFF) | order
+        pg.flags[pfn] |= 1 << PG_head
+        pg.flags[pfn + 1] = (pg.flags[pfn + 1] & ~0xFF) | order
         for p in range(pfn + 1, pfn + (1 << order)):
-            words[p * 8 + W_LRU_NEXT] = head | 1
-
-    def compound_order(self, pfn: int) -> int:
-        if not self.words[pfn * 8 + W_FLAGS] >> PG_head & 1:
-            return 0
-        return self.words[(pfn + 1) * 8 + W_FLAGS] & 0xFF
+            pg.lru_next[p] = head | 1
 
     def free_pages_prepare(self, pfn: int, order: int) -> bool:
         """Check every page of the block and reset it; False (leak it) if one is bad."""
-        words, ints = self.words, self.ints
+        pg = self.page
         bad = False
-        compound = bool(words[pfn * 8 + W_FLAGS] >> PG_head & 1)
+        compound = bool(pg.flags[pfn] >> PG_head & 1)
         if compound:
             head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
-            words[pfn * 8 + W_FLAGS] &= ~(1 << PG_head)
-            words[(pfn + 1) * 8 + W_FLAGS] &= ~0xFF
+            pg.flags[pfn] &= ~(1 << PG_head)
+            pg.flags[pfn + 1] &= ~0xFF
             for p in range(pfn + 1, pfn + (1 << order)):  # free_tail_page_prepare()
-                tail = words[p * 8 + W_LRU_NEXT]
+                tail = pg.lru_next[p]
                 if not tail & 1 or tail != head | 1:
                     self.bad_page(p, "compound_head not consistent" if tail & 1
                                   else "PageTail not set")
                     bad = True
-                words[p * 8 + W_LRU_NEXT] = self.memmap.start + p * STRUCT_PAGE_SIZE + 8
+                pg.lru_next[p] = self.memmap.start + p * STRUCT_PAGE_SIZE + 8
         for p in range(pfn, pfn + (1 << order)):
             reason = self.page_bad_reason(p)
             if reason:
@@ -644,13 +634,13 @@ class PageAlloc:
         """``page_bad_reason()``: why a page may not be freed, or None; as in the
         kernel each check overrides the ones before it."""
         reason = None
-        if self.ints[pfn * 16 + I_MAPCOUNT] != -1:
+        if self.page._mapcount[pfn] != -1:
             reason = "nonzero mapcount"
-        if self.words[pfn * 8 + W_MAPPING]:
+        if self.page.mapping[pfn]:
             reason = "non-NULL mapping"
-        if self.ints[pfn * 16 + I_REFCOUNT]:
+        if self.page._refcount[pfn]:
             reason = "nonzero _refcount"
-        if self.words[pfn * 8 + W_FLAGS] & PAGE_FLAGS_CHECK_AT_FREE:
+        if self.page.flags[pfn] & PAGE_FLAGS_CHECK_AT_FREE:
             reason = "PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
         return reason
 
@@ -667,23 +657,23 @@ class PageAlloc:
                                    f"the head of an order-{order} block")
         if not mm._ready[pfn >> PFN_SECTION_SHIFT]:  # a page nobody has looked at yet
             mm.ensure(pfn, pfn + 1)
-        flags = self.words[pfn * 8 + W_FLAGS]
+        flags = self.page.flags[pfn]
         zone = self.machine.nodes[flags >> NODES_PGSHIFT & NODES_MASK].node_zones[
             flags >> ZONES_PGSHIFT & ZONES_MASK]
         if zone.deferred_pfn <= pfn < zone.deferred_end:
             with zone.lock:  # a page the allocator never handed out
                 self._grow_to(zone, pfn)
-        ref = self.ints[pfn * 16 + I_REFCOUNT]
+        ref = self.page._refcount[pfn]
         if ref <= 0:  # put_page_testzero() on a free page: VM_BUG_ON_PAGE
             self.dump_page(pfn, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)")
             bug.BUG()
         head = flags >> PG_head & 1
-        self.ints[pfn * 16 + I_REFCOUNT] = ref - 1
-        cpu = (task or sched.current()).cpu.id
+        self.page._refcount[pfn] = ref - 1
+        cpu = (task or current()).cpu.id
         if ref == 1 and self.tags.enabled:   # pgalloc_tag_sub()
             self.tags.uncharge(page)
         if ref == 1 and order == 0 and not flags & _CHECK_ORDER0 and \
-                self.ints[pfn * 16 + I_MAPCOUNT] == -1 and not self.words[pfn * 8 + W_MAPPING]:
+                self.page._mapcount[pfn] == -1 and not self.page.mapping[pfn]:
             self.pgfree += 1  # a plain page in a clean state: nothing to prepare
             self.free_one_pfn(zone, pfn, 0, cpu)
         elif ref == 1:
@@ -708,25 +698,21 @@ class PageAlloc:
 
     def format_page(self, pfn: int, reason: str) -> str:
         """``__dump_page()``'s text: the page's fields, flags and raw words."""
-        words, ints = self.words, self.ints
-        mapcount = ints[pfn * 16 + I_MAPCOUNT]
-        typed = mapcount < -1 and (mapcount >> 24) & 0xFF >= 0xF0
-        flags = words[pfn * 8 + W_FLAGS]
-        names = [n for i, n in enumerate(PAGEFLAG_NAMES) if flags >> i & 1]
-        where = (f"node={flags >> NODES_PGSHIFT & NODES_MASK}|"
-                 f"zone={flags >> ZONES_PGSHIFT & ZONES_MASK}")
-        lines = [f"page: refcount:{ints[pfn * 16 + I_REFCOUNT]} "
-                 f"mapcount:{0 if typed else mapcount + 1} "
-                 f"mapping:{words[pfn * 8 + W_MAPPING]:016x} "
-                 f"index:{words[pfn * 8 + 4]:#x} pfn:{pfn:#x}",
-                 f"flags: {flags:#x}({'|'.join(names + [where])})"]
+        pg = self.page
+        mapcount = pg._mapcount[pfn]
+        pgty = page_type_of(mapcount)
+        flags = pg.flags[pfn]
+        lines = [f"page: refcount:{pg._refcount[pfn]} "
+                 f"mapcount:{0 if pgty is not None else mapcount + 1} "
+                 f"mapping:{pg.mapping[pfn]:016x} "
+                 f"index:{pg.index[pfn]:#x} pfn:{pfn:#x}",
+                 f"flags: {format_page_flags(flags)}"]
         if flags >> PG_head & 1:   # __dump_folio() of a large folio
-            lines.insert(1, f"head: order:{self.compound_order(pfn)} mapcount:0 "
+            lines.insert(1, f"head: order:{self.memmap.compound_order(pfn)} mapcount:0 "
                             "entire_mapcount:0 nr_pages_mapped:0 pincount:0")
-        if typed:
-            pgty = (mapcount >> 24) & 0xFF
+        if pgty is not None:
             lines.append(f"page_type: {pgty:x}({PAGE_TYPE_NAMES.get(pgty, '?')})")
-        raw = [words[pfn * 8 + i] for i in range(8)]
+        raw = self.memmap.raw_words(pfn)
         lines += ["raw: " + " ".join(f"{w:016x}" for w in raw[:4]),
                   "raw: " + " ".join(f"{w:016x}" for w in raw[4:]),
                   f"page dumped because: {reason}"]
@@ -734,7 +720,7 @@ class PageAlloc:
 
     def bad_page(self, pfn: int, reason: str) -> None:
         """``bad_page()``: report, taint B, and leave the page out of the allocator."""
-        task = sched.current()
+        task = current()
         machine = self.machine
         machine.log.printk(f"BUG: Bad page state in process {task.comm}  pfn:{pfn:05x}",
                            KERN_ALERT)
@@ -750,7 +736,7 @@ class PageAlloc:
         10 s (``nopage_rs``), with the stack of ``frame`` (default: the caller's)."""
         if gfp & gfp_t.NOWARN or not self.nopage_rs():
             return
-        machine, task = self.machine, sched.current()
+        machine, task = self.machine, current()
         machine.log.printk(f"{task.comm}: {message}, mode:{format_gfp(gfp)}, "
                            f"nodemask={nodelist(nodemask)},cpuset=/,"
                            f"mems_allowed={nodelist(range(len(machine.nodes)))}",
@@ -799,7 +785,7 @@ def zone_batchsize(managed: int) -> int:
 # ---------------------------------------------------------------- the API
 
 def _pa():
-    return sched.current().machine.page_alloc
+    return current().machine.page_alloc
 
 
 def __alloc_pages_noprof(gfp: int, order: int, preferred_nid: int, nodemask=None) -> int:
@@ -809,7 +795,7 @@ def __alloc_pages_noprof(gfp: int, order: int, preferred_nid: int, nodemask=None
     :param nodemask: ``nodemask_t *`` as an iterable of node ids, or None
     :return: ``struct page *`` of the first page, or 0 (NULL)
     """
-    task = sched.current()
+    task = current()
     pa = task.machine.page_alloc
     pfn = pa.alloc(gfp, order, preferred_nid, nodemask, task)
     return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
@@ -822,7 +808,7 @@ def alloc_pages_noprof(gfp: int, order: int) -> int:
 
 def alloc_pages(gfp: int, order: int) -> int:
     """``alloc_pages(gfp, order)`` on the current CPU's node: ``struct page *`` or 0."""
-    task = sched.current()  # the hottest entry: __alloc_pages() and alloc_hooks() inlined
+    task = current()  # the hottest entry: __alloc_pages() and alloc_hooks() inlined
     pa = task.machine.page_alloc
     if pa.tags.enabled:
         return pa.tags.call(task, sys._getframe(1), alloc_pages_noprof, gfp, order)
@@ -833,7 +819,7 @@ def alloc_pages(gfp: int, order: int) -> int:
 def alloc_pages_node_noprof(nid: int, gfp: int, order: int) -> int:
     """``alloc_pages_node(nid, gfp, order)``: prefer node ``nid`` (NUMA_NO_NODE: local)."""
     if nid != NUMA_NO_NODE:
-        nodes = sched.current().machine.nodes
+        nodes = current().machine.nodes
         if not 0 <= nid < len(nodes):
             raise bug.AddressError(f"alloc_pages_node({nid}): no such node "
                                    f"(machine has {len(nodes)})")
@@ -846,7 +832,7 @@ def alloc_page_noprof(gfp: int) -> int:
 
 def __free_pages(page: int, order: int) -> None:
     """``__free_pages(struct page *page, unsigned int order)``."""
-    task = sched.current()
+    task = current()
     pa = task.machine.page_alloc
     if pa.memmap.start <= page < pa.memmap.end:
         pa.free_pages(page, order, task)
@@ -898,24 +884,20 @@ def free_page(addr: int) -> None:
 def _folio(page: int) -> tuple[PageAlloc, int]:
     """``page_folio()``: the allocator and the head pfn of ``page``'s compound page."""
     pa = vmem.space_of(page).machine.page_alloc
-    pfn = pa.memmap.page_to_pfn(page)
-    compound_head = pa.words[pfn * 8 + W_LRU_NEXT]
-    if compound_head & 1:  # a tail page points at its head
-        pfn = pa.memmap.page_to_pfn(compound_head - 1)
-    return pa, pfn
+    return pa, pa.memmap.compound_head(pa.memmap.page_to_pfn(page))
 
 
 def get_page(page: int) -> None:
     """``get_page()``: take a reference on the folio ``page`` belongs to."""
     pa, pfn = _folio(page)
-    bug.BUG_ON(pa.ints[pfn * 16 + I_REFCOUNT] <= 0)
-    pa.ints[pfn * 16 + I_REFCOUNT] += 1
+    bug.BUG_ON(pa.page._refcount[pfn] <= 0)
+    pa.page._refcount[pfn] += 1
 
 
 def put_page(page: int) -> None:
     """``put_page()``: drop a reference; the last one frees the whole folio."""
     pa, pfn = _folio(page)
-    pa.free_pages(pa.memmap.start + pfn * STRUCT_PAGE_SIZE, pa.compound_order(pfn))
+    pa.free_pages(pa.memmap.start + pfn * STRUCT_PAGE_SIZE, pa.memmap.compound_order(pfn))
 
 
 def nr_free_pages() -> int:

@@ -42,7 +42,7 @@ import pytest
 
 import hwemu
 import hwemu.kasan
-from hwemu import sched
+from hwemu.current import current_on, swap
 
 _TRACKER = pytest.StashKey["_Tracker"]()
 
@@ -191,12 +191,11 @@ def _usage(m) -> tuple[int, dict]:
 def _call_on(m, fn):
     """``fn()`` as this thread's task on ``m``. A thread that booted several machines is
     a task of each, and ``current`` is the last one booted: switch for the call."""
-    task = sched.current_on(m)
+    task = current_on(m)
     if task is None:   # booted from another thread
         return m.spawn(fn).join()
-    saved = getattr(sched._tls, "current", None)
-    sched._tls.current = task
+    saved = swap(task)
     try:
         return fn()
     finally:
-        sched._tls.current = saved
+        swap(saved)

@@ -1,4 +1,4 @@
-"""Emulation of kernel/sched, kernel/time and kernel/locking as mempool and highmem use them.
+"""Emulation of kernel/sched: tasks, CPUs, atomic context and sleeping.
 
 Every thread that runs machine code is a *task* (``current``) pinned to one emulated CPU
 for its whole life: a machine with N CPUs runs at most N tasks at once, and two tasks
@@ -7,9 +7,8 @@ caches) owned by exactly one running task, as it is between context switches in 
 kernel. Interrupts run on top of the interrupted task, as in the kernel
 (:func:`run_in_interrupt`).
 
-Time: ``jiffies`` start at ``INITIAL_JIFFIES`` (five minutes before the 32-bit wrap, as
-the kernel does) and advance ``time_scale`` times faster than the wall clock, so a
-``5 * HZ`` sleep can be made short in tests.
+Time is :mod:`hwemu.timer`'s; spinlocks and wait queues are in :mod:`hwemu.spinlock`
+and :mod:`hwemu.wait`.
 
 Not emulated: real preemption (tasks are host threads and run in parallel), priorities,
 RCU, lockdep.
@@ -17,13 +16,12 @@ RCU, lockdep.
 from __future__ import annotations
 
 import functools
-import sys
 import threading
-import time
 from typing import Any, Callable
 
-from . import access, bug, vmem
-from .printk import KERN_EMERG, KERN_ERR
+from . import bug, timer
+from .current import current, enter, leave
+from .printk import KERN_ERR
 
 TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE = 0x0, 0x1, 0x2
 TASK_WAKEKILL = 0x100
@@ -37,37 +35,6 @@ SOFTIRQ_OFFSET = 1 << 8
 HARDIRQ_OFFSET = 1 << 16
 NMI_OFFSET = 1 << 20
 PREEMPT_MASK, SOFTIRQ_MASK, HARDIRQ_MASK, NMI_MASK = 0xFF, 0xFF00, 0xF0000, 0xF00000
-
-SPINLOCK_MAGIC = 0xDEAD4EAD  # kernel/locking/spinlock_debug.c
-SPINLOCK_T_SIZE = 4          # sizeof(spinlock_t) without lock debugging
-WAIT_QUEUE_HEAD_T_SIZE = 24  # spinlock_t + padding + struct list_head
-
-
-def initial_jiffies(hz: int) -> int:
-    """``INITIAL_JIFFIES``: ``(unsigned long)(unsigned int)(-300 * HZ)``."""
-    return (-300 * hz) & 0xFFFFFFFF
-
-
-class Clock:
-    """The machine's emulated time: nanoseconds since boot and jiffies."""
-
-    def __init__(self, hz: int, time_scale: float, bits_per_long: int = 64):
-        self.hz = hz
-        self.scale = time_scale
-        self.mask = (1 << bits_per_long) - 1  # jiffies is an unsigned long
-        self._t0 = time.monotonic_ns()
-        self._initial = initial_jiffies(hz)
-
-    def now_ns(self) -> int:
-        """``local_clock()``: emulated nanoseconds since boot."""
-        return int((time.monotonic_ns() - self._t0) * self.scale)
-
-    def jiffies(self) -> int:
-        return (self._initial + self.now_ns() * self.hz // 1_000_000_000) & self.mask
-
-    def seconds(self, nr_jiffies: int) -> float:
-        """Wall-clock seconds that ``nr_jiffies`` last."""
-        return nr_jiffies / self.hz / self.scale
 
 
 class CPU:
@@ -133,57 +100,12 @@ class TaskHandle:
             raise self.exception
         return self.result
 
-
-# ---------------------------------------------------------------- current
-
-_tls = threading.local()
-
-
-def _thread_tasks() -> dict:
-    try:
-        return _tls.tasks
-    except AttributeError:
-        _tls.tasks = {}
-        return _tls.tasks
-
-
-def current() -> Task:
-    """``current``: this thread's task on the machine it last booted or ran on."""
-    task = getattr(_tls, "current", None)
-    if task is None:
-        raise bug.MachineError(
-            f"thread {threading.current_thread().name!r} is not a task of any machine: "
-            "call hwemu.boot() in it or start it with machine.spawn()")
-    if task.machine.down:
-        raise bug.MachineDown(f"machine {task.machine.name!r} has been shut down")
-    return task
-
-
-def current_on(machine) -> Task | None:
-    """This thread's task on ``machine``, or None."""
-    return _thread_tasks().get(machine)
-
-
-def _enter(task: Task) -> None:
-    _thread_tasks()[task.machine] = task
-    _tls.current = task
-
-
-def _leave(task: Task) -> None:
-    tasks = _thread_tasks()
-    tasks.pop(task.machine, None)
-    if getattr(_tls, "current", None) is task:
-        # A thread whose machine was shut down keeps pointing at it, so that
-        # current() says MachineDown rather than "not a task".
-        _tls.current = next(reversed(tasks.values()), task if task.machine.down else None)
-
-
 # ---------------------------------------------------------------- the scheduler
 
 class Scheduler:
     """The CPUs and tasks of one machine."""
 
-    def __init__(self, machine, nr_cpus: int, nr_nodes: int, clock: Clock):
+    def __init__(self, machine, nr_cpus: int, nr_nodes: int, clock: timer.Clock):
         self.machine = machine
         self.clock = clock
         self.cpus = [CPU(i, i * nr_nodes // nr_cpus) for i in range(nr_cpus)]
@@ -225,7 +147,7 @@ class Scheduler:
     def boot_task(self, comm: str = "init") -> Task:
         """Make the calling thread the machine's first task, on CPU 0."""
         task = self._new_task(comm, 0, threading.current_thread())
-        _enter(task)
+        enter(task)
         return task
 
     def spawn(self, fn: Callable, *args, name: str | None = None,
@@ -246,7 +168,7 @@ class Scheduler:
         return handle
 
     def _run(self, handle: TaskHandle, fn: Callable, args: tuple) -> None:
-        _enter(handle.task)
+        enter(handle.task)
         try:
             handle.result = fn(*args)
         except BaseException as exc:  # the task dies; join() re-raises
@@ -273,7 +195,7 @@ class Scheduler:
             with self._lock:
                 task.cpu.task = None
                 self.tasks.pop(task.pid, None)
-            _leave(task)
+            leave(task)
 
     def wake_all(self) -> None:
         """Wake every sleeping task (used by shutdown so sleepers notice it)."""
@@ -492,238 +414,3 @@ def msleep(msecs: int) -> None:
     timeout = -(-msecs * current().machine.clock.hz // 1000)
     while timeout:  # a wake-up does not end it early
         timeout = schedule_timeout_uninterruptible(timeout)
-
-
-def jiffies() -> int:
-    """The current machine's ``jiffies``."""
-    return current().machine.clock.jiffies()
-
-
-def time_after(a: int, b: int) -> bool:
-    """``time_after(a, b)``: wrap-safe at the machine's ``unsigned long`` width."""
-    mask = current().machine.clock.mask
-    return (b - a) & mask > mask >> 1
-
-
-def time_before(a: int, b: int) -> bool:
-    return time_after(b, a)
-
-
-# ---------------------------------------------------------------- spinlocks
-
-class SpinLock:
-    """``spinlock_t`` with ``CONFIG_DEBUG_SPINLOCK``: a host lock, its owner, and the
-    preempt/IRQ bookkeeping of the kernel's. Misuse is reported as spinlock_debug.c
-    does and raised as :class:`~hwemu.bug.KernelBug` (the kernel would hang)."""
-
-    __slots__ = ("_lock", "addr", "owner")
-
-    def __init__(self, addr: int = 0):
-        self._lock = threading.Lock()
-        self.addr = addr
-        self.owner: Task | None = None
-
-    def _acquire(self, task: Task) -> None:
-        if self.owner is task:
-            raise spin_bug(self, "recursion", SPINLOCK_MAGIC)
-        self._lock.acquire()
-        self.owner = task
-
-    def _release(self, task: Task) -> None:
-        if self.owner is not task:
-            raise spin_bug(self, "already unlocked" if self.owner is None else
-                           "wrong owner", SPINLOCK_MAGIC)
-        self.owner = None
-        self._lock.release()
-
-    def lock(self) -> None:
-        """``spin_lock()``"""
-        task = current()
-        self._acquire(task)
-        task.preempt_count += PREEMPT_OFFSET
-
-    def unlock(self) -> None:
-        """``spin_unlock()``"""
-        task = current()
-        self._release(task)
-        task.preempt_count -= PREEMPT_OFFSET
-
-    def lock_irqsave(self) -> bool:
-        """``spin_lock_irqsave()``: returns ``flags``."""
-        task = current()
-        self._acquire(task)
-        flags, task.irqs_off = task.irqs_off, True
-        task.preempt_count += PREEMPT_OFFSET
-        return flags
-
-    def unlock_irqrestore(self, flags: bool) -> None:
-        """``spin_unlock_irqrestore()``"""
-        task = current()
-        self._release(task)
-        task.preempt_count -= PREEMPT_OFFSET
-        task.irqs_off = flags
-
-    def is_locked(self) -> bool:
-        return self._lock.locked()
-
-
-def spin_bug(lock: SpinLock | None, msg: str, magic: int, addr: int = 0) -> bug.KernelBug:
-    """``spin_dump()``: the report for a misused spinlock; returns the exception."""
-    task = current()
-    machine = task.machine
-    owner = lock.owner if lock else None
-    who = f"{owner.comm}/{owner.pid}" if owner else "<none>/-1"
-    head = f"BUG: spinlock {msg} on CPU#{task.cpu.id}, {task.comm}/{task.pid}"
-    text = (f"{head}\n lock: {addr or (lock.addr if lock else 0):#x}, .magic: {magic:08x}, "
-            f".owner: {who}, .owner_cpu: {owner.cpu.id if owner else -1}")
-    machine.log.printk(text, KERN_EMERG)
-    text += "\n" + bug.dump_stack(machine, task, bug.caller(3), KERN_EMERG)
-    return bug.KernelBug(head, text)
-
-
-def _machine_of(addr: int):
-    return vmem.space_of(addr).machine
-
-
-def spin_lock_init(lock: int) -> None:
-    """``spin_lock_init(spinlock_t *lock)``: write the debug magic, bind a host lock."""
-    machine = _machine_of(lock)
-    access.store(lock, 4, SPINLOCK_MAGIC)
-    machine.spinlocks[lock] = SpinLock(lock)
-
-
-def _spinlock(lock: int) -> SpinLock:
-    """The host lock behind ``spinlock_t *lock``; ``spin_bug()`` on bad magic."""
-    magic = access.load(lock, 4)
-    obj = _machine_of(lock).spinlocks.get(lock)
-    if magic == SPINLOCK_MAGIC and obj is not None:
-        return obj
-    raise spin_bug(obj, "bad magic", magic, lock)
-
-
-def spin_lock(lock: int) -> None:
-    _spinlock(lock).lock()
-
-
-def spin_unlock(lock: int) -> None:
-    _spinlock(lock).unlock()
-
-
-def spin_lock_irqsave(lock: int) -> bool:
-    return _spinlock(lock).lock_irqsave()
-
-
-def spin_unlock_irqrestore(lock: int, flags: bool) -> None:
-    _spinlock(lock).unlock_irqrestore(flags)
-
-
-# ---------------------------------------------------------------- wait queues
-
-class WaitQueueEntry:
-    """``struct wait_queue_entry`` made by ``DEFINE_WAIT``: wakes and dequeues itself."""
-
-    __slots__ = ("task", "exclusive", "queued")
-
-    def __init__(self, task: Task | None = None, exclusive: bool = False):
-        self.task = task or current()
-        self.exclusive = exclusive
-        self.queued = False
-
-
-DEFINE_WAIT = WaitQueueEntry
-
-
-class WaitQueueHead:
-    """``wait_queue_head_t``: a lock and a list of waiting entries."""
-
-    __slots__ = ("_lock", "_entries", "addr")
-
-    def __init__(self, addr: int = 0):
-        self._lock = threading.Lock()
-        self._entries: list[WaitQueueEntry] = []
-        self.addr = addr
-
-    def add(self, wait: WaitQueueEntry) -> None:
-        with self._lock:
-            if not wait.queued:
-                wait.queued = True
-                # Exclusive waiters queue at the tail, others at the head (as the kernel).
-                self._entries.insert(len(self._entries) if wait.exclusive else 0, wait)
-
-    def remove(self, wait: WaitQueueEntry) -> None:
-        with self._lock:
-            if wait.queued:
-                wait.queued = False
-                self._entries.remove(wait)
-
-    def wake_up(self, nr_exclusive: int = 1) -> int:
-        """``__wake_up()``: wake every non-exclusive waiter and ``nr_exclusive`` others."""
-        woken = 0
-        with self._lock:
-            for wait in list(self._entries):
-                wait.queued = False  # autoremove_wake_function
-                self._entries.remove(wait)
-                wake_up_process(wait.task)
-                woken += 1
-                if wait.exclusive:
-                    nr_exclusive -= 1
-                    if nr_exclusive == 0:
-                        break
-        return woken
-
-    def active(self) -> bool:
-        return bool(self._entries)
-
-
-def init_waitqueue_head(wq: int) -> None:
-    """``init_waitqueue_head(wait_queue_head_t *wq)`` for a head in emulated memory."""
-    machine = _machine_of(wq)
-    access.store(wq, 4, SPINLOCK_MAGIC)
-    machine.waitqueues[wq] = WaitQueueHead(wq)
-
-
-def _waitqueue(wq) -> WaitQueueHead:
-    if isinstance(wq, WaitQueueHead):
-        return wq
-    machine = _machine_of(wq)
-    head = machine.waitqueues.get(wq)
-    if head is None or access.load(wq, 4) != SPINLOCK_MAGIC:
-        task = current()
-        machine.log.printk(f"BUG: wait queue head {wq:#x} used before "
-                           "init_waitqueue_head()", KERN_ERR)
-        raise bug.bug_report(machine, task, bug.caller(3))
-    return head
-
-
-def prepare_to_wait(wq, wait: WaitQueueEntry, state: int) -> None:
-    """Queue ``wait`` (if not queued) and set the task state, so no wake-up is lost."""
-    _waitqueue(wq).add(wait)
-    set_current_state(state)
-
-
-def finish_wait(wq, wait: WaitQueueEntry) -> None:
-    """Set ``TASK_RUNNING`` and dequeue ``wait`` if a wake-up did not already."""
-    current().state = TASK_RUNNING
-    _waitqueue(wq).remove(wait)
-
-
-def add_wait_queue(wq, wait: WaitQueueEntry) -> None:
-    _waitqueue(wq).add(wait)
-
-
-def remove_wait_queue(wq, wait: WaitQueueEntry) -> None:
-    _waitqueue(wq).remove(wait)
-
-
-def wake_up(wq) -> int:
-    """``wake_up(wq)``: returns how many tasks were woken."""
-    return _waitqueue(wq).wake_up()
-
-
-def waitqueue_active(wq) -> bool:
-    return _waitqueue(wq).active()
-
-
-def wq_has_sleeper(wq) -> bool:
-    """``wq_has_sleeper()``: the full barrier is implied by the host lock/GIL."""
-    return _waitqueue(wq).active()

@@ -51,12 +51,12 @@ import sys
 import threading
 
 from . import bug, sched
+from .current import current
 from .gfp import (GFP_SLAB_BUG_MASK, format_flags, format_gfp, gfp_t, gfpflag_names,
                   gfp_zone)
 from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
-from .page import (I_MAPCOUNT, I_REFCOUNT, NODES_MASK, NODES_PGSHIFT, PAGEFLAG_NAMES,
-                   STRUCT_PAGE_SIZE, W_FLAGS, W_INDEX, W_LRU_NEXT, W_LRU_PREV,
-                   W_MAPPING, W_PRIVATE, ZONES_MASK, ZONES_PGSHIFT)
+from .page import (NO_PAGE_TYPE, PAGE_TYPE, PGTY_large_kmalloc, PGTY_slab, STRUCT_PAGE_SIZE,
+                   format_page_flags, struct_page)
 from .alloc_tag import alloc_hooks
 from .kasan import kasan_cache_size
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
@@ -150,16 +150,12 @@ KMALLOC_SHIFT_MAX = min(MAX_PAGE_ORDER + PAGE_SHIFT, 25)
 KMALLOC_MAX_CACHE_SIZE = 1 << KMALLOC_SHIFT_HIGH      # 8192 with 4K pages
 KMALLOC_MAX_SIZE = 1 << KMALLOC_SHIFT_MAX              # 4 MiB
 KMALLOC_MAX_ORDER = KMALLOC_SHIFT_MAX - PAGE_SHIFT
-SIZE_MAX = (1 << 64) - 1
 
 L1_CACHE_BYTES = 64            # cache_line_size() on x86_64
 POINTER_SIZE = 8               # sizeof(void *)
 
-# enum pagetype (include/linux/page-flags.h): the top byte of page->page_type.
-PGTY_slab = 0xF5
-PGTY_large_kmalloc = 0xF8
-PAGE_TYPE_SLAB = (PGTY_slab << 24) - (1 << 32)                  # as the s32 _mapcount
-PAGE_TYPE_LARGE_KMALLOC = (PGTY_large_kmalloc << 24) - (1 << 32)
+PAGE_TYPE_SLAB = PAGE_TYPE(PGTY_slab)
+PAGE_TYPE_LARGE_KMALLOC = PAGE_TYPE(PGTY_large_kmalloc)
 
 # mm/slub.c tunables
 MIN_PARTIAL = 5
@@ -641,18 +637,15 @@ class KmemCache:
             pfn = sl.alloc_slab_pages(flags, order, node, task)
             if pfn < 0:
                 return None
-        words, ints = sl.words, sl.ints
         page = sl.memmap.start + pfn * STRUCT_PAGE_SIZE
         base = sl.page_offset + (pfn << PAGE_SHIFT)
-        nid = words[pfn * 8 + W_FLAGS] >> NODES_PGSHIFT & NODES_MASK
-        slab = SlabInfo(self, pfn, page, base, nid, order, objects)
+        slab = SlabInfo(self, pfn, page, base, sl.memmap.nid(pfn), order, objects)
         size = self.size
         slab.free = list(range(base + (objects - 1) * size, base - 1, -size))
-        words[pfn * 8 + W_LRU_NEXT] = self.addr      # slab->slab_cache
-        words[pfn * 8 + W_LRU_PREV] = 0              # slab->slab_list: on no list
-        words[pfn * 8 + W_MAPPING] = 0
-        ints[pfn * 16 + I_MAPCOUNT] = PAGE_TYPE_SLAB  # __SetPageSlab()
-        ints[pfn * 16 + I_REFCOUNT] = 0              # a frozen page
+        sl.slab.slab_cache[pfn] = self.addr
+        sl.slab.slab_list_next[pfn] = sl.slab.slab_list_prev[pfn] = 0   # on no list
+        sl.page._mapcount[pfn] = PAGE_TYPE_SLAB   # __SetPageSlab()
+        sl.page._refcount[pfn] = 0                # a frozen page
         sl.sync_slab(slab)
         kasan = self.kasan
         if kasan is not None:
@@ -681,7 +674,7 @@ class KmemCache:
         kasan = self.kasan
         if kasan is not None:   # kasan_slab_pre_free(): the quick test inline
             start = slab.base + min((x - slab.base) // self.size, slab.objects - 1) * self.size
-            if (start != x or kasan.mv[(x >> 3) + kasan.delta] >= 8) and \
+            if (start != x or not kasan.byte_accessible(x)) and \
                     kasan.check_slab_allocation(self, x, start):
                 return   # reported, not freed
         if self.live.pop(x, -1) < 0:
@@ -798,13 +791,13 @@ class KmemCache:
                     seen[x] = "slab"
                     if x not in objs:
                         problems.append(f"{x:#x} on the free list of a slab it is not in")
-                w = sl.words[pfn * 8:pfn * 8 + 6]
-                if w[1] != self.addr:
-                    problems.append(f"slab pfn {pfn:#x}: slab_cache {w[1]:#x}")
-                if w[5] != slab.inuse | slab.objects << 16:
-                    problems.append(f"slab pfn {pfn:#x}: counters {w[5]:#x} but inuse "
+                cache, counters = sl.slab.slab_cache[pfn], sl.slab.counters[pfn]
+                if cache != self.addr:
+                    problems.append(f"slab pfn {pfn:#x}: slab_cache {cache:#x}")
+                if counters != slab.inuse | slab.objects << 16:
+                    problems.append(f"slab pfn {pfn:#x}: counters {counters:#x} but inuse "
                                     f"{slab.inuse} objects {slab.objects}")
-                if sl.ints[pfn * 16 + I_MAPCOUNT] != PAGE_TYPE_SLAB:
+                if sl.memmap.page_type(pfn) != PGTY_slab:
                     problems.append(f"slab pfn {pfn:#x}: page type is not slab")
                 part = self.partial[slab.nid]
                 if bool(slab.free) != (pfn in part):
@@ -862,7 +855,7 @@ class Slab:
     def __init__(self, machine):
         self.machine = machine
         self.memmap = mm = machine.memmap
-        self.words, self.ints = mm.words, mm.ints
+        self.page, self.slab = mm.page, mm.slab   # struct page / struct slab fields
         self.page_alloc = machine.page_alloc
         self.vmstat = machine.vmstat
         self.space = machine.space
@@ -872,7 +865,7 @@ class Slab:
         # slab_nodes: nodes with normal (non-highmem, non-movable) memory
         self.slab_nodes = [n.node_id for n in machine.nodes
                            if any(z.managed_pages for z in n.node_zones[:ZONE_HIGHMEM])]
-        dist = machine.config.machine.distances
+        dist = machine.numa_distance
         self.node_order = [sorted(self.slab_nodes, key=lambda n, i=i: (dist[i][n], n))
                            for i in range(self.nr_nodes)]
         self.mutex = threading.RLock()            # slab_mutex
@@ -908,7 +901,7 @@ class Slab:
         self._register(kc)
         # The slab of the cache of caches was set up before its address was known.
         for slab in kc.slabs.values():
-            self.words[slab.pfn * 8 + W_LRU_NEXT] = addr
+            self.slab.slab_cache[slab.pfn] = addr
         for i in sorted(_KMALLOC_INFO, key=lambda i: _KMALLOC_INFO[i][1]):
             if self._create_kmalloc_cache(KMALLOC_NORMAL, i, boot) is None:
                 raise bug.MachineError("slab bootstrap: no memory for the kmalloc caches")
@@ -1007,10 +1000,9 @@ class Slab:
 
     def sync_slab(self, slab: SlabInfo) -> None:
         """Mirror ``freelist`` and ``counters`` into the head ``struct page``."""
-        words = self.words
-        free = slab.free
-        words[slab.pfn * 8 + W_INDEX] = free[-1] if free else 0
-        words[slab.pfn * 8 + W_PRIVATE] = (slab.objects - len(free)) | slab.objects << 16
+        st, free = self.slab, slab.free
+        st.freelist[slab.pfn] = free[-1] if free else 0
+        st.counters[slab.pfn] = (slab.objects - len(free)) | slab.objects << 16
 
     def discard_slab(self, slab: SlabInfo, task) -> None:
         """``discard_slab()``: the slab is off every list; unindex and free it."""
@@ -1022,15 +1014,12 @@ class Slab:
 
     def free_slab_pages(self, slab: SlabInfo, task) -> None:
         """``__free_slab()``: clear the slab fields and give the pages back."""
-        words, ints, pfn = self.words, self.ints, slab.pfn
-        lru = slab.page + 8
-        words[pfn * 8 + W_LRU_NEXT] = lru        # INIT_LIST_HEAD(&page->lru)
-        words[pfn * 8 + W_LRU_PREV] = lru
-        words[pfn * 8 + W_MAPPING] = 0
-        words[pfn * 8 + W_INDEX] = 0
-        words[pfn * 8 + W_PRIVATE] = 0
-        ints[pfn * 16 + I_MAPCOUNT] = -1         # __ClearPageSlab()
-        ints[pfn * 16 + I_REFCOUNT] = 1          # free_frozen_pages()
+        pg, pfn = self.page, slab.pfn
+        lru = slab.page + struct_page.lru_next.offset
+        pg.lru_next[pfn] = pg.lru_prev[pfn] = lru   # INIT_LIST_HEAD(&page->lru)
+        pg.mapping[pfn] = pg.index[pfn] = pg.private[pfn] = 0
+        pg._mapcount[pfn] = NO_PAGE_TYPE            # __ClearPageSlab()
+        pg._refcount[pfn] = 1                       # free_frozen_pages()
         self.page_alloc.free_pages(slab.page, slab.order,
                                    None if isinstance(task, _BootTask) else task)
 
@@ -1046,7 +1035,7 @@ class Slab:
             with self.mutex:
                 s = self.kmalloc_caches[kind][index]
                 if s is None:   # the rcl/dma/cg kinds are made on first use
-                    s = self._create_kmalloc_cache(kind, index, task or sched.current())
+                    s = self._create_kmalloc_cache(kind, index, task or current())
         return s
 
     def kmalloc(self, size: int, gfp: int, node: int, task) -> int:
@@ -1074,13 +1063,13 @@ class Slab:
                                    f"(machine has {self.nr_nodes})")
         if gfp & GFP_SLAB_BUG_MASK:
             gfp = kmalloc_fix_flags(gfp, task)
-        if size > SIZE_MAX:
+        if size > self.machine.SIZE_MAX:
             raise ValueError(f"kmalloc({size}): larger than size_t")
         order = get_order(size)
         pfn = self.page_alloc.alloc(gfp | gfp_t.COMP, order, node, None, task)
         if pfn < 0:
             return 0
-        self.ints[pfn * 16 + I_MAPCOUNT] = PAGE_TYPE_LARGE_KMALLOC
+        self.page._mapcount[pfn] = PAGE_TYPE_LARGE_KMALLOC
         addr = self.page_offset + (pfn << PAGE_SHIFT)
         self.large[addr] = [pfn, order, size]
         if self.machine.kasan.enabled:
@@ -1093,8 +1082,7 @@ class Slab:
         pfn = (x - self.page_offset) >> PAGE_SHIFT
         if kasan.enabled and 0 <= pfn < self.memmap.max_low_pfn and \
                 self.memmap.pfn_valid(pfn):
-            link = self.words[pfn * 8 + W_LRU_NEXT]   # compound_head of a tail page
-            head = (link - 1 - self.memmap.start) // STRUCT_PAGE_SIZE if link & 1 else pfn
+            head = self.memmap.compound_head(pfn)
             if kasan.check_page_allocation(x, self.page_offset + (head << PAGE_SHIFT)):
                 return   # kasan_kfree_large(): reported, not freed
         ent = self.large.pop(x, None)
@@ -1103,7 +1091,7 @@ class Slab:
             return
         pfn, order, _ = ent
         self.vmstat.mod("nr_slab_unreclaimable", -(1 << order))
-        self.ints[pfn * 16 + I_MAPCOUNT] = -1    # __ClearPageLargeKmalloc()
+        self.page._mapcount[pfn] = NO_PAGE_TYPE   # __ClearPageLargeKmalloc()
         self.page_alloc.free_pages(self.memmap.start + pfn * STRUCT_PAGE_SIZE, order, task)
 
     # ------------------------------------------------------------ lookups
@@ -1219,7 +1207,7 @@ class Slab:
     def shrink(self) -> None:
         """``kmem_cache_shrink()`` on every cache: per-CPU arrays flushed, empty slabs
         freed (call ``page_alloc.drain_all_pages()`` too to see them as free pages)."""
-        task = sched.current()
+        task = current()
         for s in list(self.slab_caches):
             s.shrink(task)
 
@@ -1246,18 +1234,9 @@ def _pr(machine, lines: list[str], text: str, level: int = KERN_ERR) -> None:
     lines.append(text)
 
 
-def _page_flags(words, pfn: int) -> str:
-    """``%pGp``: ``0x...(names|node=N|zone=Z)``."""
-    flags = words[pfn * 8 + W_FLAGS]
-    names = [n for i, n in enumerate(PAGEFLAG_NAMES) if flags >> i & 1]
-    names += [f"node={flags >> NODES_PGSHIFT & NODES_MASK}",
-              f"zone={flags >> ZONES_PGSHIFT & ZONES_MASK}"]
-    return f"{flags:#x}({'|'.join(names)})"
-
-
 def slab_bug(s: KmemCache | None, message: str, lines: list[str]) -> None:
     """``slab_bug()``: the ruler, ``BUG <cache> (<taint>): <message>``, the dashes."""
-    machine = s.sl.machine if s is not None else sched.current().machine
+    machine = s.sl.machine if s is not None else current().machine
     _pr(machine, lines, "\n".join([
         "=" * 77,
         f"BUG {s.name if s is not None else '<unknown>'} ({machine.bugs.tainted()}): "
@@ -1274,10 +1253,10 @@ def slab_fix(s: KmemCache, message: str, lines: list[str]) -> None:
 def print_slab_info(slab: SlabInfo, lines: list[str]) -> None:
     """``print_slab_info()``."""
     sl = slab.cache.sl
-    fp = sl.words[slab.pfn * 8 + W_INDEX]
+    fp = sl.slab.freelist[slab.pfn]
     _pr(sl.machine, lines,
         f"Slab 0x{slab.page:016x} objects={slab.objects} used={slab.inuse} "
-        f"fp=0x{fp:016x} flags={_page_flags(sl.words, slab.pfn)}")
+        f"fp=0x{fp:016x} flags={format_page_flags(sl.page.flags[slab.pfn])}")
 
 
 def print_section(machine, lines: list[str], text: str, addr: int, length: int) -> None:
@@ -1399,7 +1378,7 @@ def kmalloc_fix_flags(flags: int, task) -> int:
     invalid = flags & GFP_SLAB_BUG_MASK
     flags &= ~GFP_SLAB_BUG_MASK & 0xFFFFFFFF
     machine = task.machine if not isinstance(task, _BootTask) and task is not None \
-        else sched.current().machine
+        else current().machine
     machine.log.printk(
         f"Unexpected gfp: {_c_hex(invalid)} ({format_flags(invalid, gfpflag_names)}). "
         f"Fixing up to gfp: {_c_hex(flags)} ({format_flags(flags, gfpflag_names)}). "
@@ -1455,11 +1434,11 @@ def kmalloc_type(flags: int) -> int:
     return KMALLOC_CGROUP
 
 
-_current = sched.current
+_current = current
 
 
 def _slab():
-    return sched.current().machine.slab
+    return current().machine.slab
 
 
 # ---------------------------------------------------------------- the API: caches
@@ -1641,10 +1620,10 @@ def kzalloc_node_noprof(size: int, flags: int, node: int) -> int:
 def kmalloc_array_node_noprof(n: int, size: int, flags: int, node: int) -> int:
     """``kmalloc_array_node(n, size, flags, node)``: NULL if ``n * size`` overflows
     ``size_t``."""
-    bytes_ = n * size
-    if bytes_ > SIZE_MAX or n < 0 or size < 0:
-        return 0
     task = _current()
+    bytes_ = n * size
+    if bytes_ > task.machine.SIZE_MAX or n < 0 or size < 0:   # check_mul_overflow()
+        return 0
     return task.machine.slab.kmalloc(bytes_, flags, node, task)
 
 
@@ -1751,8 +1730,7 @@ def _do_krealloc(p: int, new_size: int, align: int, flags: int, nid: int) -> int
             sl.bad_free(s, p, task)
             return 0
         same_node = not (flags & _THISNODE and nid != NUMA_NO_NODE and
-                         sl.words[((p - sl.page_offset) >> PAGE_SHIFT) * 8] >> NODES_PGSHIFT
-                         & NODES_MASK != nid)
+                         sl.memmap.nid((p - sl.page_offset) >> PAGE_SHIFT) != nid)
         if new_size <= ks and same_node:
             if flags & _ZERO:   # want_init_on_alloc()
                 if orig < new_size:
@@ -1790,9 +1768,7 @@ def virt_to_cache(obj: int) -> int:
     sl = _slab()
     mm = sl.memmap
     pfn = mm.direct_map_pa(obj, "virt_to_cache") >> PAGE_SHIFT
-    head = sl.words[pfn * 8 + W_LRU_NEXT]
-    if head & 1:   # a tail page: compound_head()
-        pfn = (head - 1 - mm.start) // STRUCT_PAGE_SIZE
-    if sl.ints[pfn * 16 + I_MAPCOUNT] != PAGE_TYPE_SLAB:
+    pfn = mm.compound_head(pfn)
+    if mm.page_type(pfn) != PGTY_slab:
         return 0
-    return sl.words[pfn * 8 + W_LRU_NEXT]
+    return sl.slab.slab_cache[pfn]

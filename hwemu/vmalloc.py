@@ -1,5 +1,5 @@
 """Emulation of mm/vmalloc.c and include/linux/vmalloc.h: virtually contiguous kernel
-memory, and the kvmalloc family of mm/slub.c (kmalloc first, vmalloc as fallback).
+memory (the kvmalloc family is in :mod:`hwemu.util`).
 
 The vmalloc window (``VMALLOC_START``..``VMALLOC_END``) is a window region of the
 machine's address space. Each area is page aligned and, unless ``VM_NO_GUARD``, is
@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import bisect
 import errno
-import sys
 import threading
 
 from .alloc_tag import alloc_hooks, return_address
 from . import access, bug, sched
+from .current import current
 from .gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOFS,
                   GFP_NOIO, GFP_NOWAIT, GFP_USER, __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM,
                   __GFP_NOFAIL, __GFP_NOLOCKDEP, __GFP_NORETRY, __GFP_NOWARN,
-                  __GFP_RETRY_MAYFAIL, __GFP_ZERO, format_flags, format_gfp, gfpflag_names)
+                  __GFP_RETRY_MAYFAIL, __GFP_ZERO, format_flags, gfpflag_names)
 from .mmzone import NUMA_NO_NODE
 from .page import STRUCT_PAGE_SIZE
 from .printk import KERN_WARNING
@@ -61,10 +61,6 @@ __all__ = [
     "get_vm_area", "remove_vm_area", "free_vm_area", "find_vm_area", "get_vm_area_size",
     "vmalloc_to_page", "vmalloc_to_pfn", "is_vmalloc_addr", "is_vmalloc_or_module_addr",
     "vmalloc_nr_pages",
-    "kvmalloc", "kvmalloc_noprof", "kvzalloc", "kvmalloc_node", "kvmalloc_node_noprof",
-    "kvzalloc_node", "kvmalloc_array", "kvmalloc_array_noprof", "kvcalloc",
-    "kvcalloc_noprof", "kvrealloc", "kvrealloc_noprof", "kvfree", "kvfree_sensitive",
-    "kmalloc_gfp_adjust",
 ]
 
 # include/linux/vmalloc.h: bits in vm_struct->flags.
@@ -157,6 +153,20 @@ class vm_struct:
                 f"({self.caller_location})>")
 
 
+def gfp_vmalloc32(cfg, bits_per_long: int) -> int:
+    """``GFP_VMALLOC32``: ``GFP_DMA32 | GFP_KERNEL`` with ``CONFIG_ZONE_DMA32``, else on
+    64-bit ``GFP_DMA | GFP_KERNEL``; a 32-bit kernel's lowmem is all 32-bit addressable
+    (its ``GFP_DMA32`` means ``ZONE_NORMAL``): ``GFP_KERNEL``.
+
+    :param cfg: the ``machine:`` section of the config
+    """
+    if cfg.dma32_enabled:
+        return GFP_DMA32 | GFP_KERNEL
+    if bits_per_long == 64 and cfg.zone_dma:
+        return GFP_DMA | GFP_KERNEL
+    return GFP_KERNEL
+
+
 def get_vm_area_size(area: vm_struct) -> int:
     """``get_vm_area_size()``: the usable size of ``area`` (its size minus the guard)."""
     if not area.flags & VM_NO_GUARD:
@@ -168,7 +178,8 @@ class Vmalloc:
     """The vmalloc window of one machine (``machine.vmalloc``): its free, busy and
     lazily freed ranges (``vmap_area`` trees) under ``vmap_area_lock``."""
 
-    def __init__(self, machine):
+    def __init__(self, machine, cfg):
+        """:param cfg: the ``machine:`` section of the config"""
         self.machine = machine
         self.space = machine.space
         start, size = machine.layout["vmalloc"]
@@ -197,7 +208,7 @@ class Vmalloc:
         self._deferred_nr = 0
         self._deferred_lock = threading.Lock()
         self.totalram_pages = sum(z.managed_pages for z in self.page_alloc.zones)
-        self.SIZE_MAX = (1 << (32 if machine.config.machine.arch == "i386" else 64)) - 1
+        self.GFP_VMALLOC32 = gfp_vmalloc32(cfg, machine.BITS_PER_LONG)
 
     # ------------------------------------------------------------ address ranges
 
@@ -408,7 +419,7 @@ class Vmalloc:
     def vmalloc_node_range(self, size: int, align: int, start: int, end: int, gfp: int,
                            prot: int, vm_flags: int, node: int, frame) -> int:
         """``__vmalloc_node_range_noprof()``: the whole allocation; ``void *`` or 0."""
-        task = sched.current()
+        task = current()
         if prot != PAGE_KERNEL:
             raise ValueError(f"__vmalloc_node_range(prot={prot:#x}): only PAGE_KERNEL "
                              f"({PAGE_KERNEL:#x}) mappings are emulated")
@@ -441,7 +452,7 @@ class Vmalloc:
     def free_vm_pages(self, vm: vm_struct) -> None:
         """The page-freeing half of ``vfree()``."""
         free = self.page_alloc.free_pages
-        task = sched.current()
+        task = current()
         for page in vm.pages[:vm.nr_pages]:
             bug.BUG_ON(not page)
             free(page, 0, task)
@@ -526,19 +537,19 @@ def vmalloc_fix_flags(flags: int) -> int:
 # ---------------------------------------------------------------- the API
 
 def _vm() -> Vmalloc:
-    return sched.current().machine.vmalloc
+    return current().machine.vmalloc
 
 
-def _check_size(size, what: str) -> None:
+def check_size(size, what: str) -> None:
     if type(size) is not int:
         raise TypeError(f"{what}: size must be an int, not {type(size).__name__}")
     if size < 0:
         raise ValueError(f"{what}({size}): negative size")
 
 
-def _check_node(node: int, what: str) -> None:
+def check_node(node: int, what: str) -> None:
     if node != NUMA_NO_NODE:
-        nodes = sched.current().machine.nodes
+        nodes = current().machine.nodes
         if type(node) is not int or not 0 <= node < len(nodes):
             raise bug.AddressError(f"{what}: no node {node!r} (machine has {len(nodes)}; "
                                    "NUMA_NO_NODE means the local node)")
@@ -556,8 +567,8 @@ def __vmalloc_node_range_noprof(size: int, align: int, start: int, end: int, gfp
     :param caller: the frame recorded as ``vm->caller`` (default: the caller)
     :return: ``void *``, or 0
     """
-    _check_size(size, "__vmalloc_node_range")
-    _check_node(node, "__vmalloc_node_range")
+    check_size(size, "__vmalloc_node_range")
+    check_node(node, "__vmalloc_node_range")
     return _vm().vmalloc_node_range(size, align, start, end, gfp_mask, prot, vm_flags, node,
                                     caller or return_address(1))
 
@@ -569,8 +580,8 @@ def _vmalloc(what: str, size: int, align: int, gfp: int, node: int,
              vm_flags: int = 0, caller=None) -> int:
     """The body of every ``vmalloc*()`` wrapper: ``__vmalloc_node_range()`` over the
     whole window, recording the wrapper's caller as ``vm->caller``."""
-    _check_size(size, what)
-    _check_node(node, what)
+    check_size(size, what)
+    check_node(node, what)
     vm = _vm()
     return vm.vmalloc_node_range(size, align, vm.VMALLOC_START, vm.VMALLOC_END, gfp,
                                  PAGE_KERNEL, vm_flags, node, caller or return_address(2))
@@ -639,10 +650,9 @@ vzalloc_node = alloc_hooks(vzalloc_node_noprof)
 
 
 def vmalloc_32_noprof(size: int) -> int:
-    """``vmalloc_32(size)``: pages from 32-bit addressable memory (``GFP_VMALLOC32``:
-    ``GFP_DMA32`` on x86_64, ``GFP_DMA`` on i386). ``void *`` or 0."""
-    zone = GFP_DMA if sched.current().machine.config.machine.arch == "i386" else GFP_DMA32
-    return _vmalloc("vmalloc_32", size, 1, zone | GFP_KERNEL, NUMA_NO_NODE)
+    """``vmalloc_32(size)``: pages from 32-bit addressable memory (``GFP_VMALLOC32``).
+    ``void *`` or 0."""
+    return _vmalloc("vmalloc_32", size, 1, _vm().GFP_VMALLOC32, NUMA_NO_NODE)
 
 
 vmalloc_32 = vmalloc_32_noprof
@@ -677,7 +687,7 @@ def vfree(addr: int) -> None:
     area"; neither frees anything. Like the kernel, a page-aligned address anywhere
     inside an area (guard page included) frees the whole area.
     """
-    task = sched.current()
+    task = current()
     vm = task.machine.vmalloc
     if task.preempt_count & _IN_INTERRUPT:
         vm.vfree_atomic(addr, task)
@@ -693,7 +703,7 @@ def vfree(addr: int) -> None:
 
 def vfree_atomic(addr: int) -> None:
     """``vfree_atomic(addr)``: free later, from task context; safe in atomic context."""
-    task = sched.current()
+    task = current()
     task.machine.vmalloc.vfree_atomic(addr, task)
 
 
@@ -706,7 +716,7 @@ def vmap(pages, count: int, flags: int, prot: int) -> int:
         :func:`vfree` put the pages
     :return: ``void *``, or 0
     """
-    task = sched.current()
+    task = current()
     vm = task.machine.vmalloc
     if task.preempt_count or task.irqs_off:
         sched.might_sleep()
@@ -746,7 +756,7 @@ def vmap(pages, count: int, flags: int, prot: int) -> int:
 
 def vunmap(addr: int) -> None:
     """``vunmap(const void *addr)``: undo :func:`vmap`; the pages stay allocated."""
-    task = sched.current()
+    task = current()
     vm = task.machine.vmalloc
     bug.BUG_ON(task.preempt_count & _IN_INTERRUPT)
     if task.preempt_count or task.irqs_off:
@@ -764,8 +774,8 @@ def get_vm_area(size: int, flags: int) -> vm_struct | None:
 
     :return: ``struct vm_struct *``, or None
     """
-    _check_size(size, "get_vm_area")
-    task = sched.current()
+    check_size(size, "get_vm_area")
+    task = current()
     vm = task.machine.vmalloc
     return vm.get_vm_area_node(size, 1, flags, vm.VMALLOC_START, vm.VMALLOC_END,
                                NUMA_NO_NODE, GFP_KERNEL, return_address(1), task)
@@ -774,7 +784,7 @@ def get_vm_area(size: int, flags: int) -> vm_struct | None:
 def remove_vm_area(addr: int) -> vm_struct | None:
     """``remove_vm_area(addr)``: unlink and unmap the area holding ``addr``; its pages
     are not freed. :return: ``struct vm_struct *`` or None."""
-    task = sched.current()
+    task = current()
     if task.preempt_count or task.irqs_off:
         sched.might_sleep()
     return task.machine.vmalloc.remove_vm_area(addr)
@@ -782,7 +792,7 @@ def remove_vm_area(addr: int) -> vm_struct | None:
 
 def free_vm_area(area: vm_struct) -> None:
     """``free_vm_area(area)``: :func:`remove_vm_area` of an area from :func:`get_vm_area`."""
-    ret = sched.current().machine.vmalloc.remove_vm_area(area.addr)
+    ret = current().machine.vmalloc.remove_vm_area(area.addr)
     bug.BUG_ON(ret is not area)
 
 
@@ -796,7 +806,7 @@ def find_vm_area(addr: int) -> vm_struct | None:
 
 def is_vmalloc_addr(x: int) -> bool:
     """``is_vmalloc_addr(x)``: ``VMALLOC_START <= x < VMALLOC_END`` of this machine."""
-    vm = sched.current().machine.vmalloc
+    vm = current().machine.vmalloc
     return vm.VMALLOC_START <= x < vm.VMALLOC_END
 
 
@@ -846,7 +856,7 @@ def vrealloc_noprof(p: int, size: int, flags: int) -> int:
     them allocates anew, copies ``requested_size`` bytes and frees ``p``. ``size`` 0
     frees ``p`` and returns 0.
     """
-    _check_size(size, "vrealloc")
+    check_size(size, "vrealloc")
     frame = return_address(1)
     if not size:
         vfree(p)
@@ -882,134 +892,3 @@ def vrealloc_noprof(p: int, size: int, flags: int) -> int:
 
 
 vrealloc = alloc_hooks(vrealloc_noprof)
-
-
-# ---------------------------------------------------------------- kvmalloc (mm/slub.c)
-
-def kmalloc_gfp_adjust(flags: int, size: int) -> int:
-    """``kmalloc_gfp_adjust()``: the kmalloc attempt of kvmalloc above one page is
-    quiet, takes no direct reclaim unless ``__GFP_RETRY_MAYFAIL``, and never NOFAIL
-    (6.15+; older kernels used ``__GFP_NORETRY`` instead of dropping reclaim)."""
-    if size > PAGE_SIZE:
-        flags |= __GFP_NOWARN
-        if not flags & __GFP_RETRY_MAYFAIL:
-            flags &= ~__GFP_DIRECT_RECLAIM
-        flags &= ~__GFP_NOFAIL
-    return flags
-
-
-def _kvmalloc_node(size: int, flags: int, node: int, frame) -> int:
-    from .slab import kmalloc_node  # slab sits beside vmalloc; imported on first use
-    ret = kmalloc_node(size, kmalloc_gfp_adjust(flags, size), node)
-    if ret or size <= PAGE_SIZE:
-        return ret
-    if size > INT_MAX:
-        bug.WARN_ON_ONCE(not flags & __GFP_NOWARN)
-        return 0
-    vm = _vm()
-    huge = VM_ALLOW_HUGE_VMAP if flags & __GFP_DIRECT_RECLAIM else 0
-    return vm.vmalloc_node_range(size, 1, vm.VMALLOC_START, vm.VMALLOC_END, flags,
-                                 PAGE_KERNEL, huge, node, frame)
-
-
-def kvmalloc_node_noprof(size: int, flags: int, node: int) -> int:
-    """``kvmalloc_node(size, flags, node)``: kmalloc, or vmalloc if that fails.
-
-    The kmalloc attempt uses :func:`kmalloc_gfp_adjust`; requests of one page or less
-    never fall back. Non-blocking flags may fall back too (6.19+: vmalloc supports
-    them). :return: ``void *`` (free with :func:`kvfree`), or 0
-    """
-    _check_size(size, "kvmalloc_node")
-    _check_node(node, "kvmalloc_node")
-    return _kvmalloc_node(size, flags, node, return_address(1))
-
-
-kvmalloc_node = alloc_hooks(kvmalloc_node_noprof)
-
-
-def kvmalloc_noprof(size: int, flags: int) -> int:
-    """``kvmalloc(size, flags)``: :func:`kvmalloc_node` on any node."""
-    _check_size(size, "kvmalloc")
-    return _kvmalloc_node(size, flags, NUMA_NO_NODE, return_address(1))
-
-
-kvmalloc = alloc_hooks(kvmalloc_noprof)
-
-
-def kvzalloc(size: int, flags: int) -> int:
-    """``kvzalloc(size, flags)``: zeroed :func:`kvmalloc`."""
-    _check_size(size, "kvzalloc")
-    return _kvmalloc_node(size, flags | __GFP_ZERO, NUMA_NO_NODE, return_address(1))
-
-
-def kvzalloc_node(size: int, flags: int, node: int) -> int:
-    """``kvzalloc_node(size, flags, node)``: zeroed :func:`kvmalloc_node`."""
-    _check_size(size, "kvzalloc_node")
-    _check_node(node, "kvzalloc_node")
-    return _kvmalloc_node(size, flags | __GFP_ZERO, node, return_address(1))
-
-
-def _array_bytes(n: int, size: int, what: str) -> int | None:
-    _check_size(n, what)
-    _check_size(size, what)
-    total = n * size
-    return None if total > _vm().SIZE_MAX else total   # check_mul_overflow()
-
-
-def kvmalloc_array_noprof(n: int, size: int, flags: int) -> int:
-    """``kvmalloc_array(n, size, flags)``: 0 if ``n * size`` overflows ``size_t``."""
-    total = _array_bytes(n, size, "kvmalloc_array")
-    if total is None:
-        return 0
-    return _kvmalloc_node(total, flags, NUMA_NO_NODE, return_address(1))
-
-
-kvmalloc_array = alloc_hooks(kvmalloc_array_noprof)
-
-
-def kvcalloc_noprof(n: int, size: int, flags: int) -> int:
-    """``kvcalloc(n, size, flags)``: zeroed :func:`kvmalloc_array`."""
-    total = _array_bytes(n, size, "kvcalloc")
-    if total is None:
-        return 0
-    return _kvmalloc_node(total, flags | __GFP_ZERO, NUMA_NO_NODE, return_address(1))
-
-
-kvcalloc = alloc_hooks(kvcalloc_noprof)
-
-
-def kvfree(addr: int) -> None:
-    """``kvfree(addr)``: :func:`vfree` for a vmalloc address, ``kfree`` otherwise."""
-    if is_vmalloc_addr(addr):
-        vfree(addr)
-    else:
-        from .slab import kfree
-        kfree(addr)
-
-
-def kvfree_sensitive(addr: int, len: int) -> None:  # noqa: A002 - the kernel's name
-    """``kvfree_sensitive(addr, len)``: clear ``len`` bytes, then :func:`kvfree`."""
-    if addr and addr != 16:   # !ZERO_OR_NULL_PTR(addr)
-        access.memset(addr, 0, len)
-        kvfree(addr)
-
-
-def kvrealloc_noprof(p: int, size: int, flags: int) -> int:
-    """``kvrealloc(p, size, flags)``: :func:`vrealloc` for a vmalloc address, else
-    ``krealloc`` and, if that fails, :func:`kvmalloc` plus a copy of ``ksize(p)``."""
-    _check_size(size, "kvrealloc")
-    if p and is_vmalloc_addr(p):
-        return vrealloc_noprof(p, size, flags)
-    from .slab import kfree, krealloc, ksize
-    n = krealloc(p, size, kmalloc_gfp_adjust(flags, size))
-    if not n:
-        n = _kvmalloc_node(size, flags, NUMA_NO_NODE, return_address(1))
-        if not n:
-            return 0
-        if p:
-            access.memcpy(n, p, ksize(p))
-            kfree(p)
-    return n
-
-
-kvrealloc = alloc_hooks(kvrealloc_noprof)

@@ -20,9 +20,11 @@ import collections
 import threading
 
 from . import bug, sched
+from .current import current
+from .wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
 from .gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_NOWARN, gfp_t
 from .mmzone import NUMA_NO_NODE
-from .page import PG_dirty, PG_lru, STRUCT_PAGE_SIZE, W_FLAGS, W_INDEX, W_MAPPING
+from .page import PG_dirty, PG_lru, STRUCT_PAGE_SIZE
 from .page_alloc import SWAP_CLUSTER_MAX, alloc_pages_node
 
 # Page-cache fills do not reclaim other page cache to make room for themselves.
@@ -43,7 +45,7 @@ class Vmscan:
             id(z): collections.OrderedDict() for z in self.pa.zones}
         self.anon: dict[int, list[int]] = collections.defaultdict(list)  # pid -> pfns
         self._next_index = 0
-        self.kswapd_wait = [sched.WaitQueueHead() for _ in machine.nodes]
+        self.kswapd_wait = [WaitQueueHead() for _ in machine.nodes]
         self.kswapd_pending = [False] * len(machine.nodes)
         # kswapd<N> threads start on their first wake-up, so an idle machine has none.
         self.kswapd_task: list = [None] * len(machine.nodes)
@@ -64,16 +66,16 @@ class Vmscan:
     def add_to_page_cache(self, nr_pages: int, nid: int = NUMA_NO_NODE, dirty: bool = False,
                           gfp: int = PAGECACHE_GFP) -> int:
         """Read ``nr_pages`` pages of a file into the page cache; returns how many fit."""
-        words = self.pa.words
+        pg = self.pa.page
         added = []
         for _ in range(nr_pages):
             page = alloc_pages_node(nid, gfp, 0)
             if not page:
                 break
             pfn = self._pfn(page)
-            words[pfn * 8 + W_FLAGS] |= 1 << PG_lru | (1 << PG_dirty if dirty else 0)
-            words[pfn * 8 + W_MAPPING] = self.mapping
-            words[pfn * 8 + W_INDEX] = self._next_index
+            pg.flags[pfn] |= 1 << PG_lru | (1 << PG_dirty if dirty else 0)
+            pg.mapping[pfn] = self.mapping
+            pg.index[pfn] = self._next_index
             self._next_index += 1
             added.append(pfn)
         with self.lru_lock:
@@ -87,7 +89,7 @@ class Vmscan:
     def add_anon_pages(self, nr_pages: int, gfp: int = GFP_HIGHUSER_MOVABLE) -> int:
         """Fault in ``nr_pages`` of anonymous memory for the current task (no swap:
         only the OOM killer frees them). Returns how many were allocated."""
-        task = sched.current()
+        task = current()
         got = 0
         try:
             for _ in range(nr_pages):
@@ -106,7 +108,7 @@ class Vmscan:
 
     def release_anon_pages(self, task=None) -> int:
         """Free all anonymous memory of ``task`` (default: current); returns pages."""
-        task = task or sched.current()
+        task = task or current()
         with self.lru_lock:
             pfns = self.anon.pop(task.pid, [])
         for pfn in pfns:
@@ -160,11 +162,11 @@ class Vmscan:
             for _ in range(-(-dirty // SWAP_CLUSTER_MAX)):
                 sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
                 sched.io_schedule_timeout(WRITEBACK_JIFFIES)
-        words = self.pa.words
+        pg = self.pa.page
         for pfn, _ in victims:  # __remove_mapping(), then the last put_page()
-            words[pfn * 8 + W_FLAGS] &= ~(1 << PG_lru | 1 << PG_dirty)
-            words[pfn * 8 + W_MAPPING] = 0
-            words[pfn * 8 + W_INDEX] = 0
+            pg.flags[pfn] &= ~(1 << PG_lru | 1 << PG_dirty)
+            pg.mapping[pfn] = 0
+            pg.index[pfn] = 0
             self.pa.free_pages(self.pa.memmap.start + pfn * STRUCT_PAGE_SIZE, 0)
         n = len(victims)
         self.vmstat.mod("nr_file_pages", -n)
@@ -191,11 +193,11 @@ class Vmscan:
         """``kswapd()``: sleep until woken, then balance the node."""
         wq = self.kswapd_wait[nid]
         while True:
-            wait = sched.DEFINE_WAIT()
-            sched.prepare_to_wait(wq, wait, sched.TASK_INTERRUPTIBLE)
+            wait = DEFINE_WAIT()
+            prepare_to_wait(wq, wait, sched.TASK_INTERRUPTIBLE)
             if not self.kswapd_pending[nid]:
                 sched.schedule()
-            sched.finish_wait(wq, wait)
+            finish_wait(wq, wait)
             self.kswapd_pending[nid] = False
             self.balance_pgdat(nid)
 
@@ -210,7 +212,7 @@ class Vmscan:
 # ---------------------------------------------------------------- the API
 
 def _vmscan() -> Vmscan:
-    return sched.current().machine.vmscan
+    return current().machine.vmscan
 
 
 def add_to_page_cache(nr_pages: int, nid: int = NUMA_NO_NODE, dirty: bool = False) -> int:

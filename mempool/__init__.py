@@ -18,7 +18,8 @@ from ._mempool import (MEMPOOL_ALLOC_PAGES, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_PAG
 from hwemu.access import load
 from hwemu.alloc_tag import alloc_hooks
 
-from .stats import describe, mempool_stats
+from .describe import describe
+from .stats import mempool_stats
 
 mempool_t = struct_mempool
 

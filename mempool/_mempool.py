@@ -16,22 +16,25 @@ import ctypes
 import struct
 import sys
 
-import hwemu
-from hwemu import bug, sched
+from hwemu import bug, sched, spinlock
+from hwemu.current import current
+from hwemu.wait import (DEFINE_WAIT, WAIT_QUEUE_HEAD_T_SIZE, finish_wait, init_waitqueue_head,
+                        prepare_to_wait, wake_up, wq_has_sleeper)
 from hwemu.access import load, memset, read_bytes, store, write_bytes
 from hwemu.alloc_tag import return_address
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
-from hwemu.gfp import gfp_t
+from hwemu.gfp import GFP_KERNEL, GFP_NOWAIT, gfp_t
 from hwemu.highmem import kmap_local_page, kunmap_local
 from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
                          kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages)
 from hwemu.mmzone import NUMA_NO_NODE
 from hwemu.page import STRUCT_PAGE_SIZE, page_address
-from hwemu.page_alloc import __free_pages, alloc_pages
+from hwemu.page_alloc import __free_pages, alloc_pages_noprof
 from hwemu.printk import KERN_ERR, KERN_INFO
-from hwemu.slab import (kfree, kmalloc_array_node_noprof, kmalloc_node_noprof,
-                        kmalloc_noprof, kmem_cache_alloc_noprof, kmem_cache_free,
-                        kmem_cache_size)
+from hwemu.slab import (kfree, kmalloc_array, kmalloc_array_node_noprof,
+                        kmalloc_node_noprof, kmalloc_noprof, kmem_cache_alloc_noprof,
+                        kmem_cache_free, kmem_cache_size)
+from hwemu.spinlock import SPINLOCK_T_SIZE
 from hwemu.vmem import PAGE_SIZE
 
 from .stats import forget, stats_of
@@ -42,9 +45,9 @@ HZ_WAIT = 5   # mempool_alloc_from_pool() sleeps at most 5 * HZ
 
 
 class struct_mempool(ctypes.Structure):
-    """``struct mempool`` (``mempool_t``), 64-bit layout."""
+    """``struct mempool`` (``mempool_t``), 64-bit layout: the one description of it."""
     _fields_ = [
-        ("lock", ctypes.c_uint32),        # spinlock_t
+        ("lock", ctypes.c_uint8 * SPINLOCK_T_SIZE),          # spinlock_t
         ("min_nr", ctypes.c_int32),
         ("curr_nr", ctypes.c_int32),
         ("_pad", ctypes.c_uint32),
@@ -52,12 +55,13 @@ class struct_mempool(ctypes.Structure):
         ("pool_data", ctypes.c_uint64),   # void *
         ("alloc", ctypes.c_uint64),       # mempool_alloc_t *
         ("free", ctypes.c_uint64),        # mempool_free_t *
-        ("wait", ctypes.c_uint8 * 24),    # wait_queue_head_t
+        ("wait", ctypes.c_uint8 * WAIT_QUEUE_HEAD_T_SIZE),   # wait_queue_head_t
     ]
 
 
-F = {name: getattr(struct_mempool, name).offset for name, _ in struct_mempool._fields_}
 SIZEOF_MEMPOOL = ctypes.sizeof(struct_mempool)
+SIZEOF_PTR = struct_mempool.elements.size   # sizeof(void *): elements[i] is one
+
 
 # ---------------------------------------------------------------- function pointers
 
@@ -94,30 +98,47 @@ def fn_of(ptr: int):
 
 # ---------------------------------------------------------------- struct access
 
-_FIELDS = struct.Struct("<ii4xQQQQ")   # min_nr, curr_nr, elements, pool_data, alloc, free
+_CODES = {ctypes.c_int32: "i", ctypes.c_uint32: "I", ctypes.c_uint64: "Q"}
+# Field name -> (offset, struct format of its value), from struct_mempool.
+_FIELD = {name: (getattr(struct_mempool, name).offset, "<" + _CODES[ctype])
+          for name, ctype in struct_mempool._fields_ if ctype in _CODES}
+
+
+def _struct_of(first: str, last: str) -> struct.Struct:
+    """The format of the fields ``first``..``last`` as they lie in memory."""
+    names = [name for name, _ in struct_mempool._fields_]
+    fields = struct_mempool._fields_[names.index(first):names.index(last) + 1]
+    return struct.Struct("<" + "".join(f"{ctypes.sizeof(ctype)}x" if name.startswith("_")
+                                       else _CODES[ctype] for name, ctype in fields))
+
+
+_FIELDS = _struct_of("min_nr", "free")
 
 
 def _fields(pool: int) -> tuple[int, int, int, int, int, int]:
     """One checked read of the pool's fields after the lock: ``(min_nr, curr_nr,
     elements, pool_data, alloc, free)``."""
-    return _FIELDS.unpack(read_bytes(pool + F["min_nr"], _FIELDS.size))
+    return _FIELDS.unpack(read_bytes(pool + _FIELD["min_nr"][0], _FIELDS.size))
 
 
-def _get(pool: int, field: str, size: int = 4) -> int:
-    value = load(pool + F[field], size)
-    return value - (1 << 32) if size == 4 and value >> 31 else value
+def _get(pool: int, field: str) -> int:
+    """``pool->field``, through the checked accessors."""
+    offset, fmt = _FIELD[field]
+    return struct.unpack(fmt, read_bytes(pool + offset, struct.calcsize(fmt)))[0]
 
 
-def _set(pool: int, field: str, value: int, size: int = 4) -> None:
-    store(pool + F[field], size, value)
+def _set(pool: int, field: str, value: int) -> None:
+    """``pool->field = value``."""
+    offset, fmt = _FIELD[field]
+    write_bytes(pool + offset, struct.pack(fmt, value))
 
 
 def _lock(pool: int) -> int:
-    return pool + F["lock"]
+    return pool + struct_mempool.lock.offset
 
 
 def _wait(pool: int) -> int:
-    return pool + F["wait"]
+    return pool + struct_mempool.wait.offset
 
 
 # ---------------------------------------------------------------- debug poisoning
@@ -125,15 +146,14 @@ def _wait(pool: int) -> int:
 def _slub_debug_on() -> bool:
     """``CONFIG_SLUB_DEBUG_ON`` and not ``kasan_enabled()`` (KASAN keeps metadata in
     freed objects)."""
-    config = sched.current().machine.config
-    return config.debug.slub_debug_on and not config.kasan.enabled
+    return current().machine.slub_debug_on
 
 
 def poison_error(pool: int, element: int, size: int, byte: int) -> None:
     """Report a reserved element whose poison was overwritten (no BUG)."""
     nr = _get(pool, "curr_nr")
-    machine = sched.current().machine
-    width = 4 if machine.config.machine.arch == "i386" else 8   # BITS_PER_LONG / 8
+    machine = current().machine
+    width = machine.BITS_PER_LONG // 8
     start = max(byte - width, 0)
     end = min(byte + width, size)
     data = read_bytes(element + start, end - start)
@@ -142,7 +162,7 @@ def poison_error(pool: int, element: int, size: int, byte: int) -> None:
             f" nr={nr} @ {element:016x}: {'... ' if start > 0 else ''}0x"
             + "".join(f"{b:x} " for b in data) + ("..." if end < size else ""))
     machine.log.printk(text, KERN_ERR)
-    text += "\n" + bug.dump_stack(machine, sched.current(), sys._getframe(1))
+    text += "\n" + bug.dump_stack(machine, current(), sys._getframe(1))
     machine.warnings.append(text)
 
 
@@ -159,8 +179,8 @@ def check_element(pool: int, element: int) -> None:
     """Verify and clear the poison of an element leaving the reserve."""
     if not _slub_debug_on():
         return
-    free = _get(pool, "free", 8)
-    pool_data = _get(pool, "pool_data", 8)
+    free = _get(pool, "free")
+    pool_data = _get(pool, "pool_data")
     if free == MEMPOOL_FREE_SLAB:
         __check_element(pool, element, kmem_cache_size(pool_data))
     elif free == MEMPOOL_KFREE:
@@ -179,8 +199,8 @@ def poison_element(pool: int, element: int) -> None:
     """Fill an element entering the reserve with ``POISON_FREE`` and ``POISON_END``."""
     if not _slub_debug_on():
         return
-    alloc = _get(pool, "alloc", 8)
-    pool_data = _get(pool, "pool_data", 8)
+    alloc = _get(pool, "alloc")
+    pool_data = _get(pool, "pool_data")
     if alloc == MEMPOOL_ALLOC_SLAB:
         __poison_element(element, kmem_cache_size(pool_data))
     elif alloc == MEMPOOL_KMALLOC:
@@ -193,7 +213,7 @@ def poison_element(pool: int, element: int) -> None:
 def _each_page(page: int, order: int, per_page, whole) -> None:
     """Run ``per_page(addr)`` on each page through ``kmap_local_page`` (a HIGHMEM
     kernel: one page mapped at a time), or ``whole(addr, size)`` on the block."""
-    if sched.current().machine.highmem is not None:
+    if current().machine.highmem is not None:
         for i in range(1 << order):
             addr = kmap_local_page(page + i * STRUCT_PAGE_SIZE)
             try:
@@ -210,7 +230,7 @@ def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
                          pool_data: int | None = None) -> bool:
     """``alloc``/``pool_data``: the pool's fields when the caller has just read them."""
     if alloc is None:
-        alloc, pool_data = _get(pool, "alloc", 8), _get(pool, "pool_data", 8)
+        alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
     # The hook and add_element() are inlined into their caller (mempool_free_bulk(),
     # mempool_init_node(), mempool_resize()): _RET_IP_ is where that caller returns to.
     ip = sys._getframe(3)
@@ -224,7 +244,7 @@ def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
 def kasan_unpoison_element(pool: int, element: int, alloc: int | None = None,
                            pool_data: int | None = None) -> None:
     if alloc is None:
-        alloc, pool_data = _get(pool, "alloc", 8), _get(pool, "pool_data", 8)
+        alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
     if alloc == MEMPOOL_KMALLOC:
         kasan_mempool_unpoison_object(element, pool_data)
     elif alloc == MEMPOOL_ALLOC_SLAB:
@@ -241,7 +261,7 @@ def add_element(pool: int, element: int) -> None:
     bug.BUG_ON(min_nr != 0 and curr_nr >= min_nr)
     poison_element(pool, element)
     if kasan_poison_element(pool, element, alloc, pool_data):
-        store(elements + 8 * curr_nr, 8, element)
+        store(elements + SIZEOF_PTR * curr_nr, SIZEOF_PTR, element)
         _set(pool, "curr_nr", curr_nr + 1)
     else:
         stats_of(pool).add("kasan_dropped")
@@ -253,7 +273,7 @@ def remove_element(pool: int) -> int:
     curr_nr -= 1
     bug.BUG_ON(curr_nr < 0)
     _set(pool, "curr_nr", curr_nr)
-    element = load(elements + 8 * curr_nr, 8)
+    element = load(elements + SIZEOF_PTR * curr_nr, SIZEOF_PTR)
     kasan_unpoison_element(pool, element, alloc, pool_data)
     check_element(pool, element)
     return element
@@ -265,9 +285,9 @@ def mempool_exit(pool: int) -> None:
     """``mempool_exit()``: free the reserve and the array of a pool (no lock taken)."""
     while _get(pool, "curr_nr"):
         element = remove_element(pool)
-        fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
-    kfree(_get(pool, "elements", 8))
-    _set(pool, "elements", 0, 8)
+        fn_of(_get(pool, "free"))(element, _get(pool, "pool_data"))
+    kfree(_get(pool, "elements"))
+    _set(pool, "elements", 0)
     forget(pool)
 
 
@@ -285,17 +305,17 @@ def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
 
     ``alloc_fn``/``free_fn`` are function pointers (ints) or Python callables.
     """
-    sched.spin_lock_init(_lock(pool))
+    spinlock.spin_lock_init(_lock(pool))
     _set(pool, "min_nr", min_nr)
-    _set(pool, "pool_data", pool_data, 8)
-    _set(pool, "alloc", _as_ptr(alloc_fn), 8)
-    _set(pool, "free", _as_ptr(free_fn), 8)
-    sched.init_waitqueue_head(_wait(pool))
-    elements = kmalloc_array_node_noprof(max(1, min_nr), 8, gfp_mask, node_id)
+    _set(pool, "pool_data", pool_data)
+    _set(pool, "alloc", _as_ptr(alloc_fn))
+    _set(pool, "free", _as_ptr(free_fn))
+    init_waitqueue_head(_wait(pool))
+    elements = kmalloc_array_node_noprof(max(1, min_nr), SIZEOF_PTR, gfp_mask, node_id)
     if not elements:
         return -ENOMEM
-    _set(pool, "elements", elements, 8)
-    alloc = fn_of(_get(pool, "alloc", 8))
+    _set(pool, "elements", elements)
+    alloc = fn_of(_get(pool, "alloc"))
     while _get(pool, "curr_nr") < max(1, min_nr):   # preallocate, as if freed
         element = alloc(gfp_mask, pool_data)
         if not element:
@@ -312,7 +332,7 @@ def _as_ptr(fn) -> int:
 
 def mempool_init_noprof(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:
     """``mempool_init()``: :func:`mempool_init_node` with ``GFP_KERNEL`` on any node."""
-    return mempool_init_node(pool, min_nr, alloc_fn, free_fn, pool_data, hwemu.GFP_KERNEL,
+    return mempool_init_node(pool, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL,
                              NUMA_NO_NODE)
 
 
@@ -331,7 +351,7 @@ def mempool_create_node_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int,
 def mempool_create_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:
     """``mempool_create()``: ``GFP_KERNEL`` on any node."""
     return mempool_create_node_noprof(min_nr, alloc_fn, free_fn, pool_data,
-                                      hwemu.GFP_KERNEL, NUMA_NO_NODE)
+                                      GFP_KERNEL, NUMA_NO_NODE)
 
 
 def mempool_resize(pool: int, new_min_nr: int) -> int:
@@ -340,44 +360,44 @@ def mempool_resize(pool: int, new_min_nr: int) -> int:
     bug.BUG_ON(new_min_nr <= 0)
     sched.might_sleep()
     lock = _lock(pool)
-    flags = sched.spin_lock_irqsave(lock)
+    flags = spinlock.spin_lock_irqsave(lock)
     if new_min_nr <= _get(pool, "min_nr"):
         while new_min_nr < _get(pool, "curr_nr"):
             element = remove_element(pool)
-            sched.spin_unlock_irqrestore(lock, flags)
-            fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))
-            flags = sched.spin_lock_irqsave(lock)
+            spinlock.spin_unlock_irqrestore(lock, flags)
+            fn_of(_get(pool, "free"))(element, _get(pool, "pool_data"))
+            flags = spinlock.spin_lock_irqsave(lock)
         _set(pool, "min_nr", new_min_nr)
-        sched.spin_unlock_irqrestore(lock, flags)
+        spinlock.spin_unlock_irqrestore(lock, flags)
         return 0
-    sched.spin_unlock_irqrestore(lock, flags)
-    new_elements = hwemu.kmalloc_array(new_min_nr, 8, hwemu.GFP_KERNEL)
+    spinlock.spin_unlock_irqrestore(lock, flags)
+    new_elements = kmalloc_array(new_min_nr, SIZEOF_PTR, GFP_KERNEL)   # profiled, as in mm/
     if not new_elements:
         return -ENOMEM
-    flags = sched.spin_lock_irqsave(lock)
+    flags = spinlock.spin_lock_irqsave(lock)
     if new_min_nr <= _get(pool, "min_nr"):   # raced with another resize
-        sched.spin_unlock_irqrestore(lock, flags)
+        spinlock.spin_unlock_irqrestore(lock, flags)
         kfree(new_elements)
         return 0
     curr_nr = _get(pool, "curr_nr")
-    write_bytes(new_elements, read_bytes(_get(pool, "elements", 8), 8 * curr_nr))
-    kfree(_get(pool, "elements", 8))
-    _set(pool, "elements", new_elements, 8)
+    write_bytes(new_elements, read_bytes(_get(pool, "elements"), SIZEOF_PTR * curr_nr))
+    kfree(_get(pool, "elements"))
+    _set(pool, "elements", new_elements)
     _set(pool, "min_nr", new_min_nr)
     while _get(pool, "curr_nr") < _get(pool, "min_nr"):
-        sched.spin_unlock_irqrestore(lock, flags)
-        element = fn_of(_get(pool, "alloc", 8))(hwemu.GFP_KERNEL, _get(pool, "pool_data", 8))
+        spinlock.spin_unlock_irqrestore(lock, flags)
+        element = fn_of(_get(pool, "alloc"))(GFP_KERNEL, _get(pool, "pool_data"))
         if not element:
             return 0
-        flags = sched.spin_lock_irqsave(lock)
+        flags = spinlock.spin_lock_irqsave(lock)
         if _get(pool, "curr_nr") < _get(pool, "min_nr"):
             add_element(pool, element)
             stats_of(pool).add("preallocated")
         else:
-            sched.spin_unlock_irqrestore(lock, flags)
-            fn_of(_get(pool, "free", 8))(element, _get(pool, "pool_data", 8))   # raced
+            spinlock.spin_unlock_irqrestore(lock, flags)
+            fn_of(_get(pool, "free"))(element, _get(pool, "pool_data"))   # raced
             return 0
-    sched.spin_unlock_irqrestore(lock, flags)
+    spinlock.spin_unlock_irqrestore(lock, flags)
     return 0
 
 
@@ -397,34 +417,34 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
     the new ``allocated``. When the reserve is short and ``gfp`` may sleep, wait on the
     pool (at most 5 s) before returning."""
     lock = _lock(pool)
-    flags = sched.spin_lock_irqsave(lock)
+    flags = spinlock.spin_lock_irqsave(lock)
     if _get(pool, "curr_nr") < count - allocated:
         if gfp & gfp_t.DIRECT_RECLAIM:
-            wait = sched.DEFINE_WAIT()
+            wait = DEFINE_WAIT()
             # Queued before the lock is dropped: a free in between cannot be missed.
-            sched.prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
-            sched.spin_unlock_irqrestore(lock, flags)
-            clock = sched.current().machine.clock
+            prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
+            spinlock.spin_unlock_irqrestore(lock, flags)
+            clock = current().machine.clock
             slept = clock.now_ns()
             # Wake up now and then: memory pressure may ease without any free.
             sched.io_schedule_timeout(HZ_WAIT * clock.hz)
-            sched.finish_wait(_wait(pool), wait)
+            finish_wait(_wait(pool), wait)
             stats_of(pool).wait(clock.now_ns() - slept)
         else:
-            sched.spin_unlock_irqrestore(lock, flags)
+            spinlock.spin_unlock_irqrestore(lock, flags)
         return allocated
     while allocated < count:   # the 7.0 form: elems[0..allocated) are filled
         elems[allocated] = remove_element(pool)
         allocated += 1
     stats_of(pool).reserve_left(_get(pool, "curr_nr"))
-    sched.spin_unlock_irqrestore(lock, flags)
+    spinlock.spin_unlock_irqrestore(lock, flags)
     # smp_wmb(): pairs with the smp_rmb() in mempool_free_bulk(); the GIL orders it.
     return allocated
 
 
 def _fail(attr_name: str, caller) -> bool:
     """``should_fail_ex(&fail_mempool_alloc*, 1, FAULT_NOWARN)`` and its message."""
-    machine = sched.current().machine
+    machine = current().machine
     if should_fail_ex(getattr(machine.fault, attr_name), 1, FAULT_NOWARN):
         machine.log.printk(f"forcing mempool usage for {bug.symbol(caller)}", KERN_INFO)
         return True
@@ -445,8 +465,8 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
     gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
     bug.WARN_ON_ONCE(gfp_mask & gfp_t.ZERO)   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
-    alloc = fn_of(_get(pool, "alloc", 8))
-    pool_data = _get(pool, "pool_data", 8)
+    alloc = fn_of(_get(pool, "alloc"))
+    pool_data = _get(pool, "pool_data")
     while True:
         element = 0 if _fail("fail_mempool_alloc", caller) else alloc(gfp_temp, pool_data)
         if element:
@@ -472,11 +492,11 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
     slot at once.
     """
     caller = return_address(1)
-    gfp_mask, gfp_temp = mempool_adjust_gfp(hwemu.GFP_KERNEL)
+    gfp_mask, gfp_temp = mempool_adjust_gfp(GFP_KERNEL)
     bug.WARN_ON_ONCE(count > _get(pool, "min_nr"))   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
-    alloc = fn_of(_get(pool, "alloc", 8))
-    pool_data = _get(pool, "pool_data", 8)
+    alloc = fn_of(_get(pool, "alloc"))
+    pool_data = _get(pool, "pool_data")
     allocated = 0
     use_pool = _fail("fail_mempool_alloc_bulk", caller)
     while True:
@@ -500,7 +520,7 @@ def mempool_alloc_preallocated(pool: int) -> int:
     """``mempool_alloc_preallocated()``: an element from the reserve only, or NULL;
     never sleeps, never calls ``alloc_fn``."""
     elems = [0]
-    mempool_alloc_from_pool(pool, elems, 1, 0, hwemu.GFP_NOWAIT)
+    mempool_alloc_from_pool(pool, elems, 1, 0, GFP_NOWAIT)
     stats_of(pool).add("alloc_reserve" if elems[0] else "alloc_null")
     return elems[0]
 
@@ -516,7 +536,7 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
     lock = _lock(pool)
     min_nr, curr_nr = _fields(pool)[:2]
     if curr_nr < min_nr:   # lockless pre-check (READ_ONCE)
-        flags = sched.spin_lock_irqsave(lock)
+        flags = spinlock.spin_lock_irqsave(lock)
         while freed < count:
             min_nr, curr_nr = _fields(pool)[:2]
             if curr_nr >= min_nr:
@@ -524,16 +544,16 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
             add_element(pool, elems[freed])
             freed += 1
             added = True
-        sched.spin_unlock_irqrestore(lock, flags)
+        spinlock.spin_unlock_irqrestore(lock, flags)
     elif min_nr == 0 and curr_nr == 0:   # a zero-minimum pool keeps one
-        flags = sched.spin_lock_irqsave(lock)
+        flags = spinlock.spin_lock_irqsave(lock)
         if _get(pool, "curr_nr") == 0:
             add_element(pool, elems[freed])
             freed += 1
             added = True
-        sched.spin_unlock_irqrestore(lock, flags)
-    if added and sched.wq_has_sleeper(_wait(pool)):
-        sched.wake_up(_wait(pool))
+        spinlock.spin_unlock_irqrestore(lock, flags)
+    if added and wq_has_sleeper(_wait(pool)):
+        wake_up(_wait(pool))
     if freed:
         stats_of(pool).add("free_reserve", freed)
     return freed
@@ -551,7 +571,7 @@ def mempool_free(element: int, pool: int) -> None:
 
 def mempool_alloc_slab(gfp_mask: int, pool_data: int) -> int:
     """``void *mempool_alloc_slab(gfp_t, void *pool_data)``: pool_data is the cache."""
-    cache = sched.current().machine.slab.cache_of(pool_data, "mempool_alloc_slab")
+    cache = current().machine.slab.cache_of(pool_data, "mempool_alloc_slab")
     bug.BUG_ON(cache.ctor is not None)   # VM_BUG_ON: no ctors in slab pools
     return kmem_cache_alloc_noprof(pool_data, gfp_mask)
 
@@ -571,7 +591,7 @@ def mempool_kfree(element: int, pool_data: int) -> None:
 
 def mempool_alloc_pages(gfp_mask: int, pool_data: int) -> int:
     """pool_data is the order; the element is a ``struct page *``."""
-    return alloc_pages(gfp_mask, pool_data)
+    return alloc_pages_noprof(gfp_mask, pool_data)
 
 
 def mempool_free_pages(element: int, pool_data: int) -> None:

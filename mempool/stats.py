@@ -1,6 +1,6 @@
-"""Observability of memory pools: per-pool counters and a one-call description of any
-element address. Not part of mm/mempool.c (the kernel has no such counters); the port
-in :mod:`mempool._mempool` reports into it at the points named below.
+"""Observability of memory pools: per-pool counters. Not part of mm/mempool.c (the
+kernel has no such counters); the port in :mod:`mempool._mempool` reports into it at the
+points named below.
 """
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import random
 import threading
 import weakref
 
-from hwemu import sched
-from hwemu.access import load
-from hwemu.page import I_REFCOUNT
-from hwemu.vmem import PAGE_SHIFT, PAGE_SIZE
+from hwemu.current import current
 
 # Counters, in the order they are shown.
 COUNTERS = (
@@ -81,7 +78,7 @@ _POOLS_LOCK = threading.Lock()
 
 
 def _pools() -> dict[int, PoolStats]:
-    machine = sched.current().machine
+    machine = current().machine
     pools = _POOLS.get(id(machine))
     if pools is None:
         with _POOLS_LOCK:
@@ -102,6 +99,11 @@ def stats_of(pool: int) -> PoolStats:
     return stats
 
 
+def live_pools() -> list[int]:
+    """The ``struct mempool *`` of every pool of this machine that has counters."""
+    return list(_pools())
+
+
 def forget(pool: int) -> None:
     """``pool`` was exited: its address may be reused by another pool."""
     _pools().pop(pool, None)
@@ -112,51 +114,3 @@ def mempool_stats(pool: int) -> dict[str, int]:
     and ``p99_wait_ns``: the 99th percentile of its sleeps."""
     stats = stats_of(pool)
     return stats.snapshot() | {"p99_wait_ns": stats.wait_percentile(99)}
-
-
-def describe(addr: int) -> str:
-    """What ``addr`` is: an element in some pool's reserve, a slab object (allocated,
-    free or quarantined), a large kmalloc, a page, or a vmalloc area."""
-    from ._mempool import F   # the port reports into this module
-    machine = sched.current().machine
-    for pool in list(_pools()):
-        curr_nr, elements = load(pool + F["curr_nr"], 4), load(pool + F["elements"], 8)
-        for i in range(curr_nr if elements else 0):
-            if load(elements + 8 * i, 8) == addr:
-                return (f"{addr:#x}: element in the reserve of pool {pool:#x} "
-                        f"(slot {i} of {curr_nr})")
-    return f"{addr:#x}: {_memory_state(machine, addr)}"
-
-
-def _memory_state(machine, addr: int) -> str:
-    memmap, sl = machine.memmap, machine.slab
-    if memmap.start <= addr < memmap.end:
-        pfn = memmap.page_to_pfn(addr)
-        refcount = machine.page_alloc.ints[pfn * 16 + I_REFCOUNT]
-        return f"struct page of pfn {pfn:#x}, refcount {refcount}"
-    slab = sl.slab_of(addr)
-    if slab is not None:
-        obj = sl.object_start(addr)
-        cache = slab.cache
-        where = "" if obj == addr else f" ({addr - obj} bytes into it)"
-        if obj in cache.live:
-            state = f"allocated, {cache.live[obj]} bytes asked for"
-        elif machine.kasan.enabled and any(o == obj for _, o in list(machine.kasan.quarantine)):
-            state = "freed, in the KASAN quarantine"
-        else:
-            state = "free"
-        return f"object {obj:#x} of cache {cache.name}{where}: {state}"
-    for start, (pfn, order, size) in list(sl.large.items()):
-        if start <= addr < start + (PAGE_SIZE << order):
-            return f"large kmalloc of {size} bytes at {start:#x} (order {order}): allocated"
-    vm = machine.vmalloc
-    if vm.VMALLOC_START <= addr < vm.VMALLOC_END:
-        area = vm.find_vmap_area(addr)
-        return (f"vmalloc area [{area.addr:#x}, {area.addr + area.size:#x})"
-                if area else "unallocated vmalloc space")
-    pa = memmap.page_offset
-    if pa <= addr < memmap.lowmem_virt(memmap.max_low_pfn):
-        pfn = (addr - pa) >> PAGE_SHIFT
-        refcount = machine.page_alloc.ints[pfn * 16 + I_REFCOUNT]
-        return f"direct-map page pfn {pfn:#x}: {'allocated' if refcount else 'free'}"
-    return "not memory of this machine's allocators"

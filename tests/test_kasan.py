@@ -1184,6 +1184,40 @@ def test_new_slab_with_ctor(km):
     assert hwemu.read_bytes(o, 40) == b"\xab" * 40
 
 
+@pytest.mark.parametrize("align", [0, 64])
+def test_kmem_cache_alloc_unpoisons_exactly_object_size(kmm, align):
+    """kasan_unpoison(object, cache->object_size): the last granule's shadow byte is
+    object_size % 8 (0 when it is a whole granule), and the byte at object_size is
+    already out of bounds, for every object size a cache can have."""
+    sizes = list(range(1, 130)) + [191, 255, 300, 1001, 4095, 4097, 8000]
+    for size in sizes:
+        c = hwemu.kmem_cache_create(f"kasan_size_{size}", size, align, 0)
+        o = hwemu.kmem_cache_alloc(c, GFP_KERNEL)
+        last = (size - 1) >> 3
+        assert shadow(o + last * 8, 1)[0] == (size & 7 or 0), size
+        assert shadow(o, last) == bytes(last), size
+        copy_out(o, size)
+        assert all(r.expected for r in kmm.kasan.reports), size
+        with expect_report("slab-out-of-bounds"):
+            read_byte(o + size)
+        hwemu.kmem_cache_free(c, o)
+        hwemu.kmem_cache_destroy(c)
+
+
+def test_the_kernels_mempool_slab_oob_case(kmm):
+    """mm/kasan/kasan_test_c.c, mempool_slab_oob_right: a 123-byte cache behind a slab
+    mempool; reading byte 123 of an element is slab-out-of-bounds."""
+    import mempool
+    c = hwemu.kmem_cache_create("test_cache", 123, 0, 0)
+    pool = mempool.mempool_create_slab_pool(1, c)
+    e = mempool.mempool_alloc(pool, GFP_KERNEL)
+    with expect_report("slab-out-of-bounds"):
+        read_byte(e + 123)
+    mempool.mempool_free(e, pool)
+    mempool.mempool_destroy(pool)
+    hwemu.kmem_cache_destroy(c)
+
+
 KMALLOC_BUCKETS = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
 
 

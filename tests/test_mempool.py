@@ -487,7 +487,7 @@ def test_resize_grow_raced_by_a_bigger_resize(machine, monkeypatch):
     b = Backend()
     pool = create(b, 2)
     entered, release = threading.Event(), threading.Event()
-    real = hwemu.kmalloc_array
+    real = mempool._mempool.kmalloc_array
     first = [True]
 
     def slow_kmalloc_array(n, size, flags):
@@ -497,7 +497,7 @@ def test_resize_grow_raced_by_a_bigger_resize(machine, monkeypatch):
             assert release.wait(JOIN)
         return real(n, size, flags)
 
-    monkeypatch.setattr(hwemu, "kmalloc_array", slow_kmalloc_array)
+    monkeypatch.setattr(mempool._mempool, "kmalloc_array", slow_kmalloc_array)
     before = live_objects(machine)
     t = machine.spawn(mempool_resize, pool, 4, name="mp_resize")
     assert entered.wait(JOIN)
@@ -928,7 +928,7 @@ SLEEPING_BUG = "BUG: sleeping function called from invalid context"
 def test_gfp_kernel_under_a_spinlock_splats_but_atomic_does_not(machine):
     b = Backend()
     pool = create(b, 1)
-    lock = hwemu.sched.SpinLock()
+    lock = hwemu.spinlock.SpinLock()
     lock.lock()
     try:
         e1 = mempool_alloc(pool, GFP_ATOMIC)
@@ -964,7 +964,7 @@ def test_gfp_kernel_in_an_interrupt_splats_but_atomic_does_not(machine):
 def test_resize_might_sleep(machine):
     b = Backend()
     pool = create(b, 3)
-    lock = hwemu.sched.SpinLock()
+    lock = hwemu.spinlock.SpinLock()
     lock.lock()
     try:
         assert mempool_resize(pool, 2) == 0    # shrinking only frees, yet it may sleep

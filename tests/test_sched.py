@@ -14,7 +14,9 @@ from hwemu import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_RUNNING, TASK_UNINTER
                    preempt_disable, preempt_enable, prepare_to_wait, run_in_interrupt,
                    schedule_timeout, set_current_state, time_after, time_before,
                    wake_up, wake_up_process, wq_has_sleeper)
-from hwemu.sched import HARDIRQ_OFFSET, SOFTIRQ_OFFSET, SpinLock, WaitQueueEntry, WaitQueueHead
+from hwemu.sched import HARDIRQ_OFFSET, SOFTIRQ_OFFSET
+from hwemu.spinlock import SpinLock
+from hwemu.wait import WaitQueueEntry, WaitQueueHead
 
 from helpers import wait_until
 
@@ -353,7 +355,7 @@ def test_i386_jiffies_are_32_bit_and_wrap_five_minutes_after_boot(boot):
     time.sleep(0.02)  # ~2000 emulated seconds
     j = jiffies()
     assert j < 2**32
-    assert j < hwemu.sched.initial_jiffies(250)  # it wrapped through 0
+    assert j < hwemu.timer.initial_jiffies(250)  # it wrapped through 0
 
 
 # ---------------------------------------------------------------- wait queues
@@ -436,7 +438,7 @@ def test_wake_up_wakes_one_exclusive_waiter(machine):
     entries = [WaitQueueEntry(me), WaitQueueEntry(me, exclusive=True),
                WaitQueueEntry(me, exclusive=True), WaitQueueEntry(me)]
     for e in entries:
-        hwemu.sched.add_wait_queue(wq, e)
+        hwemu.wait.add_wait_queue(wq, e)
     assert wake_up(wq) == 3  # both non-exclusive ones and the first exclusive one
     assert [e.queued for e in entries] == [False, False, True, False]
     assert wq_has_sleeper(wq)

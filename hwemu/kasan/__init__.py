@@ -18,8 +18,8 @@ import contextlib
 import sys
 import threading
 
-from .. import bug, sched, vmem
-from ..page import STRUCT_PAGE_SIZE
+from .. import bug, vmem
+from ..current import current, current_on
 from ..printk import KERN_ERR
 from ..stackdepot import StackDepot
 from ..vmem import PAGE_SHIFT, PAGE_SIZE
@@ -75,14 +75,14 @@ class KasanReport:
 class Kasan:
     """KASAN of one machine (``machine.kasan``; ``enabled`` False when configured off)."""
 
-    def __init__(self, machine):
-        cfg = machine.config.kasan
+    def __init__(self, machine, cfg):
+        """:param cfg: the ``kasan:`` section of the config"""
         self.machine = machine
         self.enabled = cfg.enabled
         self.fault = cfg.fault
         self.multi_shot = cfg.multi_shot
         self.stacktrace = cfg.stacktrace
-        ram = machine.config.machine.ram_end
+        ram = machine.ram.size
         self.quarantine_max = (cfg.quarantine_size if cfg.quarantine_size is not None
                                else ram // QUARANTINE_FRACTION)
         self.reports: list[KasanReport] = []
@@ -109,7 +109,7 @@ class Kasan:
 
     def shadow(self, addr: int) -> int:
         """The shadow byte of ``addr``'s granule as ``s8``."""
-        v = self.mv[(addr >> 3) + self.delta]
+        v = self.mv[(addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta]
         return v - 256 if v >= 0x80 else v
 
     def has_metadata(self, addr: int) -> bool:
@@ -121,8 +121,8 @@ class Kasan:
         must be granule aligned (the kernel WARNs and does nothing otherwise)."""
         if bug.WARN_ON((addr | size) & KASAN_GRANULE_MASK):
             return
-        start = (addr >> 3) + self.delta
-        n = size >> 3
+        start = (addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
+        n = size >> KASAN_SHADOW_SCALE_SHIFT
         self.mv[start:start + n] = _fill(value, n)
 
     def unpoison(self, addr: int, size: int) -> None:
@@ -130,8 +130,8 @@ class Kasan:
         marked with its length; ``addr`` must be granule aligned."""
         if bug.WARN_ON(addr & KASAN_GRANULE_MASK):
             return
-        start = (addr >> 3) + self.delta
-        full = size >> 3
+        start = (addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
+        full = size >> KASAN_SHADOW_SCALE_SHIFT
         self.mv[start:start + full] = bytes(full)
         if size & KASAN_GRANULE_MASK:
             self.mv[start + full] = size & KASAN_GRANULE_MASK
@@ -154,20 +154,20 @@ class Kasan:
         is poisoned."""
         mv, delta = self.mv, self.delta
         last = addr + size - 1
-        if (addr ^ last) >> 3 == 0:  # one granule
-            v = mv[(addr >> 3) + delta]
-            if v == 0 or (v < 8 and (last & 7) < v):
+        if (addr ^ last) >> KASAN_SHADOW_SCALE_SHIFT == 0:  # one granule
+            v = mv[(addr >> KASAN_SHADOW_SCALE_SHIFT) + delta]
+            if v == 0 or (v < KASAN_GRANULE_SIZE and (last & KASAN_GRANULE_MASK) < v):
                 return True
         elif size <= 16:
-            if all(mv[g + delta] == 0 for g in range(addr >> 3, last >> 3)):
-                v = mv[(last >> 3) + delta]
-                if v == 0 or (v < 8 and (last & 7) < v):
+            if all(mv[g + delta] == 0 for g in range(addr >> KASAN_SHADOW_SCALE_SHIFT, last >> KASAN_SHADOW_SCALE_SHIFT)):
+                v = mv[(last >> KASAN_SHADOW_SCALE_SHIFT) + delta]
+                if v == 0 or (v < KASAN_GRANULE_SIZE and (last & KASAN_GRANULE_MASK) < v):
                     return True
         else:
-            s = (addr >> 3) + delta
-            e = (last >> 3) + delta + 1
+            s = (addr >> KASAN_SHADOW_SCALE_SHIFT) + delta
+            e = (last >> KASAN_SHADOW_SCALE_SHIFT) + delta + 1
             rest = mv[s:e].tobytes().lstrip(b"\0")
-            if not rest or (len(rest) == 1 and rest[0] < 8 and (last & 7) < rest[0]):
+            if not rest or (len(rest) == 1 and rest[0] < KASAN_GRANULE_SIZE and (last & KASAN_GRANULE_MASK) < rest[0]):
                 return True
         self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
         return False
@@ -188,7 +188,7 @@ class Kasan:
             if self.reported and not self.multi_shot:
                 return
             self.reported = True
-            task = sched.current_on(self.machine)
+            task = current_on(self.machine)
             bug_type, text = build_report(self, kind, addr, size, write, frame, task)
             self.machine.log.printk(text, KERN_ERR)
             self.machine.bugs.add_taint("BAD_PAGE", lockdep_unreliable=True)
@@ -211,16 +211,19 @@ class Kasan:
         self.poison(obj, _round_up(cache.object_size), KASAN_SLAB_REDZONE)
 
     def slab_alloc(self, cache, obj: int, size: int, kmalloc: bool, task) -> None:
-        """``kasan_slab_alloc()`` + ``kasan_kmalloc()``: the object (or the ``size`` bytes
-        a kmalloc caller asked for) becomes accessible; record who allocated it."""
-        n = (cache.object_size + KASAN_GRANULE_MASK) >> 3
-        start = (obj >> 3) + self.delta
-        if kmalloc and size < cache.object_size:   # one write: usable bytes, then 0xFC
-            full, rem = size >> 3, size & KASAN_GRANULE_MASK
-            self.mv[start:start + n] = (bytes(full) + (bytes((rem,)) if rem else b"") +
-                                        _fill(KASAN_SLAB_REDZONE, n - full - (rem > 0)))
-        else:
+        """``kasan_slab_alloc()`` + ``kasan_kmalloc()``: the object's ``object_size`` bytes
+        (or the ``size`` bytes a kmalloc caller asked for) become accessible, a partial
+        last granule holding its length, the rest of the object 0xFC; record who
+        allocated it."""
+        usable = size if kmalloc else cache.object_size
+        n = (cache.object_size + KASAN_GRANULE_MASK) >> KASAN_SHADOW_SCALE_SHIFT
+        full, rem = usable >> KASAN_SHADOW_SCALE_SHIFT, usable & KASAN_GRANULE_MASK
+        start = (obj >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
+        if full == n:
             self.mv[start:start + n] = _fill(0, n)
+        else:   # one write: usable granules, the partial one, then 0xFC
+            self.mv[start:start + n] = (_fill(0, full) + (bytes((rem,)) if rem else b"") +
+                                        _fill(KASAN_SLAB_REDZONE, n - full - (rem > 0)))
         self.alloc_track[obj] = (task.pid, self.depot.save(2) if self.stacktrace else 0)
 
     def kmalloc_redzone(self, cache, obj: int, size: int) -> None:
@@ -246,8 +249,8 @@ class Kasan:
     def poison_slab_object(self, cache, obj: int, task, depth: int = 2) -> None:
         """``poison_slab_object()``: 0xFB over the object, its free track recorded and
         the first granule 0xFA to say so."""
-        n = (cache.object_size + KASAN_GRANULE_MASK) >> 3
-        start = (obj >> 3) + self.delta
+        n = (cache.object_size + KASAN_GRANULE_MASK) >> KASAN_SHADOW_SCALE_SHIFT
+        start = (obj >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
         self.mv[start:start + n] = _fill(KASAN_SLAB_FREE, n)
         if self.stacktrace:
             self.free_track[obj] = (task.pid, self.depot.save(depth))
@@ -283,7 +286,7 @@ class Kasan:
             self.quarantine = collections.deque((c, o) for c, o in self.quarantine
                                                 if c is not cache)
             self.quarantine_bytes -= len(mine) * cache.size
-        task = sched.current()
+        task = current()
         for obj in mine:
             cache.free_from_quarantine(obj, task)
 
@@ -322,12 +325,9 @@ class Kasan:
 
     def _head(self, ptr: int) -> tuple[int, int]:
         """``virt_to_head_page()`` of a direct-map ``ptr``: (head pfn, folio order)."""
-        pa = self.machine.page_alloc
-        pfn = self.machine.memmap.direct_map_pa(ptr, "virt_to_head_page") >> PAGE_SHIFT
-        link = pa.words[pfn * 8 + 1]   # compound_head of a tail page
-        if link & 1:
-            pfn = (link - 1 - pa.memmap.start) // STRUCT_PAGE_SIZE
-        return pfn, pa.compound_order(pfn)
+        mm = self.machine.memmap
+        pfn = mm.compound_head(mm.direct_map_pa(ptr, "virt_to_head_page") >> PAGE_SHIFT)
+        return pfn, mm.compound_order(pfn)
 
     def mempool_poison_object(self, ptr: int, ip=None) -> bool:
         """``__kasan_mempool_poison_object()``: False (after reporting) on a double or
@@ -342,7 +342,7 @@ class Kasan:
         cache = slab.cache
         if self.check_slab_allocation(cache, ptr, self.machine.slab.object_start(ptr), ip):
             return False
-        self.poison_slab_object(cache, ptr, sched.current())
+        self.poison_slab_object(cache, ptr, current())
         return True
 
     def mempool_unpoison_object(self, ptr: int, size: int) -> None:
@@ -357,7 +357,7 @@ class Kasan:
         cache = slab.cache
         kmalloc = bool(cache.flags & SLAB_KMALLOC)
         self.slab_alloc(cache, ptr, size if kmalloc else cache.object_size, kmalloc,
-                        sched.current())
+                        current())
 
     def mempool_poison_pages(self, page: int, order: int, ip=None) -> bool:
         """``__kasan_mempool_poison_pages()``: highmem is not tracked; False (after
@@ -419,12 +419,12 @@ def _caller_outside(*modules: str):
 # ---------------------------------------------------------------- the API
 
 def _kasan(addr: int | None = None) -> Kasan:
-    machine = vmem.space_of(addr).machine if addr else sched.current().machine
+    machine = vmem.space_of(addr).machine if addr else current().machine
     return machine.kasan
 
 
 def kasan_enabled() -> bool:
-    return sched.current().machine.kasan.enabled
+    return current().machine.kasan.enabled
 
 
 def kasan_mem_to_shadow(addr: int) -> int:
@@ -457,7 +457,7 @@ def kasan_check_write(addr: int, size: int) -> bool:
 
 
 def _check(addr: int, size: int, write: bool) -> bool:
-    k = sched.current().machine.kasan
+    k = current().machine.kasan
     if not k.enabled or size == 0:
         return True
     if k.has_metadata(addr) and addr + size <= k.space.end:
@@ -472,7 +472,7 @@ def expect_report(bug_type: str | None = None):
     KUnit's ``KUNIT_EXPECT_KASAN_FAIL``: multi-shot is on inside, so earlier reports do
     not silence the expected one. Yields the list that receives the new reports.
     """
-    k = sched.current().machine.kasan
+    k = current().machine.kasan
     if not k.enabled:
         raise AssertionError("expect_report(): KASAN is not enabled on this machine "
                              "(kasan: {enabled: true} in the config)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import bug
 from ..vmem import PAGE_SHIFT, PAGE_SIZE
 from . import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
-               KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE,
+               KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_SHADOW_SCALE_SHIFT,
                KASAN_SLAB_FREE, KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE,
                KASAN_VMALLOC_INVALID)
 
@@ -93,15 +93,10 @@ def describe_address(k, addr: int, btype: str) -> list[str]:
         candidate = (addr - machine.memmap.page_offset) >> PAGE_SHIFT
         pfn = candidate if machine.memmap.pfn_valid(candidate) else None
     if pfn is not None:
-        head = _compound_head(pa, pfn)
+        head = machine.memmap.compound_head(pfn)
         out += ["The buggy address belongs to the physical page:",
                 *pa.format_page(head, "kasan: bad access detected").split("\n"), ""]
     return out
-
-
-def _compound_head(pa, pfn: int) -> int:
-    link = pa.words[pfn * 8 + 1]
-    return pa.memmap.page_to_pfn(link - 1) if link & 1 else pfn
 
 
 def describe_object(k, slab, obj: int, addr: int, btype: str) -> list[str]:
@@ -161,7 +156,7 @@ def memory_state(k, first_bad: int) -> list[str]:
         row = row0 + (i + META_ROWS_AROUND_ADDR) * META_MEM_BYTES_PER_ROW
         if not k.has_metadata(row):
             continue
-        start = (row >> 3) + k.delta
+        start = (row >> KASAN_SHADOW_SCALE_SHIFT) + k.delta
         shadow = " ".join(f"{b:02x}" for b in k.mv[start:start + META_BYTES_PER_ROW])
         out.append(f"{'>' if i == 0 else ' '}{row:016x}: {shadow}")
         if i == 0:

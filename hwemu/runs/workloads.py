@@ -17,6 +17,8 @@ import threading
 
 import mempool
 from .. import bug, sched
+from ..current import current
+from ..wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
 from ..access import load, store
 from ..gfp import GFP_ATOMIC, parse_gfp
 from ..highmem import kmap_local_page, kunmap_local
@@ -142,7 +144,7 @@ class Submitter:
         self.counters = Counters()
         self.inflight = 0
         self.lock = threading.Lock()
-        self.wait = sched.WaitQueueHead()
+        self.wait = WaitQueueHead()
 
     def completed(self) -> None:
         """From the disk's interrupt: one request of ours is done."""
@@ -175,11 +177,11 @@ class Submitter:
 
     def _wait_for_tag(self) -> None:
         while self.inflight >= self.cfg.queue_depth:
-            wait = sched.DEFINE_WAIT()
-            sched.prepare_to_wait(self.wait, wait, sched.TASK_UNINTERRUPTIBLE)
+            wait = DEFINE_WAIT()
+            prepare_to_wait(self.wait, wait, sched.TASK_UNINTERRUPTIBLE)
             if self.inflight >= self.cfg.queue_depth:
-                sched.io_schedule_timeout(sched.current().machine.HZ)
-            sched.finish_wait(self.wait, wait)
+                sched.io_schedule_timeout(current().machine.HZ)
+            finish_wait(self.wait, wait)
 
 
 # ---------------------------------------------------------------- net_rx
@@ -238,7 +240,7 @@ def memory_hog(run, cfg, counters: Counters) -> None:
     try:
         while not run.stopping():
             have = vmstat["nr_file_pages"] if cfg.reclaimable else machine.vmscan.rss(
-                sched.current().pid)
+                current().pid)
             counters["peak_pages"] = max(counters["peak_pages"], have)
             want = min(cfg.chunk, target - have)
             got = 0
