@@ -38,7 +38,7 @@ from .spinlock import (spin_lock, spin_lock_init, spin_lock_irqsave, spin_unlock
 from .timer import jiffies, time_after, time_before
 from .wait import (DEFINE_WAIT, finish_wait, init_waitqueue_head, prepare_to_wait, wake_up,
                    waitqueue_active, wq_has_sleeper)
-from .vmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from .slab import *  # noqa: F401,F403  kmem_cache_*, kmalloc family, SLAB_* flags
 from .vmalloc import *  # noqa: F401,F403  vmalloc family, VM_* flags
 from .util import *  # noqa: F401,F403  kvmalloc family, mem_dump_obj

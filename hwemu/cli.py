@@ -33,7 +33,7 @@ from .gfp import (GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, GFP_KE
                   __GFP_NOWARN, __GFP_THISNODE, format_gfp)
 from .machine import boot
 from .mmzone import ZONE_HIGHMEM, ZONE_NAMES
-from .vmem import PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_SHIFT, PAGE_SIZE
 
 
 def _overrides(pairs: list[str]) -> dict:

@@ -21,7 +21,7 @@ from . import bug, sched, spinlock, vmem
 from .current import current, current_on
 from .wait import DEFINE_WAIT, WaitQueueHead, add_wait_queue, remove_wait_queue
 from .page import PageHighMem, _memmap_of, page_address
-from .vmem import PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 
 KM_MAX_IDX = 16  # asm-generic/kmap_size.h without CONFIG_DEBUG_KMAP_LOCAL
 KM_INCR = 1
@@ -160,7 +160,7 @@ class Highmem:
         """Pop the top of ``task``'s kmap_local stack, which must map ``addr``."""
         slot = task.kmap_idx - 1
         top = self.slot_addr(task, slot) if slot >= 0 else 0
-        if addr & vmem.PAGE_MASK != top:
+        if addr & PAGE_MASK != top:
             bug.WARN_ONCE(True, self._lifo_message(task, addr, top))
         bug.BUG_ON(slot < 0)  # popping an empty stack
         sched.preempt_disable()

@@ -31,7 +31,8 @@ from .physmem import PhysMem
 from .printk import LogBuf, RateLimit
 from .procfs import ProcFS
 from .vmstat import VmStat
-from .vmem import GUARD, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, AddressSpace, Region, align_up
+from .page_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
+from .vmem import GUARD, AddressSpace, Region, align_up
 
 MAP_COUNT_HEADROOM = 1024  # mappings the host process and later vmalloc use need
 

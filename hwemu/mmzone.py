@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from .current import current
 
-from .bug import AddressError
-from .vmem import PAGE_SHIFT
+from .errors import AddressError
+from .page_types import PAGE_SHIFT
 
 ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_HIGHMEM, ZONE_MOVABLE = range(5)
 MAX_NR_ZONES = 5

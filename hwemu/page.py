@@ -23,7 +23,7 @@ from . import vmem
 from .current import current
 from .bug import AddressError
 from .mmzone import MAX_NUMNODES, NODES_SHIFT, ZONE_HIGHMEM
-from .vmem import PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_SHIFT, PAGE_SIZE
 
 
 class struct_page(ctypes.Structure):

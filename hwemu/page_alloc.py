@@ -38,7 +38,7 @@ from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_TYPE, PAGE_TYPE
                    STRUCT_PAGE_SIZE, ZONES_MASK, ZONES_PGSHIFT, format_page_flags, page_type_of,
                    PFN_SECTION_SHIFT, virt_to_page)
 from .printk import KERN_ALERT, KERN_WARNING, RateLimit
-from .vmem import PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_SHIFT, PAGE_SIZE
 
 __all__ = ["PageAlloc", "MAX_PAGE_ORDER", "PAGE_ALLOC_COSTLY_ORDER", "__alloc_pages",
            "alloc_pages", "alloc_pages_node", "alloc_page", "__free_pages", "__free_page",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import errno
 
 from .mmzone import MAX_PAGE_ORDER, ZONE_HIGHMEM, ZONE_MOVABLE, zone_limits
-from .vmem import PAGE_SHIFT
+from .page_types import PAGE_SHIFT
 from .vmstat import NODE_STAT_ITEMS, VM_EVENT_ITEMS
 
 __all__ = ["ProcFS"]

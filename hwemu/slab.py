@@ -58,10 +58,9 @@ from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
 from .page import (NO_PAGE_TYPE, PAGE_TYPE, PGTY_large_kmalloc, PGTY_slab, STRUCT_PAGE_SIZE,
                    format_page_flags, struct_page)
 from .alloc_tag import alloc_hooks
-from .kasan import kasan_cache_size
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
 from .printk import KERN_ERR, KERN_WARNING
-from .vmem import PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_SHIFT, PAGE_SIZE
 
 __all__ = [
     "Slab", "KmemCache", "struct_kmem_cache",
@@ -386,7 +385,7 @@ class KmemCache:
         if self.kasan is not None:   # room for KASAN's metadata and redzone
             free_meta_inside = object_size >= 16 and ctor is None and \
                 not flags & SLAB_TYPESAFE_BY_RCU
-            size = kasan_cache_size(object_size, size, free_meta_inside)
+            size = self.kasan.cache_size(object_size, size, free_meta_inside)
         self.size = size = _align(size, self.align)
         self.order = calculate_order(size, sl.nr_cpus)
         self.objects = order_objects(self.order, size)

@@ -24,7 +24,7 @@ from .slab import ZERO_SIZE_PTR, kfree, kmalloc_node_noprof, krealloc_noprof, ks
 from .vmalloc import (INT_MAX, PAGE_KERNEL, VM_ALLOW_HUGE_VMAP, check_node, check_size,
                       is_vmalloc_addr, vfree, vrealloc_noprof)
 from .page import STRUCT_PAGE_SHIFT
-from .vmem import PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_SHIFT, PAGE_SIZE
 
 __all__ = [
     "kmalloc_gfp_adjust", "kvmalloc", "kvmalloc_noprof", "kvzalloc", "kvzalloc_noprof",

@@ -45,7 +45,7 @@ from .gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_KERNEL_ACCOUNT
 from .mmzone import NUMA_NO_NODE
 from .page import STRUCT_PAGE_SIZE
 from .printk import KERN_WARNING
-from .vmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 
 __all__ = [
     "VM_IOREMAP", "VM_ALLOC", "VM_MAP", "VM_USERMAP", "VM_DMA_COHERENT", "VM_UNINITIALIZED",

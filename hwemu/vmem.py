@@ -25,12 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from .bug import AddressError, MachineDown, MachineError
+from .errors import AddressError, MachineDown, MachineError
+from .page_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-PAGE_MASK = ~(PAGE_SIZE - 1)
-PMD_SIZE = 2 << 20
 GUARD = PMD_SIZE  # unmapped gap between regions, as the kernel leaves holes between areas
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2

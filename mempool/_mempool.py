@@ -35,7 +35,7 @@ from hwemu.slab import (kfree, kmalloc_array, kmalloc_array_node_noprof,
                         kmalloc_node_noprof, kmalloc_noprof, kmem_cache_alloc_noprof,
                         kmem_cache_free, kmem_cache_size)
 from hwemu.spinlock import SPINLOCK_T_SIZE
-from hwemu.vmem import PAGE_SIZE
+from hwemu.page_types import PAGE_SIZE
 
 from .stats import forget, stats_of
 

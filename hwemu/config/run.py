@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..mmzone import MAX_PAGE_ORDER
 from .base import _MODEL_CONFIG, M, Size, _raise_checks
 
 _DURATION_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ns|us|ms|s)?",
@@ -108,7 +109,8 @@ class PoolConfig(BaseModel):
         "pages (alloc_pages of `order`).")
     size: Size = Field(default=256, ge=8, le=4 * M,
                        description="Element size for slab and kmalloc pools, 8..4M.")
-    order: int = Field(default=0, ge=0, le=10, description="Page order for page pools.")
+    order: int = Field(default=0, ge=0, le=MAX_PAGE_ORDER,
+                       description=f"Page order for page pools, 0..{MAX_PAGE_ORDER}.")
     min_nr: int = Field(default=16, ge=0, le=65536,
                         description="Elements kept in reserve (mempool min_nr).")
     node: int = Field(default=-1, ge=-1,

@@ -16,11 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
 
 from ..fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, Knob
+from ..mmzone import LOCAL_DISTANCE, MAX_NUMNODES, REMOTE_DISTANCE
 from .base import _MODEL_CONFIG, G, K, Loc, M, Size, _raise_checks, format_size
 from .run import ExpectConfig, RunConfig
 
-LOCAL_DISTANCE = 10
-REMOTE_DISTANCE = 20
 # ACPI SLIT reserves 255 for "unreachable"; hwemu has no unreachable nodes.
 MAX_DISTANCE = 254
 NODE_ALIGN = 4 * M
@@ -241,12 +240,13 @@ class MachineConfig(BaseModel):
     )
     nodes: tuple[NodeConfig, ...] = Field(
         default=(NodeConfig(mem=512 * M),),
-        description="NUMA nodes (1..64), in increasing address order.",
+        description=f"NUMA nodes (1..{MAX_NUMNODES}), in increasing address order.",
     )
     distance: tuple[tuple[int, ...], ...] | None = Field(
         default=None,
-        description="NUMA distance matrix (ACPI SLIT), one row per node: 10 on the "
-        "diagonal, 11..254 elsewhere. Default: 10 local, 20 remote.",
+        description=f"NUMA distance matrix (ACPI SLIT), one row per node: {LOCAL_DISTANCE} "
+        f"on the diagonal, {LOCAL_DISTANCE + 1}..{MAX_DISTANCE} elsewhere. Default: "
+        f"{LOCAL_DISTANCE} local, {REMOTE_DISTANCE} remote.",
     )
     console: bool = Field(default=False, description="Echo kernel log lines to stderr.")
     log_buf_len: LogBufSize = Field(
@@ -356,8 +356,9 @@ class MachineConfig(BaseModel):
 
     def _check_sizes(self) -> typing.Iterator[tuple[Loc, str]]:
         """Node count, vmalloc and movablecore bounds."""
-        if len(self.nodes) > 64:
-            yield ("nodes",), f"at most 64 nodes are supported, got {len(self.nodes)}"
+        if len(self.nodes) > MAX_NUMNODES:
+            yield ("nodes",), (f"at most {MAX_NUMNODES} nodes are supported, "
+                               f"got {len(self.nodes)}")
         if self.vmalloc is not None:
             shown = format_size(self.vmalloc)
             if self.vmalloc % VMALLOC_ALIGN:
@@ -417,12 +418,14 @@ class MachineConfig(BaseModel):
             for j, d in enumerate(row):
                 if i == j and d != LOCAL_DISTANCE:
                     yield ("distance", i, j), (
-                        f"distance from node {i} to itself must be 10 (LOCAL_DISTANCE), got {d}"
+                        f"distance from node {i} to itself must be {LOCAL_DISTANCE} "
+                        f"(LOCAL_DISTANCE), got {d}"
                     )
                 elif i != j and not LOCAL_DISTANCE < d <= MAX_DISTANCE:
                     note = " (255 means unreachable in ACPI SLIT)" if d == 255 else ""
                     yield ("distance", i, j), (
-                        f"distance from node {i} to node {j} must be 11..254, got {d}{note}"
+                        f"distance from node {i} to node {j} must be "
+                        f"{LOCAL_DISTANCE + 1}..{MAX_DISTANCE}, got {d}{note}"
                     )
 
     def _check_ram_end(self) -> typing.Iterator[tuple[Loc, str]]:

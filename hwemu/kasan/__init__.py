@@ -21,23 +21,15 @@ import threading
 from .. import bug, vmem
 from ..current import current, current_on
 from ..printk import KERN_ERR
+from ..slab import SLAB_KMALLOC
 from ..stackdepot import StackDepot
-from ..vmem import PAGE_SHIFT, PAGE_SIZE
+from ..page_types import PAGE_SHIFT, PAGE_SIZE
+from .report import build_report
+from .shadow import (KASAN_GRANULE_MASK, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,  # noqa: F401
+                     KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE,
+                     KASAN_REPORT_INVALID_FREE, KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE,
+                     KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
 
-KASAN_SHADOW_SCALE_SHIFT = 3
-KASAN_GRANULE_SIZE = 1 << KASAN_SHADOW_SCALE_SHIFT
-KASAN_GRANULE_MASK = KASAN_GRANULE_SIZE - 1
-
-# mm/kasan/kasan.h, generic mode
-KASAN_PAGE_FREE = 0xFF
-KASAN_PAGE_REDZONE = 0xFE
-KASAN_SLAB_REDZONE = 0xFC
-KASAN_SLAB_FREE = 0xFB
-KASAN_SLAB_FREE_META = 0xFA
-KASAN_GLOBAL_REDZONE = 0xF9
-KASAN_VMALLOC_INVALID = 0xF8
-
-KASAN_REPORT_ACCESS, KASAN_REPORT_INVALID_FREE, KASAN_REPORT_DOUBLE_FREE = range(3)
 QUARANTINE_FRACTION = 32
 ALLOC_META_SIZE = 16   # struct kasan_alloc_meta: alloc_track + aux_stack[2]
 FREE_META_SIZE = 16    # struct kasan_free_meta, outside the object when it cannot overlap
@@ -50,13 +42,6 @@ def optimal_redzone(object_size: int) -> int:
         if object_size <= limit:
             return rz
     return 2048
-
-
-def kasan_cache_size(object_size: int, size: int, free_meta_inside: bool) -> int:
-    """``kasan_cache_create()``: the object stride once KASAN's metadata and redzone are
-    added to the slab allocator's own ``size``."""
-    size += ALLOC_META_SIZE + (0 if free_meta_inside else FREE_META_SIZE)
-    return max(size, object_size + optimal_redzone(object_size))
 
 
 class KasanReport:
@@ -100,6 +85,13 @@ class Kasan:
         self.delta = machine.KASAN_SHADOW_OFFSET - space.base   # mv index of shadow(0)
         self.max_low_pfn = machine.memmap.max_low_pfn
         self.page_offset = machine.memmap.page_offset
+
+    @staticmethod
+    def cache_size(object_size: int, size: int, free_meta_inside: bool) -> int:
+        """``kasan_cache_create()``: the object stride once KASAN's metadata and redzone
+        are added to the slab allocator's own ``size``."""
+        size += ALLOC_META_SIZE + (0 if free_meta_inside else FREE_META_SIZE)
+        return max(size, object_size + optimal_redzone(object_size))
 
     # ------------------------------------------------------------ shadow
 
@@ -183,7 +175,6 @@ class Kasan:
                kind: int = KASAN_REPORT_ACCESS) -> None:
         """``kasan_report()`` / ``kasan_report_invalid_free()``: print unless an earlier
         report silences this one, taint, then act on ``kasan.fault``."""
-        from .report import build_report   # report.py uses this module's constants
         with self.report_lock:
             if self.reported and not self.multi_shot:
                 return
@@ -353,7 +344,6 @@ class Kasan:
             _, order = self._head(ptr)
             self.kmalloc_large(ptr, size, PAGE_SIZE << order)
             return
-        from ..slab import SLAB_KMALLOC   # slab.py builds on this module
         cache = slab.cache
         kmalloc = bool(cache.flags & SLAB_KMALLOC)
         self.slab_alloc(cache, ptr, size if kmalloc else cache.object_size, kmalloc,

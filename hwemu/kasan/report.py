@@ -8,8 +8,8 @@ in <function>``, the access (or free) line, the stack, the object with its
 from __future__ import annotations
 
 from .. import bug
-from ..vmem import PAGE_SHIFT, PAGE_SIZE
-from . import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
+from ..page_types import PAGE_SHIFT, PAGE_SIZE
+from .shadow import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
                KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_SHADOW_SCALE_SHIFT,
                KASAN_SLAB_FREE, KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE,
                KASAN_VMALLOC_INVALID)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..vmem import PAGE_SIZE
+from ..page_types import PAGE_SIZE
 
 
 def plot(result: dict, directory: str) -> list[str]:

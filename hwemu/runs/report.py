@@ -8,7 +8,7 @@ from __future__ import annotations
 import operator
 
 from ..config import ExpectConfig
-from ..vmem import PAGE_SIZE
+from ..page_types import PAGE_SIZE
 
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
         ">": operator.gt, ">=": operator.ge}

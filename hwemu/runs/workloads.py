@@ -23,7 +23,7 @@ from ..access import load, store
 from ..gfp import GFP_ATOMIC, parse_gfp
 from ..highmem import kmap_local_page, kunmap_local
 from ..page import STRUCT_PAGE_SIZE
-from ..vmem import PAGE_SIZE
+from ..page_types import PAGE_SIZE
 from ..vmscan import add_anon_pages, add_to_page_cache
 
 MASK64 = (1 << 64) - 1
