@@ -112,3 +112,99 @@ def test_hooks_stay_live_while_any_machine_profiles(boot):
     m.shutdown()
     assert alloc_tag._profiling == before
     assert allocinfo(plain) == {}
+
+
+def test_page_pool_elements_are_charged_to_the_pool_lines(prof):
+    """The stock page callback calls alloc_pages_noprof(): reserved pages belong to the
+    line that created the pool, fresh ones to the line that called mempool_alloc()."""
+    func = "test_page_pool_elements_are_charged_to_the_pool_lines"
+    pool = mempool.mempool_create_page_pool(2, 1); line_c = here()
+    e = mempool.mempool_alloc(pool, hwemu.GFP_KERNEL); line_a = here()
+    info = allocinfo(prof)
+    assert info[site(line_c, func)] == (2 * 8192 + 96 + 16, 4)   # pages, struct, array
+    assert info[site(line_a, func)] == (8192, 1)
+    assert not any(key.startswith("mempool/") for key in info)
+    mempool.mempool_free(e, pool)
+    mempool.mempool_destroy(pool)
+
+
+def test_kvmalloc_and_kvzalloc_are_charged_to_their_caller(prof):
+    func = "test_kvmalloc_and_kvzalloc_are_charged_to_their_caller"
+    small = hwemu.kvmalloc(100, hwemu.GFP_KERNEL); line_s = here()
+    big = hwemu.kvzalloc(3 * 4096 + 1, hwemu.GFP_KERNEL); line_b = here()
+    node = hwemu.kvzalloc_node(64, hwemu.GFP_KERNEL, 0); line_n = here()
+    info = allocinfo(prof)
+    assert info[site(line_s, func)] == (128, 1)
+    assert info[site(line_b, func)] == (4 * 4096, 1)   # kmalloc: a 16K large kmalloc
+    assert info[site(line_n, func)] == (64, 1)
+    assert not any(key.startswith(("hwemu/util.py", "hwemu/vmalloc.py")) for key in info)
+    for p in (small, big, node):
+        hwemu.kvfree(p)
+
+
+def test_kvrealloc_is_charged_to_its_caller(prof):
+    func = "test_kvrealloc_is_charged_to_its_caller"
+    p = hwemu.kvmalloc(100, hwemu.GFP_KERNEL)
+    q = hwemu.kvrealloc(p, 300, hwemu.GFP_KERNEL); line = here()
+    info = allocinfo(prof)
+    assert info[site(line, func)] == (512, 1)
+    assert not any(key.startswith(("hwemu/util.py", "hwemu/slab.py:1")) and
+                   "krealloc" in key for key in info)
+    hwemu.kvfree(q)
+
+
+# ---------------------------------------------------------------- the _noprof rule
+
+def _functions():
+    """Every module-level function of hwemu/ and mempool/: name -> (path, ast node)."""
+    import ast
+    import pathlib
+    root = pathlib.Path(hwemu.__file__).resolve().parent.parent
+    found = {}
+    for package in ("hwemu", "mempool"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef):
+                    found[node.name] = (path.relative_to(root), node)
+    return found
+
+
+MODULES = {"hwemu", "mempool", "_mempool", "slab", "page_alloc", "vmalloc", "util"}
+
+
+def _calls(node) -> set[str]:
+    """Names of the functions ``node`` calls: ``f()`` or ``module.f()`` (a method
+    ``obj.f()`` is no kernel API)."""
+    import ast
+    names = set()
+    for c in ast.walk(node):
+        if isinstance(c, ast.Call):
+            f = c.func
+            if isinstance(f, ast.Name):
+                names.add(f.id)
+            elif isinstance(f, ast.Attribute) and getattr(f.value, "id", None) in MODULES:
+                names.add(f.attr)
+    return names
+
+
+def test_noprof_code_calls_no_profiled_function():
+    """A _noprof function (and what it calls, and the stock pool callbacks it calls
+    through pool->alloc) calls only _noprof allocators, as the kernel does: otherwise
+    the innermost alloc_hooks() charges the allocation to hwemu's own line instead of
+    the line that called the public name."""
+    functions = _functions()
+    profiled = {name[:-len("_noprof")] for name in functions if name.endswith("_noprof")}
+    roots = [n for n in functions if n.endswith("_noprof")] + [
+        "mempool_alloc_slab", "mempool_kmalloc", "mempool_alloc_pages"]
+    seen, todo, bad = set(), list(roots), []
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        path, node = functions[name]
+        calls = _calls(node)
+        bad += [f"{path}:{name}() calls {c}()" for c in sorted(calls & profiled)]
+        todo += [c for c in calls if c in functions and not c.endswith("_noprof")]
+    assert len(seen) > 40, "the scan found too few functions to mean anything"
+    assert not bad, "\n".join(bad)
