@@ -1,18 +1,37 @@
 """The stack depot: deduplicated stacks, and the C key helper agreeing with Python's."""
 from array import array
 
+import pytest
+
 from hwemu import stackdepot
 from hwemu.stackdepot import StackDepot, python_stack_key
 
+from helpers import import_fresh_module
+
 
 def test_the_c_helper_and_the_python_walk_make_the_same_key():
+    speedups = pytest.importorskip("hwemu._speedups")
+    assert stackdepot.stack_key is speedups.stack_key   # chosen when built
+
     def inner():
-        return stackdepot.stack_key(0, 5), python_stack_key(0, 5)
+        return speedups.stack_key(0, 5), python_stack_key(0, 5)
     c_key, py_key = (array("q", key) for key in inner())
     # The two calls are on different lines of inner(): all but its offset agree.
     assert len(c_key) == len(py_key) == 10
     assert c_key[0] == py_key[0] == id(inner.__code__)
     assert c_key[2:] == py_key[2:]
+
+
+def test_without_the_extension_the_python_walk_serves():
+    fresh = import_fresh_module("hwemu.stackdepot", blocked=("hwemu._speedups",))
+    assert fresh.stack_key is fresh.python_stack_key
+    depot = fresh.StackDepot(depth=4)
+
+    def site():
+        return depot.save(0)
+
+    handles = {site() for _ in range(3)}
+    assert handles == {1} and depot.lines(1)[0].startswith(" site+0x")
 
 
 def test_equal_stacks_share_a_handle_and_print_as_frames():
