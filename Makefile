@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run test bench docs clean
+.PHONY: run test check bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/hwemu run $(CONFIG)
 
-test: $(STAMP)
+test: check
 	$(BIN)/python -m pytest -q
+
+# What the code states, checked: lint, types, and commit subjects of 72 characters at
+# most (since the commit the rule was first checked at).
+SUBJECTS_SINCE := 6fb7e4b
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	@if git rev-parse -q --verify $(SUBJECTS_SINCE) >/dev/null 2>&1; then \
+	  long=$$(git log --format=%s $(SUBJECTS_SINCE)..HEAD | awk 'length > 72'); \
+	  if [ -n "$$long" ]; then echo "commit subjects over 72 characters:"; \
+	    echo "$$long"; exit 1; fi; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/boot.py

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from common import best_ns, list_lock_pairs
+
 import hwemu
 from hwemu.gfp import GFP_KERNEL
 from hwemu.page_alloc import __free_pages, alloc_pages
-
-from common import best_ns, list_lock_pairs
 
 TARGETS = {"page order-0": 6.0, "kmalloc(64)": 4.0}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-import hwemu
-
 from common import best_ns
+
+import hwemu
 
 TARGETS = {"load": 4.0, "kmalloc (stacktrace on)": 3.0}
 

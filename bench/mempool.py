@@ -1,8 +1,8 @@
 """mempool pairs against a naive pool measured in the same run.
 
 The baseline is a pool of ints in a Python list under a ``threading.Lock`` (alloc pops,
-free pushes: bench/common.py). The reserve pair is ``mempool_alloc_preallocated`` + ``mempool_free``;
-the allocator pair is ``mempool_alloc(GFP_KERNEL)`` + ``mempool_free`` on a full
+free pushes: bench/common.py). The reserve pair is ``mempool_alloc_preallocated`` +
+``mempool_free``; the allocator pair is ``mempool_alloc(GFP_KERNEL)`` + ``mempool_free`` on a full
 kmalloc pool (the element comes from kmalloc and goes back to kfree).
 
     python bench/mempool.py [--pairs N]

@@ -25,7 +25,7 @@ def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
     if task is None or task.machine.down:
         return bug.Oops(f"unable to handle page fault for address: {addr:#x} ({why})")
     frame = bug.caller(1)
-    while frame.f_globals is globals():  # attribute the fault to our caller
+    while frame.f_globals is globals() and frame.f_back:  # attribute it to our caller
         frame = frame.f_back
     return bug.page_fault_report(task.machine, task, addr, write, frame, why)
 

@@ -14,9 +14,8 @@ import sys
 import threading
 
 from . import bug
-from .current import current
 from .bug import source_path
-
+from .current import current
 
 # How many live machines profile: while none does, a hook is one test of a global (the
 # kernel's mem_alloc_profiling static key), not a lookup of the current task.
@@ -107,7 +106,7 @@ def return_address(depth: int):
     """The frame ``depth`` levels above the caller, ``alloc_hooks()`` wrappers not
     counted: what ``__builtin_return_address(0)`` names behind the kernel's macros."""
     frame = sys._getframe(depth + 1)
-    while frame.f_globals.get("__name__") == __name__:
+    while frame.f_globals.get("__name__") == __name__ and frame.f_back is not None:
         frame = frame.f_back
     return frame
 

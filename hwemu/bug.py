@@ -14,8 +14,16 @@ import threading
 from types import FrameType
 
 from .current import current
-from .errors import (AddressError, KernelBug, KernelError, KernelPanic, Killed,  # noqa: F401
-                     MachineDown, MachineError, Oops)
+from .errors import (  # noqa: F401
+    AddressError,
+    KernelBug,
+    KernelError,
+    KernelPanic,
+    Killed,
+    MachineDown,
+    MachineError,
+    Oops,
+)
 from .printk import KERN_EMERG, KERN_ERR, KERN_WARNING
 
 UTS_RELEASE = "7.0.0-hwemu"
@@ -109,7 +117,7 @@ def location(frame: FrameType) -> str:
 
 def stack_lines(frame: FrameType | None, depth: int = STACK_DEPTH) -> list[str]:
     """Kernel-style frames from ``frame`` outwards, stopping at harness frames."""
-    lines = []
+    lines: list[str] = []
     while frame is not None and len(lines) < depth:
         module = frame.f_globals.get("__name__", "")
         if module.split(".")[0] in _STOP_MODULES or frame.f_code in STACK_BOTTOM:
@@ -151,7 +159,7 @@ def dump_stack(machine, task, frame: FrameType, level: int = KERN_ERR) -> str:
 
 
 def _die(machine, task, first_lines: list[str], frame: FrameType, kind: str,
-         trailer: list[str] = ()) -> str:
+         trailer: tuple[str, ...] = ()) -> str:
     """``die()``: the oops body shared by BUG and page faults; taints D."""
     with machine.bugs.lock:
         machine.bugs.die_counter += 1
@@ -190,7 +198,7 @@ def page_fault_report(machine, task, addr: int, write: bool, frame: FrameType,
     lines = [first,
              f"#PF: supervisor {'write' if write else 'read'} access in kernel mode",
              f"#PF: error_code({code:#06x}) - not-present page"]
-    text = _die(machine, task, lines, frame, f"{code:04x}", [f"CR2: {addr:016x}"])
+    text = _die(machine, task, lines, frame, f"{code:04x}", (f"CR2: {addr:016x}",))
     return Oops(f"{first} ({why})", text)
 
 

@@ -8,13 +8,14 @@ accessors (:mod:`hwemu.access`) can name the task without importing the schedule
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from .errors import MachineDown, MachineError
 
 _tls = threading.local()
 
 
-def current():
+def current() -> Any:
     """``current``: this thread's task (``struct task_struct *``) on the machine it
     last booted or ran on."""
     task = getattr(_tls, "current", None)
@@ -27,7 +28,7 @@ def current():
     return task
 
 
-def current_or_none():
+def current_or_none() -> Any:
     """This thread's task, or None (no task, or its machine is down)."""
     task = getattr(_tls, "current", None)
     return None if task is None or task.machine.down else task
@@ -41,29 +42,31 @@ def _thread_tasks() -> dict:
         return _tls.tasks
 
 
-def current_on(machine):
+def current_on(machine) -> Any:
     """This thread's task on ``machine``, or None."""
     return _thread_tasks().get(machine)
 
 
-def enter(task) -> None:
+def enter(task: Any) -> None:
     """``task`` now runs on this thread: it becomes ``current``."""
     _thread_tasks()[task.machine] = task
     _tls.current = task
 
 
-def leave(task) -> None:
+def leave(task: Any) -> None:
     """``task`` has exited on this thread: ``current`` goes back to the thread's task
     on its newest other machine."""
     tasks = _thread_tasks()
     tasks.pop(task.machine, None)
+    # A thread whose machine was shut down keeps pointing at it, so that current()
+    # says MachineDown rather than "not a task".
+    fallback = task if task.machine.down else None
     if getattr(_tls, "current", None) is task:
-        # A thread whose machine was shut down keeps pointing at it, so that
-        # current() says MachineDown rather than "not a task".
-        _tls.current = next(reversed(tasks.values()), task if task.machine.down else None)
+        others = list(tasks.values())
+        _tls.current = others[-1] if others else fallback
 
 
-def swap(task):
+def swap(task: Any) -> Any:
     """Make ``task`` (or None) ``current`` for a while; returns the one it replaced.
 
     For code that runs on behalf of a machine from outside its tasks (the pytest

@@ -88,6 +88,14 @@ class FaultAttr:
     """
 
     KNOBS: tuple[Knob, ...] = FAULT_ATTR_KNOBS
+    machine: Any
+    name: str
+    count: int
+    _lock: threading.Lock
+    _rng: random.Random
+    _knobs: dict[str, Knob]
+    _files: dict[str, Knob]
+    _rs: RateLimit
 
     def __init__(self, machine, name: str, config: Any = None, seed: int = 0):
         init = object.__setattr__
@@ -116,6 +124,10 @@ class FaultAttr:
         value = knob.check(self.name, value)
         with self._lock:
             object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        """Reached only for a name that is no knob (knobs are set in ``__init__``)."""
+        raise AttributeError(f"{type(self).__name__} has no knob {name!r}")
 
     def __repr__(self) -> str:
         knobs = ", ".join(f"{k.attr}={getattr(self, k.attr)!r}" for k in self.KNOBS)
@@ -372,7 +384,7 @@ class FaultInjection:
         parts = rel.split("/")
         attr = self.attrs.get(parts[0]) if len(parts) == 2 else None
         knob = attr._files.get(parts[1]) if attr is not None else None
-        if knob is None:
+        if attr is None or knob is None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), text)
         return attr, knob
 

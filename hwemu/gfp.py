@@ -86,6 +86,13 @@ _GFP_BY_NAME: dict[str, int] = dict(GFP_TABLE)
 
 globals().update(_GFP_BY_NAME)
 
+
+def __getattr__(name: str) -> int:
+    """Reached only for a name that is no GFP constant (they are module globals, set
+    from :data:`GFP_TABLE` above); typed so that checkers know the generated names are
+    ints."""
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __GFP_BITS_SHIFT = len(_GFP_BIT_NAMES)   # ___GFP_LAST_BIT
 __GFP_BITS_MASK = (1 << __GFP_BITS_SHIFT) - 1
 GFP_ZONEMASK = (_GFP_BY_NAME["__GFP_DMA"] | _GFP_BY_NAME["__GFP_HIGHMEM"]
@@ -100,7 +107,13 @@ gfpflag_names: tuple[tuple[int, str], ...] = tuple(
     (value, name) for name, value in GFP_TABLE if value)
 
 
-class gfp_t:
+class _GfpNamespace(type):
+    def __getattr__(cls, name: str) -> int:
+        """As the module's ``__getattr__``: the aliases are set on the class below."""
+        raise AttributeError(f"gfp_t has no GFP name {name!r}")
+
+
+class gfp_t(metaclass=_GfpNamespace):
     """Unmangled aliases of the GFP names, for code inside class bodies.
 
     ``gfp_t.X`` is ``__GFP_X`` for a single flag and ``GFP_X`` for a combination

@@ -19,9 +19,9 @@ import numpy as np
 
 from . import bug, sched, spinlock, vmem
 from .current import current, current_on
-from .wait import DEFINE_WAIT, WaitQueueHead, add_wait_queue, remove_wait_queue
 from .page import PageHighMem, _memmap_of, page_address
 from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .wait import DEFINE_WAIT, WaitQueueHead, add_wait_queue, remove_wait_queue
 
 KM_MAX_IDX = 16  # asm-generic/kmap_size.h without CONFIG_DEBUG_KMAP_LOCAL
 KM_INCR = 1

@@ -13,26 +13,26 @@ import resource
 import threading
 
 from . import sched, spinlock, timer, wait
-from .current import current_on, leave
-from .bug import BugState, MachineDown, MachineError, UTS_RELEASE
-from .config import Config, format_size, load_config
 from .alloc_tag import AllocTags
+from .bug import UTS_RELEASE, BugState, MachineDown, MachineError
+from .config import Config, format_size, load_config
+from .current import current_on, leave
 from .fault_inject import FaultInjection
 from .highmem import KM_MAX_IDX, Highmem
 from .kasan import KASAN_SHADOW_SCALE_SHIFT, Kasan
 from .mmzone import ZONE_MOVABLE, ZONE_NAMES, build_nodes, zone_limits
+from .oom_kill import OOMKiller
 from .page import STRUCT_PAGE_SIZE, MemMap
 from .page_alloc import PageAlloc
-from .slab import Slab
-from .vmalloc import Vmalloc
-from .vmscan import Vmscan
-from .oom_kill import OOMKiller
+from .page_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from .physmem import PhysMem
 from .printk import LogBuf, RateLimit
 from .procfs import ProcFS
-from .vmstat import VmStat
-from .page_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
+from .slab import Slab
+from .vmalloc import Vmalloc
 from .vmem import GUARD, AddressSpace, Region, align_up
+from .vmscan import Vmscan
+from .vmstat import VmStat
 
 MAP_COUNT_HEADROOM = 1024  # mappings the host process and later vmalloc use need
 

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass, field
 
 from .current import current
-
 from .errors import AddressError
 from .page_types import PAGE_SHIFT
 

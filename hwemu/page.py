@@ -20,8 +20,8 @@ import threading
 import numpy as np
 
 from . import vmem
-from .current import current
 from .bug import AddressError
+from .current import current
 from .mmzone import MAX_NUMNODES, NODES_SHIFT, ZONE_HIGHMEM
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 
@@ -123,8 +123,13 @@ class FieldViews:
         for name, ctype in struct._fields_:
             width = ctypes.sizeof(ctype)
             offset = getattr(struct, name).offset
+            view = raw.cast(_VIEW_CODES[ctype])  # type: ignore[call-overload]
             setattr(self, name.lstrip("_") if name.startswith("__") else name,
-                    raw.cast(_VIEW_CODES[ctype])[offset // width::size // width])
+                    view[offset // width::size // width])
+
+    def __getattr__(self, name: str) -> memoryview:
+        """Reached only for a name that is no field (they are set above)."""
+        raise AttributeError(f"no field {name!r}")
 
 
 SECTION_SIZE_BITS = 27  # x86_64 memory section: 128 MiB

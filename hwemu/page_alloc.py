@@ -25,20 +25,46 @@ import threading
 import numpy as np
 
 from . import bug, sched, vmem
-from .current import current
-from .alloc_tag import alloc_hooks
 from .access import memset
-from .highmem import kmap_local_page, kunmap_local
+from .alloc_tag import alloc_hooks
+from .current import current
 from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone
-from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
-                     WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE,
-                     ZONE_NAMES, ZONE_NORMAL)
-from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_TYPE, PAGE_TYPE_NAMES,
-                   PAGE_FLAGS_CHECK_AT_FREE, PG_head, PG_reserved, PGTY_buddy, STRUCT_PAGE_SHIFT,
-                   STRUCT_PAGE_SIZE, ZONES_MASK, ZONES_PGSHIFT, format_page_flags, page_type_of,
-                   PFN_SECTION_SHIFT, virt_to_page)
-from .printk import KERN_ALERT, KERN_WARNING, RateLimit
+from .highmem import kmap_local_page, kunmap_local
+from .mmzone import (
+    MAX_NR_ZONES,
+    MAX_NUMNODES,
+    MAX_PAGE_ORDER,
+    NR_PAGE_ORDERS,
+    NUMA_NO_NODE,
+    WMARK_HIGH,
+    WMARK_LOW,
+    WMARK_MIN,
+    ZONE_HIGHMEM,
+    ZONE_MOVABLE,
+    ZONE_NAMES,
+    ZONE_NORMAL,
+)
+from .page import (
+    NO_PAGE_TYPE,
+    NODES_MASK,
+    NODES_PGSHIFT,
+    PAGE_FLAGS_CHECK_AT_FREE,
+    PAGE_TYPE,
+    PAGE_TYPE_NAMES,
+    PFN_SECTION_SHIFT,
+    STRUCT_PAGE_SHIFT,
+    STRUCT_PAGE_SIZE,
+    ZONES_MASK,
+    ZONES_PGSHIFT,
+    PG_head,
+    PG_reserved,
+    PGTY_buddy,
+    format_page_flags,
+    page_type_of,
+    virt_to_page,
+)
 from .page_types import PAGE_SHIFT, PAGE_SIZE
+from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 
 __all__ = ["PageAlloc", "MAX_PAGE_ORDER", "PAGE_ALLOC_COSTLY_ORDER", "__alloc_pages",
            "alloc_pages", "alloc_pages_node", "alloc_page", "__free_pages", "__free_page",
@@ -397,7 +423,9 @@ class PageAlloc:
         node_load = [0] * nr
         orders = []
         for local in range(nr):
-            order, used, load, prev = [], set(), nr, local
+            order: list[int] = []
+            used: set[int] = set()
+            load, prev = nr, local
             while len(used) < nr:
                 if local not in used:
                     best = local

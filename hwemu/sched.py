@@ -157,11 +157,11 @@ class Scheduler:
         With ``kthread_node`` it is a kernel thread on a housekeeping CPU of that node.
         """
         thread = threading.Thread(daemon=True)
-        task = self._new_task(name or getattr(fn, "__name__", "task"), cpu, thread,
+        task = self._new_task(name or getattr(fn, "__name__", None) or "task", cpu, thread,
                               kthread_node)
         handle = TaskHandle(task)
         thread.name = f"{self.machine.name}:{task.comm}/{task.pid}"
-        thread.run = functools.partial(self._run, handle, fn, args)
+        thread.run = functools.partial(self._run, handle, fn, args)  # type: ignore[method-assign]
         with self._lock:  # only live tasks need joining at shutdown
             self.handles = [h for h in self.handles if h.is_alive()] + [handle]
         thread.start()

@@ -49,18 +49,25 @@ import collections
 import ctypes
 import sys
 import threading
+import typing
 
 from . import bug, sched
-from .current import current
-from .gfp import (GFP_SLAB_BUG_MASK, format_flags, format_gfp, gfp_t, gfpflag_names,
-                  gfp_zone)
-from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
-from .page import (NO_PAGE_TYPE, PAGE_TYPE, PGTY_large_kmalloc, PGTY_slab, STRUCT_PAGE_SIZE,
-                   format_page_flags, struct_page)
 from .alloc_tag import alloc_hooks
+from .current import current
+from .gfp import GFP_SLAB_BUG_MASK, format_flags, format_gfp, gfp_t, gfp_zone, gfpflag_names
+from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
+from .page import (
+    NO_PAGE_TYPE,
+    PAGE_TYPE,
+    STRUCT_PAGE_SIZE,
+    PGTY_large_kmalloc,
+    PGTY_slab,
+    format_page_flags,
+    struct_page,
+)
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
-from .printk import KERN_ERR, KERN_WARNING
 from .page_types import PAGE_SHIFT, PAGE_SIZE
+from .printk import KERN_ERR, KERN_WARNING
 
 __all__ = [
     "Slab", "KmemCache", "struct_kmem_cache",
@@ -311,9 +318,9 @@ def calculate_sheaf_capacity(size: int) -> int:
 
 def reciprocal_value_of(d: int) -> tuple[int, int, int]:
     """``reciprocal_value(d)``: (m, sh1, sh2)."""
-    l = (d - 1).bit_length()
-    m = ((1 << 32) * ((1 << l) - d)) // d + 1
-    return m & 0xFFFFFFFF, min(l, 1), max(l - 1, 0)
+    bits = (d - 1).bit_length()   # the kernel's l = fls(d - 1)
+    m = ((1 << 32) * ((1 << bits) - d)) // d + 1
+    return m & 0xFFFFFFFF, min(bits, 1), max(bits - 1, 0)
 
 
 # ---------------------------------------------------------------- one slab
@@ -779,16 +786,16 @@ class KmemCache:
                     if x in seen:
                         problems.append(f"{x:#x} twice in per-CPU arrays")
                     seen[x] = "cpu"
-            all_objs = set()
+            all_objs: set[int] = set()
             for pfn, slab in self.slabs.items():
-                objs = range(slab.base, slab.base + slab.objects * self.size, self.size)
-                all_objs.update(objs)
+                span = range(slab.base, slab.base + slab.objects * self.size, self.size)
+                all_objs.update(span)
                 for x in slab.free:
                     if x in seen:
                         problems.append(f"{x:#x} free in its slab and in a per-CPU array"
                                         if seen[x] == "cpu" else f"{x:#x} twice free")
                     seen[x] = "slab"
-                    if x not in objs:
+                    if x not in span:
                         problems.append(f"{x:#x} on the free list of a slab it is not in")
                 cache, counters = sl.slab.slab_cache[pfn], sl.slab.counters[pfn]
                 if cache != self.addr:
@@ -904,11 +911,13 @@ class Slab:
         for i in sorted(_KMALLOC_INFO, key=lambda i: _KMALLOC_INFO[i][1]):
             if self._create_kmalloc_cache(KMALLOC_NORMAL, i, boot) is None:
                 raise bug.MachineError("slab bootstrap: no memory for the kmalloc caches")
-        self.kmalloc_normal = self.kmalloc_caches[KMALLOC_NORMAL]
+        # Every index a kmalloc size maps to has its normal cache from here on.
+        self.kmalloc_normal = typing.cast(list[KmemCache], self.kmalloc_caches[KMALLOC_NORMAL])
         for s in list(self.slab_caches):
+            assert s.struct is not None
             s.struct.name = self._kstrdup(s.name, boot)
 
-    def _create_kmalloc_cache(self, kind: int, index: int, task) -> KmemCache:
+    def _create_kmalloc_cache(self, kind: int, index: int, task) -> KmemCache | None:
         """``new_kmalloc_cache()``: ``kmalloc_caches[kind][index]``."""
         short, size = _KMALLOC_INFO[index]
         flags = _KMALLOC_TYPE_FLAGS[kind] | SLAB_KMALLOC
@@ -951,8 +960,7 @@ class Slab:
         """``kstrdup_const()``: the name as a NUL-terminated string in kmalloc memory."""
         data = text.encode() + b"\0"
         if isinstance(task, _BootTask):
-            s = self.kmalloc_caches[KMALLOC_NORMAL][kmalloc_index(len(data))]
-            p = s.boot_alloc(len(data), task)
+            p = self.kmalloc_normal[kmalloc_index(len(data))].boot_alloc(len(data), task)
         else:
             p = self.kmalloc(len(data), gfp, NUMA_NO_NODE, task)
         if p:
@@ -1050,9 +1058,10 @@ class Slab:
         else:
             return self.kmalloc_large(size, gfp, node, task)
         if gfp & KMALLOC_NOT_NORMAL_BITS:
-            s = self.kmalloc_cache(size, gfp, task)
-            if s is None:
+            other = self.kmalloc_cache(size, gfp, task)
+            if other is None:
                 return 0
+            s = other
         return s.slab_alloc(gfp, node, size, task)
 
     def kmalloc_large(self, size: int, gfp: int, node: int, task) -> int:
@@ -1175,7 +1184,7 @@ class Slab:
         return None, t, slab
 
     def _large_containing(self, x: int):
-        for addr, (pfn, order, _) in list(self.large.items()):
+        for addr, (_pfn, order, _) in list(self.large.items()):
             if addr <= x < addr + (PAGE_SIZE << order):
                 return addr
         return None

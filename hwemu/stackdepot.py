@@ -12,17 +12,16 @@ from __future__ import annotations
 import sys
 import threading
 from array import array
-from types import CodeType
+from types import CodeType, FrameType
 
 from .bug import STACK_BOTTOM, STACK_INLINE, source_path
-
 
 
 def python_stack_key(skip: int, depth: int) -> bytes:
     """``(id(code), offset, ...)`` of ``depth`` frames from ``skip`` above the caller, as
     native int64s in bytes: cheap to hash and compare (a code object hashes its contents)."""
-    frame = sys._getframe(skip + 1)
-    key = []
+    frame: FrameType | None = sys._getframe(skip + 1)
+    key: list[int] = []
     for _ in range(depth):
         if frame is None:
             break
@@ -57,8 +56,8 @@ class StackDepot:
         handle = self._handles.get(key)
         if handle is not None:
             return handle
-        frame = sys._getframe(skip + 1)
-        stack = []   # the code objects themselves, kept alive so their ids stay theirs
+        frame: FrameType | None = sys._getframe(skip + 1)
+        stack: list = []   # the code objects themselves, kept alive so their ids stay theirs
         while frame is not None and len(stack) < 2 * self.depth:
             stack += frame.f_code, frame.f_lasti
             frame = frame.f_back

@@ -13,18 +13,27 @@ back to vmalloc; :func:`kvfree` frees either. The ``_noprof`` functions call onl
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from . import access, bug
 from .alloc_tag import alloc_hooks, return_address
 from .current import current
 from .gfp import __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_ZERO
 from .mmzone import NUMA_NO_NODE
-from .printk import KERN_INFO
-from .slab import ZERO_SIZE_PTR, kfree, kmalloc_node_noprof, krealloc_noprof, ksize
-from .vmalloc import (INT_MAX, PAGE_KERNEL, VM_ALLOW_HUGE_VMAP, check_node, check_size,
-                      is_vmalloc_addr, vfree, vrealloc_noprof)
 from .page import STRUCT_PAGE_SHIFT
 from .page_types import PAGE_SHIFT, PAGE_SIZE
+from .printk import KERN_INFO
+from .slab import ZERO_SIZE_PTR, kfree, kmalloc_node_noprof, krealloc_noprof, ksize
+from .vmalloc import (
+    INT_MAX,
+    PAGE_KERNEL,
+    VM_ALLOW_HUGE_VMAP,
+    check_node,
+    check_size,
+    is_vmalloc_addr,
+    vfree,
+    vrealloc_noprof,
+)
 
 __all__ = [
     "kmalloc_gfp_adjust", "kvmalloc", "kvmalloc_noprof", "kvzalloc", "kvzalloc_noprof",
@@ -49,12 +58,12 @@ class MemObj:
     addr: int
     kind: str | None = None
     start: int = 0
-    cache: object = None
-    slab: object = None
+    cache: Any = None
+    slab: Any = None
     state: str = ""
     requested: int = 0
     order: int = 0
-    area: object = None
+    area: Any = None
     pfn: int | None = None
 
 

@@ -35,17 +35,34 @@ import bisect
 import errno
 import threading
 
-from .alloc_tag import alloc_hooks, return_address
 from . import access, bug, sched
+from .alloc_tag import alloc_hooks, return_address
 from .current import current
-from .gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOFS,
-                  GFP_NOIO, GFP_NOWAIT, GFP_USER, __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM,
-                  __GFP_NOFAIL, __GFP_NOLOCKDEP, __GFP_NORETRY, __GFP_NOWARN,
-                  __GFP_RETRY_MAYFAIL, __GFP_ZERO, format_flags, gfpflag_names)
+from .gfp import (
+    __GFP_DIRECT_RECLAIM,
+    __GFP_HIGHMEM,
+    __GFP_NOFAIL,
+    __GFP_NOLOCKDEP,
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    __GFP_RETRY_MAYFAIL,
+    __GFP_ZERO,
+    GFP_ATOMIC,
+    GFP_DMA,
+    GFP_DMA32,
+    GFP_KERNEL,
+    GFP_KERNEL_ACCOUNT,
+    GFP_NOFS,
+    GFP_NOIO,
+    GFP_NOWAIT,
+    GFP_USER,
+    format_flags,
+    gfpflag_names,
+)
 from .mmzone import NUMA_NO_NODE
 from .page import STRUCT_PAGE_SIZE
-from .printk import KERN_WARNING
 from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from .printk import KERN_WARNING
 
 __all__ = [
     "VM_IOREMAP", "VM_ALLOC", "VM_MAP", "VM_USERMAP", "VM_DMA_COHERENT", "VM_UNINITIALIZED",

@@ -85,7 +85,7 @@ class Region:
     perms: str = "rw-"
     node: int | None = None
     phys: int = 0
-    ptes: np.ndarray | None = None
+    ptes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     on_access: Callable[[int, int], None] | None = None
     mapped_at: dict = field(default_factory=dict)
 
@@ -140,7 +140,8 @@ class AddressSpace:
         self.regions.clear()
         self._starts.clear()
         self.fast_lo = self.fast_hi = 0
-        self.mv = None  # views derived from it may live on; nothing may touch them now
+        # Views derived from it may live on; nothing may touch them now.
+        self.mv = None  # type: ignore[assignment]
         _munmap(self.base, self.size)
 
     # -------------------------------------------------------------- mapping
@@ -247,7 +248,7 @@ class AddressSpace:
             if region is None:
                 raise Fault(addr, self.describe(addr))
             stop = min(end, region.end)
-            if region.ptes is not None:
+            if region.kind == "window":
                 first = (addr - region.start) >> PAGE_SHIFT
                 last = (stop - 1 - region.start) >> PAGE_SHIFT
                 holes = np.flatnonzero(region.ptes[first:last + 1] < 0)
@@ -274,7 +275,7 @@ class AddressSpace:
         for r in self.regions:
             node = f" node{r.node}" if r.node is not None else ""
             lines.append(f"{r.start:016x}-{r.end:016x} {r.perms}p {r.label}{node}")
-            if r.ptes is not None:
+            if r.kind == "window":
                 for i in np.flatnonzero(r.ptes >= 0):
                     a = r.start + (int(i) << PAGE_SHIFT)
                     lines.append(f"{a:016x}-{a + PAGE_SIZE:016x} rw-s   {r.label}[{i}] "

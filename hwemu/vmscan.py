@@ -21,11 +21,11 @@ import threading
 
 from . import bug, sched
 from .current import current
-from .wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
-from .gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_NOWARN, gfp_t
+from .gfp import __GFP_NOWARN, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, gfp_t
 from .mmzone import NUMA_NO_NODE
-from .page import PG_dirty, PG_lru, STRUCT_PAGE_SIZE
+from .page import STRUCT_PAGE_SIZE, PG_dirty, PG_lru
 from .page_alloc import SWAP_CLUSTER_MAX, alloc_pages_node
+from .wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
 
 # Page-cache fills do not reclaim other page cache to make room for themselves.
 PAGECACHE_GFP = (GFP_HIGHUSER_MOVABLE | __GFP_NOWARN) & ~gfp_t.DIRECT_RECLAIM
@@ -143,7 +143,7 @@ class Vmscan:
         without them they are rotated and left in place.
         """
         may_writepage = gfp & gfp_t.IO and gfp & gfp_t.FS
-        victims = []
+        victims: list[tuple[int, bool]] = []
         with self.lru_lock:
             lru = self.file_lru[id(zone)]
             for _ in range(len(lru)):

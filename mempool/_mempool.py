@@ -15,27 +15,46 @@ from __future__ import annotations
 import ctypes
 import struct
 import sys
+from typing import Any
 
 from hwemu import bug, sched, spinlock
-from hwemu.current import current
-from hwemu.wait import (DEFINE_WAIT, WAIT_QUEUE_HEAD_T_SIZE, finish_wait, init_waitqueue_head,
-                        prepare_to_wait, wake_up, wq_has_sleeper)
 from hwemu.access import load, memset, read_bytes, store, write_bytes
 from hwemu.alloc_tag import return_address
+from hwemu.current import current
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
 from hwemu.gfp import GFP_KERNEL, GFP_NOWAIT, gfp_t
 from hwemu.highmem import kmap_local_page, kunmap_local
-from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
-                         kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages)
+from hwemu.kasan import (
+    kasan_mempool_poison_object,
+    kasan_mempool_poison_pages,
+    kasan_mempool_unpoison_object,
+    kasan_mempool_unpoison_pages,
+)
 from hwemu.mmzone import NUMA_NO_NODE
 from hwemu.page import STRUCT_PAGE_SIZE, page_address
 from hwemu.page_alloc import __free_pages, alloc_pages_noprof
-from hwemu.printk import KERN_ERR, KERN_INFO
-from hwemu.slab import (kfree, kmalloc_array, kmalloc_array_node_noprof,
-                        kmalloc_node_noprof, kmalloc_noprof, kmem_cache_alloc_noprof,
-                        kmem_cache_free, kmem_cache_size)
-from hwemu.spinlock import SPINLOCK_T_SIZE
 from hwemu.page_types import PAGE_SIZE
+from hwemu.printk import KERN_ERR, KERN_INFO
+from hwemu.slab import (
+    kfree,
+    kmalloc_array,
+    kmalloc_array_node_noprof,
+    kmalloc_node_noprof,
+    kmalloc_noprof,
+    kmem_cache_alloc_noprof,
+    kmem_cache_free,
+    kmem_cache_size,
+)
+from hwemu.spinlock import SPINLOCK_T_SIZE
+from hwemu.wait import (
+    DEFINE_WAIT,
+    WAIT_QUEUE_HEAD_T_SIZE,
+    finish_wait,
+    init_waitqueue_head,
+    prepare_to_wait,
+    wake_up,
+    wq_has_sleeper,
+)
 
 from .stats import forget, stats_of
 
@@ -83,7 +102,7 @@ def fnptr(fn) -> int:
     if ptr is None:
         thunk = _CALLBACK(lambda *a: None)   # an address to stand for fn
         _THUNKS.append(thunk)
-        ptr = ctypes.cast(thunk, ctypes.c_void_p).value
+        ptr = ctypes.cast(thunk, ctypes.c_void_p).value or 0
         _PTR_BY_FN[fn], _FN_BY_PTR[ptr] = ptr, fn
     return ptr
 
@@ -98,18 +117,18 @@ def fn_of(ptr: int):
 
 # ---------------------------------------------------------------- struct access
 
-_CODES = {ctypes.c_int32: "i", ctypes.c_uint32: "I", ctypes.c_uint64: "Q"}
+_CODES: dict[Any, str] = {ctypes.c_int32: "i", ctypes.c_uint32: "I", ctypes.c_uint64: "Q"}
 # Field name -> (offset, struct format of its value), from struct_mempool.
 _FIELD = {name: (getattr(struct_mempool, name).offset, "<" + _CODES[ctype])
-          for name, ctype in struct_mempool._fields_ if ctype in _CODES}
+          for name, ctype, *_ in struct_mempool._fields_ if ctype in _CODES}
 
 
 def _struct_of(first: str, last: str) -> struct.Struct:
     """The format of the fields ``first``..``last`` as they lie in memory."""
-    names = [name for name, _ in struct_mempool._fields_]
+    names = [field[0] for field in struct_mempool._fields_]
     fields = struct_mempool._fields_[names.index(first):names.index(last) + 1]
     return struct.Struct("<" + "".join(f"{ctypes.sizeof(ctype)}x" if name.startswith("_")
-                                       else _CODES[ctype] for name, ctype in fields))
+                                       else _CODES[ctype] for name, ctype, *_ in fields))
 
 
 _FIELDS = _struct_of("min_nr", "free")
@@ -229,7 +248,7 @@ def _each_page(page: int, order: int, per_page, whole) -> None:
 def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
                          pool_data: int | None = None) -> bool:
     """``alloc``/``pool_data``: the pool's fields when the caller has just read them."""
-    if alloc is None:
+    if alloc is None or pool_data is None:
         alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
     # The hook and add_element() are inlined into their caller (mempool_free_bulk(),
     # mempool_init_node(), mempool_resize()): _RET_IP_ is where that caller returns to.
@@ -243,7 +262,7 @@ def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
 
 def kasan_unpoison_element(pool: int, element: int, alloc: int | None = None,
                            pool_data: int | None = None) -> None:
-    if alloc is None:
+    if alloc is None or pool_data is None:
         alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
     if alloc == MEMPOOL_KMALLOC:
         kasan_mempool_unpoison_object(element, pool_data)

@@ -242,10 +242,10 @@ def test_wild_accesses_never_crash(highmem_machine):
             write = op in ("store", "write_bytes")
             value = rng.getrandbits(8 * n)
             data = value.to_bytes(n, "little")
-            call = {"load": lambda: hwemu.load(addr, n),
-                    "store": lambda: hwemu.store(addr, n, value),
-                    "read_bytes": lambda: hwemu.read_bytes(addr, n),
-                    "write_bytes": lambda: hwemu.write_bytes(addr, data)}[op]
+            call = {"load": lambda a=addr, n=n: hwemu.load(a, n),
+                    "store": lambda a=addr, n=n, v=value: hwemu.store(a, n, v),
+                    "read_bytes": lambda a=addr, n=n: hwemu.read_bytes(a, n),
+                    "write_bytes": lambda a=addr, d=data: hwemu.write_bytes(a, d)}[op]
             what = f"#{i} {kind} {op}({addr:#x}, {n})"
 
             inside = space.base <= addr < space.end

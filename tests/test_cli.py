@@ -1,10 +1,8 @@
 """The hwemu command, end to end in a subprocess."""
-import os
 import subprocess
 import sys
 
 import pytest
-
 from conftest import CONFIGS
 
 
@@ -104,7 +102,8 @@ def test_unusable_files_give_one_clear_line_and_exit_2(tmp_path):
     traceback."""
     cases = {"missing.yaml": (None, "no such file"),
              "empty.yaml": (b"", "expected a mapping at top level, got an empty document"),
-             "binary.yaml": (b"\x7fELF\x02\x01\x01\x00\xff", "not valid UTF-8: byte 0xff at line 1"),
+             "binary.yaml": (b"\x7fELF\x02\x01\x01\x00\xff",
+                             "not valid UTF-8: byte 0xff at line 1"),
              "list.yaml": (b"- 1\n- 2\n", "expected a mapping at top level, got a list"),
              "huge.yaml": (b"#" * (10 << 20), f"config file is {10 << 20} bytes; configs are "
                                               "limited to 1 MiB")}

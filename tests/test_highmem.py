@@ -7,11 +7,10 @@ import threading
 import time
 
 import pytest
+from helpers import wait_until
 
 import hwemu
 from hwemu import KM_MAX_IDX, PAGE_SHIFT, PAGE_SIZE
-
-from helpers import wait_until
 
 CUT_HERE = "------------[ cut here ]------------"
 LOWMEM_PFNS = (896 << 20) >> PAGE_SHIFT  # i386: 1G - 128M vmalloc is directly mapped

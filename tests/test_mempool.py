@@ -15,19 +15,39 @@ import time
 from collections import Counter
 
 import pytest
+from helpers import wait_until
 
 import hwemu
 import mempool
-from hwemu import (GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, GFP_NOWAIT, PAGE_SIZE,
-                   __GFP_HIGHMEM, __GFP_ZERO)
+from hwemu import (
+    __GFP_HIGHMEM,
+    __GFP_ZERO,
+    GFP_ATOMIC,
+    GFP_KERNEL,
+    GFP_NOFS,
+    GFP_NOIO,
+    GFP_NOWAIT,
+    PAGE_SIZE,
+)
 from hwemu.kasan import expect_report
 from hwemu.page import STRUCT_PAGE_SIZE
-from mempool import _mempool
-from mempool import (mempool_alloc, mempool_alloc_bulk, mempool_alloc_preallocated,
-                     mempool_create, mempool_create_node, mempool_destroy, mempool_exit,
-                     mempool_free, mempool_free_bulk, mempool_init, mempool_init_node,
-                     mempool_initialized, mempool_is_saturated, mempool_resize)
-from helpers import wait_until
+from mempool import (
+    _mempool,
+    mempool_alloc,
+    mempool_alloc_bulk,
+    mempool_alloc_preallocated,
+    mempool_create,
+    mempool_create_node,
+    mempool_destroy,
+    mempool_exit,
+    mempool_free,
+    mempool_free_bulk,
+    mempool_init,
+    mempool_init_node,
+    mempool_initialized,
+    mempool_is_saturated,
+    mempool_resize,
+)
 
 F = {name: getattr(mempool.struct_mempool, name).offset
      for name, _ in mempool.struct_mempool._fields_}
@@ -753,7 +773,7 @@ def test_fail_mempool_alloc_bulk_fails_every_element_once(machine):
     assert mempool_alloc_bulk(pool, elems, 3) == 0
     assert b.masks == []                               # allocator never asked
     assert elems == res[:0:-1]
-    lines = [l for l in log_lines(machine) if "forcing mempool usage" in l]
+    lines = [ln for ln in log_lines(machine) if "forcing mempool usage" in ln]
     assert len(lines) == 1
     assert re.fullmatch(r"forcing mempool usage for "
                         r"test_fail_mempool_alloc_bulk_fails_every_element_once"
@@ -937,7 +957,7 @@ def test_gfp_kernel_under_a_spinlock_splats_but_atomic_does_not(machine):
     finally:
         lock.unlock()
     lines = log_lines(machine)
-    i = next(i for i, l in enumerate(lines) if l.startswith(SLEEPING_BUG))
+    i = next(i for i, ln in enumerate(lines) if ln.startswith(SLEEPING_BUG))
     assert lines[i + 1].startswith("in_atomic(): 1, irqs_disabled(): 0")
     assert e1 and e2
     mempool_free(e1, pool)
@@ -953,7 +973,7 @@ def test_gfp_kernel_in_an_interrupt_splats_but_atomic_does_not(machine):
     e2 = hwemu.run_in_interrupt(mempool_alloc, pool, GFP_KERNEL)
     assert e2
     lines = log_lines(machine)
-    i = next(i for i, l in enumerate(lines) if l.startswith(SLEEPING_BUG))
+    i = next(i for i, ln in enumerate(lines) if ln.startswith(SLEEPING_BUG))
     assert lines[i + 1].startswith("in_atomic(): 1, irqs_disabled(): 1")
     assert "preempt_count: 10000" in lines[i + 2]
     mempool_free(e1, pool)
@@ -970,7 +990,7 @@ def test_resize_might_sleep(machine):
         assert mempool_resize(pool, 2) == 0    # shrinking only frees, yet it may sleep
     finally:
         lock.unlock()
-    assert any(l.startswith(SLEEPING_BUG) for l in log_lines(machine))
+    assert any(ln.startswith(SLEEPING_BUG) for ln in log_lines(machine))
     mempool_destroy(pool)
 
 
@@ -1162,7 +1182,7 @@ def test_poison_mismatch_report_exact_format(debug_machine):
                             "0 6b 6b 6b 6b 6b 6b 6b ...")
     assert lines[i + 3].startswith("CPU: 0 ")
     assert "Call Trace:" in lines[i + 4:i + 8]
-    assert any("remove_element" in l for l in lines[i + 4:i + 20])
+    assert any("remove_element" in ln for ln in lines[i + 4:i + 20])
     data = hwemu.read_bytes(e, 128)                           # not re-filled with 0x5a
     assert data[:20] == b"\x6b" * 20 and data[20] == 0
     assert not m.bugs.taint & (1 << 7)                        # no oops: no DIE taint
@@ -1580,7 +1600,7 @@ def test_fail_mempool_alloc_forces_the_reserve(machine):
     for _ in range(3):
         got.append(mempool_alloc(pool, GFP_KERNEL))
     assert got == res[:0:-1] and b.masks == []                # allocator not called
-    lines = [l for l in log_lines(machine) if l.startswith("forcing mempool usage for ")]
+    lines = [ln for ln in log_lines(machine) if ln.startswith("forcing mempool usage for ")]
     assert len(lines) == 3
     for line in lines:
         assert re.fullmatch(r"forcing mempool usage for "
@@ -1611,7 +1631,7 @@ def test_fail_mempool_alloc_is_checked_on_every_retry(machine):
     t = spawn_alloc(machine, pool, GFP_KERNEL)   # forced 3 times (two 5 s waits),
     assert t.join(JOIN) == b.allocated[-1]       # then the allocator
     assert b.masks == [KERNEL_FULL] * 2
-    assert len([l for l in log_lines(machine) if "forcing mempool usage" in l]) == 5
+    assert len([ln for ln in log_lines(machine) if "forcing mempool usage" in ln]) == 5
     for x in (own, e, b.allocated[-1]):
         mempool_free(x, pool)
     mempool_destroy(pool)
@@ -1739,7 +1759,7 @@ def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch):
     failed = sum(1 for _, r in allocs if not r)     # real allocator failures
     assert failed
     # verbose 0 silences fault injection's own dump, not mempool's pr_info.
-    assert any(l.startswith("forcing mempool usage for take+0x") for l in log_lines(m))
+    assert any(ln.startswith("forcing mempool usage for take+0x") for ln in log_lines(m))
     mempool_destroy(pool)
     # Every element alloc_fn produced went back through free_fn exactly once.
     assert sum(1 for _, r in allocs if r) == len(frees)

@@ -1,9 +1,9 @@
 """Per-pool counters and element descriptions (mempool.stats)."""
+from helpers import wait_until
+
 import hwemu
 import mempool
 from hwemu import GFP_ATOMIC, GFP_KERNEL
-
-from helpers import wait_until
 
 
 def failing_pool(min_nr, size=64):

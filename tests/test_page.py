@@ -267,7 +267,7 @@ def test_raw_access_initialises_struct_pages_deep_in_a_big_machine(boot):
     boundary = 40 * SECTION_PAGES          # pfn 0x140000: 5G, node 0, ZONE_NORMAL
     first = vmemmap_start(m) + (boundary - 1) * STRUCT_PAGE_SIZE
     raw = hwemu.read_bytes(first, 2 * STRUCT_PAGE_SIZE)
-    for i, pfn in enumerate((boundary - 1, boundary)):
+    for i, _pfn in enumerate((boundary - 1, boundary)):
         words = raw[i * 64:(i + 1) * 64]
         pg = first + i * 64
         assert int.from_bytes(words[0:8], "little") == expected_flags(0, hwemu.ZONE_NORMAL)
@@ -290,7 +290,7 @@ def test_raw_access_initialises_struct_pages_deep_in_a_big_machine(boot):
 
 @pytest.mark.parametrize("name", ["i386-highmem", "i386-pae-highmem"])
 def test_page_address_of_highmem_page_is_zero_until_kmapped(boot, name):
-    m = boot(name)
+    boot(name)
     last_low = hwemu.pfn_to_page(I386_LOWMEM // PAGE - 1)
     first_high = hwemu.pfn_to_page(I386_LOWMEM // PAGE)
     assert not hwemu.PageHighMem(last_low) and hwemu.PageHighMem(first_high)

@@ -20,16 +20,47 @@ import pytest
 
 import hwemu
 from hwemu.bug import TAINT, AddressError, KernelBug, KernelPanic
-from hwemu.gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE,
-                       GFP_KERNEL, GFP_NOWAIT, __GFP_COMP, __GFP_DIRECT_RECLAIM, __GFP_DMA,
-                       __GFP_DMA32, __GFP_HIGH, __GFP_HIGHMEM, __GFP_MEMALLOC, __GFP_MOVABLE,
-                       __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL,
-                       __GFP_THISNODE, __GFP_ZERO, format_gfp)
+from hwemu.gfp import (
+    __GFP_COMP,
+    __GFP_DIRECT_RECLAIM,
+    __GFP_DMA,
+    __GFP_DMA32,
+    __GFP_HIGH,
+    __GFP_HIGHMEM,
+    __GFP_MEMALLOC,
+    __GFP_MOVABLE,
+    __GFP_NOMEMALLOC,
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    __GFP_RETRY_MAYFAIL,
+    __GFP_THISNODE,
+    __GFP_ZERO,
+    GFP_ATOMIC,
+    GFP_DMA,
+    GFP_DMA32,
+    GFP_HIGHUSER,
+    GFP_HIGHUSER_MOVABLE,
+    GFP_KERNEL,
+    GFP_NOWAIT,
+    format_gfp,
+)
 from hwemu.mmzone import ZONE_DMA, ZONE_DMA32, ZONE_HIGHMEM, ZONE_MOVABLE, ZONE_NORMAL
-from hwemu.page_alloc import (MAX_PAGE_ORDER, PUNCH_SLACK, __alloc_pages, __free_page,
-                              __free_pages, __get_free_pages, alloc_page, alloc_pages,
-                              alloc_pages_node, free_pages, get_page, get_zeroed_page,
-                              nr_free_pages, put_page)
+from hwemu.page_alloc import (
+    MAX_PAGE_ORDER,
+    PUNCH_SLACK,
+    __alloc_pages,
+    __free_page,
+    __free_pages,
+    __get_free_pages,
+    alloc_page,
+    alloc_pages,
+    alloc_pages_node,
+    free_pages,
+    get_page,
+    get_zeroed_page,
+    nr_free_pages,
+    put_page,
+)
 
 PAGE_SIZE = 4096
 # struct page (64-bit): flags, lru.next (compound_head), lru.prev, mapping, index,
@@ -316,7 +347,7 @@ def _thisnode(nid):
     small = fill(GFP_KERNEL | __GFP_THISNODE | __GFP_NOWARN, 0)
     nodes = {hwemu.page_to_nid(p) for p in held + small}
     blocks, pages = len(held), len(small)
-    quiet = not any("page allocation failure" in l for l in log_lines(hwemu.current().machine))
+    quiet = not any("page allocation failure" in ln for ln in log_lines(hwemu.current().machine))
     assert not alloc_pages(GFP_KERNEL | __GFP_THISNODE, MAX_PAGE_ORDER)    # warns
     other = alloc_pages(GFP_KERNEL, 0)     # without THISNODE the nearest node serves
     other_nid = hwemu.page_to_nid(other)
@@ -564,7 +595,7 @@ def fake_jiffies(monkeypatch):
 
 
 def _failures(m):
-    return [l for l in log_lines(m) if "page allocation failure" in l]
+    return [ln for ln in log_lines(m) if "page allocation failure" in ln]
 
 
 def test_alloc_failure_warning_text(machine, fake_jiffies):
@@ -582,7 +613,7 @@ def test_alloc_failure_warning_text(machine, fake_jiffies):
     rest = new[i + 1:]
     assert rest[0].startswith("CPU: 0 UID: 0 PID: 1 Comm: init")
     assert rest.index("Call Trace:") < rest.index("Mem-Info:")
-    assert any(l.startswith("Node 0 DMA32 free:") for l in rest)
+    assert any(ln.startswith("Node 0 DMA32 free:") for ln in rest)
     assert m.page_alloc.alloc_failures == fails + 1
 
     advance(11)
@@ -915,7 +946,7 @@ def test_bad_page_reason_priority_matches_kernel(machine):
     (first, second), others = _adjacent_pages(m, 2)
     hwemu.store(second + OFF_MAPPING, 8, 0xFFFF888000123400)   # in use and mapped
     __free_pages(first, 1)
-    dumped = [l for l in log_lines(m) if l.startswith("page dumped because:")]
+    dumped = [ln for ln in log_lines(m) if ln.startswith("page dumped because:")]
     assert dumped == ["page dumped because: nonzero _refcount"]
 
 
@@ -960,8 +991,8 @@ def test_never_allocated_page_dump_names_its_node_and_zone(boot):
     with pytest.raises(KernelBug):
         __free_page(hwemu.pfn_to_page(deep))
     lines = log_lines(m)
-    assert any(l.startswith("flags: ") and l.endswith("(node=3|zone=2)") for l in lines)
-    assert any(l.startswith("page: refcount:0 mapcount:0 ") for l in lines)
+    assert any(ln.startswith("flags: ") and ln.endswith("(node=3|zone=2)") for ln in lines)
+    assert any(ln.startswith("page: refcount:0 mapcount:0 ") for ln in lines)
 
 
 # ---------------------------------------------------------------- deferred init, punching

@@ -12,16 +12,21 @@ import sys
 import threading
 
 import pytest
+from conftest import CONFIGS
 
 import hwemu
 import mempool
 from hwemu import GFP_KERNEL
-from hwemu.config import (ExpectConfig, _condition, format_duration, load_config,
-                          parse_duration, resolve)
+from hwemu.config import (
+    ExpectConfig,
+    _condition,
+    format_duration,
+    load_config,
+    parse_duration,
+    resolve,
+)
 from hwemu.runs import Run, report
 from mempool.stats import WAIT_SAMPLES, PoolStats
-
-from conftest import CONFIGS
 
 ROOT = CONFIGS.parent
 PROGRESS_RE = re.compile(r"^\[ *\d+\.\d\ds\] +\d+ ops/s \| pools: .* \| free: .* \| "
@@ -470,7 +475,7 @@ def test_format_duration_round_trips(ns, text):
 ])
 def test_expectation_conditions_are_normalised(value, normal):
     assert _condition(value) == normal
-    assert getattr(ExpectConfig(waits=value), "waits") == normal
+    assert ExpectConfig(waits=value).waits == normal
 
 
 @pytest.mark.parametrize("value", ["about 3", "=> 1", "= 1", ">= -1", "", True, None, "1."])

@@ -5,20 +5,44 @@ import threading
 import time
 
 import pytest
+from helpers import wait_until
 
 import hwemu
-from hwemu import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_RUNNING, TASK_UNINTERRUPTIBLE,
-                   current, finish_wait, in_atomic, in_hardirq, in_interrupt, in_softirq,
-                   in_task, irqs_disabled, jiffies, local_irq_disable, local_irq_enable,
-                   local_irq_restore, local_irq_save, might_sleep, preempt_count,
-                   preempt_disable, preempt_enable, prepare_to_wait, run_in_interrupt,
-                   schedule_timeout, set_current_state, time_after, time_before,
-                   wake_up, wake_up_process, wq_has_sleeper)
+from hwemu import (
+    DEFINE_WAIT,
+    MAX_SCHEDULE_TIMEOUT,
+    TASK_RUNNING,
+    TASK_UNINTERRUPTIBLE,
+    current,
+    finish_wait,
+    in_atomic,
+    in_hardirq,
+    in_interrupt,
+    in_softirq,
+    in_task,
+    irqs_disabled,
+    jiffies,
+    local_irq_disable,
+    local_irq_enable,
+    local_irq_restore,
+    local_irq_save,
+    might_sleep,
+    preempt_count,
+    preempt_disable,
+    preempt_enable,
+    prepare_to_wait,
+    run_in_interrupt,
+    schedule_timeout,
+    set_current_state,
+    time_after,
+    time_before,
+    wake_up,
+    wake_up_process,
+    wq_has_sleeper,
+)
 from hwemu.sched import HARDIRQ_OFFSET, SOFTIRQ_OFFSET
 from hwemu.spinlock import SpinLock
 from hwemu.wait import WaitQueueEntry, WaitQueueHead
-
-from helpers import wait_until
 
 U64 = 2**64
 
@@ -546,7 +570,7 @@ def test_spinlock_used_before_init_is_bad_magic(machine):
     assert "BUG: spinlock bad magic on CPU#0, init/1" in lines
     assert f" lock: {lock:#x}, .magic: 00000000, .owner: <none>/-1, .owner_cpu: -1" in lines
     # spin_dump(): the report and the stack of the bad call, not a BUG() oops.
-    assert f" spin_lock_irqsave+" in exc.value.text
+    assert " spin_lock_irqsave+" in exc.value.text
     assert f"tests/test_sched.py:{line + 1}\n" in exc.value.text
     assert preempt_count() == 0 and not irqs_disabled()
 

@@ -16,19 +16,48 @@ import pytest
 import hwemu
 from hwemu import slab as S
 from hwemu.bug import TAINT, AddressError, KernelPanic
-from hwemu.gfp import (GFP_ATOMIC, GFP_DMA, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT,
-                       __GFP_HIGHMEM, __GFP_NOWARN, __GFP_RECLAIMABLE, __GFP_THISNODE,
-                       __GFP_ZERO)
+from hwemu.gfp import (
+    __GFP_HIGHMEM,
+    __GFP_NOWARN,
+    __GFP_RECLAIMABLE,
+    __GFP_THISNODE,
+    __GFP_ZERO,
+    GFP_ATOMIC,
+    GFP_DMA,
+    GFP_KERNEL,
+    GFP_KERNEL_ACCOUNT,
+    GFP_NOWAIT,
+)
 from hwemu.page import page_address, page_struct, page_to_nid, virt_to_page
 from hwemu.page_alloc import __free_pages, alloc_pages
-from hwemu.slab import (KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, SLAB_HWCACHE_ALIGN,
-                        SLAB_PANIC, SLAB_RECLAIM_ACCOUNT,
-                        SLAB_TYPESAFE_BY_RCU, ZERO_SIZE_PTR, kcalloc, kfree, kfree_sensitive,
-                        kmalloc, kmalloc_array, kmalloc_array_node, kmalloc_node,
-                        kmalloc_size_roundup, kmem_cache_alloc, kmem_cache_alloc_node,
-                        kmem_cache_create, kmem_cache_destroy, kmem_cache_free,
-                        kmem_cache_shrink, kmem_cache_size, krealloc, ksize, kzalloc,
-                        virt_to_cache)
+from hwemu.slab import (
+    KMALLOC_MAX_CACHE_SIZE,
+    KMALLOC_MAX_SIZE,
+    SLAB_HWCACHE_ALIGN,
+    SLAB_PANIC,
+    SLAB_RECLAIM_ACCOUNT,
+    SLAB_TYPESAFE_BY_RCU,
+    ZERO_SIZE_PTR,
+    kcalloc,
+    kfree,
+    kfree_sensitive,
+    kmalloc,
+    kmalloc_array,
+    kmalloc_array_node,
+    kmalloc_node,
+    kmalloc_size_roundup,
+    kmem_cache_alloc,
+    kmem_cache_alloc_node,
+    kmem_cache_create,
+    kmem_cache_destroy,
+    kmem_cache_free,
+    kmem_cache_shrink,
+    kmem_cache_size,
+    krealloc,
+    ksize,
+    kzalloc,
+    virt_to_cache,
+)
 
 PAGE_SIZE = 4096
 PG_head = 6
@@ -462,12 +491,12 @@ def test_interior_pointer_free(machine):
     p = kmalloc(64, GFP_KERNEL)
     kfree(p + 8)
     lines = log(m).splitlines()
-    i = next(i for i, l in enumerate(lines) if "Invalid object pointer" in l)
+    i = next(i for i, ln in enumerate(lines) if "Invalid object pointer" in ln)
     assert lines[i - 1].endswith("=" * 77)
     assert re.search(r"BUG kmalloc-64 \(Not tainted\): Invalid object pointer "
                      rf"0x{p + 8:016x}$", lines[i])
     assert lines[i + 1].endswith("-" * 77)
-    slab_line = next(l for l in lines[i:] if "] Slab 0x" in l)
+    slab_line = next(ln for ln in lines[i:] if "] Slab 0x" in ln)
     assert re.search(rf"Slab 0x{m.slab.slab_of(p).page:016x} objects=64 used=\d+ "
                      r"fp=0x[0-9a-f]{16} flags=0x[0-9a-f]+\(node=0\|zone=\d\)$", slab_line)
     assert f"FIX kmalloc-64: Object at 0x{p + 8:016x} not freed" in log(m)
@@ -541,14 +570,14 @@ def test_destroy_with_leaks_reports_and_keeps_the_cache(machine):
     kmem_cache_destroy(c)
     new = new_lines(m, start)
     assert any(re.search(r"BUG leaky \(Not tainted\): Objects remaining on "
-                         r"__kmem_cache_shutdown\(\)$", l) for l in new)
+                         r"__kmem_cache_shutdown\(\)$", ln) for ln in new)
     slab = m.slab.slab_of(objs[0])
-    listed = [l for l in new if re.search(r"\] Object 0x[0-9a-f]{16} @offset=\d+$", l)]
-    assert [int(re.search(r"0x([0-9a-f]{16})", l).group(1), 16) for l in listed] == \
+    listed = [ln for ln in new if re.search(r"\] Object 0x[0-9a-f]{16} @offset=\d+$", ln)]
+    assert [int(re.search(r"0x([0-9a-f]{16})", ln).group(1), 16) for ln in listed] == \
         [objs[0], objs[2], objs[4]]
     assert f"Object 0x{objs[2]:016x} @offset={objs[2] - slab.base}" in listed[1]
-    assert any(re.search(r"Slab 0x[0-9a-f]{16} objects=\d+ used=3 ", l) for l in new)
-    warn = next(l for l in new if "Slab cache still has objects" in l)
+    assert any(re.search(r"Slab 0x[0-9a-f]{16} objects=\d+ used=3 ", ln) for ln in new)
+    warn = next(ln for ln in new if "Slab cache still has objects" in ln)
     assert re.search(r"kmem_cache_destroy leaky: Slab cache still has objects when called "
                      r"from test_destroy_with_leaks_reports_and_keeps_the_cache\+0x", warn)
     assert m.bugs.taint >> TAINT["BAD_PAGE"] & 1
@@ -609,16 +638,16 @@ def test_slab_oom_message_and_nowarn(machine):
     held = exhaust()
     start = nlines(m)
     assert kmem_cache_alloc(c, GFP_ATOMIC | __GFP_NOWARN) == 0
-    assert not any("SLUB: Unable" in l for l in new_lines(m, start))
+    assert not any("SLUB: Unable" in ln for ln in new_lines(m, start))
     assert kmem_cache_alloc(c, GFP_ATOMIC) == 0
     new = new_lines(m, start)
-    i = next(i for i, l in enumerate(new) if "SLUB: Unable to allocate memory" in l)
+    i = next(i for i, ln in enumerate(new) if "SLUB: Unable to allocate memory" in ln)
     assert new[i].endswith("SLUB: Unable to allocate memory on CPU 0 (of node 0) on node "
                            "-1, gfp=0x820(GFP_ATOMIC)")
     assert new[i + 1].endswith(f"  cache: oomtest, object size: 500, buffer size: 504, "
                                f"default order: {s.order}, min order: 0")
     assert new[i + 2].endswith("  node 0: slabs: 0, objs: 0, free: 0")
-    assert any("page allocation failure: order:0" in l for l in new)
+    assert any("page allocation failure: order:0" in ln for ln in new)
     for page, order in held:
         __free_pages(page, order)
     p = kmem_cache_alloc(c, GFP_ATOMIC)
@@ -712,7 +741,7 @@ def test_stress_four_tasks(machine):
 
     handles = [m.spawn(worker, seed) for seed in range(1, 5)]
     assert all(h.join(timeout=60) for h in handles)
-    for p, stamp, size in shared:
+    for p, stamp, _size in shared:
         assert read(p, 8) == stamp
         kfree(p)
     assert m.slab.reports == []

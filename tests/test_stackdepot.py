@@ -2,11 +2,10 @@
 from array import array
 
 import pytest
+from helpers import import_fresh_module
 
 from hwemu import stackdepot
 from hwemu.stackdepot import StackDepot, python_stack_key
-
-from helpers import import_fresh_module
 
 
 def test_the_c_helper_and_the_python_walk_make_the_same_key():

@@ -1,11 +1,18 @@
 """Reclaim and the OOM killer: page cache, anonymous memory, kswapd, direct reclaim."""
 import pytest
+from helpers import wait_until
 
 import hwemu
-from hwemu import (GFP_ATOMIC, GFP_KERNEL, GFP_NOIO, __GFP_NORETRY, __GFP_NOWARN,
-                   __GFP_RETRY_MAYFAIL, __free_pages, alloc_pages)
-
-from helpers import wait_until
+from hwemu import (
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    __GFP_RETRY_MAYFAIL,
+    GFP_ATOMIC,
+    GFP_KERNEL,
+    GFP_NOIO,
+    __free_pages,
+    alloc_pages,
+)
 
 
 def fill_kernel(gfp):

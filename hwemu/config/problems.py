@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -97,7 +98,7 @@ _REWORDED = {
 }
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     """A short human message for one pydantic error."""
     if error["type"] == "extra_forbidden":
         key = str(error["loc"][-1])
@@ -139,7 +140,7 @@ def _hidden_problems(data: dict[str, Any], exc: ValidationError,
         *parents, last = error["loc"] or ("",)
         node: Any = data
         for step in parents:
-            node = node[step] if isinstance(node, (dict, list)) else None
+            node = node[step] if type(node) in (dict, list) else None
         if error["type"] != _CHECKS_ERROR and isinstance(node, dict) and last in node:
             del node[last]
             pruned = True

@@ -149,7 +149,9 @@ def config_reference() -> str:
     for name, field in Config.model_fields.items():
         lines += [f"## `{name}`", "", field.description or "", "",
                   "| key | type | default | description |", "|---|---|---|---|"]
+        model = _inner_model(field.annotation)
+        assert model is not None, f"Config.{name} is no model"
         lines += [f"| `{key}` | {kind} | {default} | {text} |" for key, kind, default, text
-                  in _reference_rows(_inner_model(field.annotation), name + ".")]
+                  in _reference_rows(model, name + ".")]
         lines.append("")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ..mmzone import MAX_PAGE_ORDER
-from .base import _MODEL_CONFIG, M, Size, _raise_checks
+from .base import _MODEL_CONFIG, Loc, M, Size, _raise_checks
 
 _DURATION_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ns|us|ms|s)?",
                           re.ASCII)
@@ -61,7 +61,7 @@ Duration = Annotated[
 
 def _gfp_mask(value: str) -> str:
     """A GFP mask the kernel's names can spell (``GFP_NOIO``, ``GFP_ATOMIC|__GFP_ZERO``)."""
-    from ..gfp import parse_gfp   # gfp.py sits above config in the import order
+    from ..gfp import parse_gfp  # gfp.py sits above config in the import order
     parse_gfp(value)
     return value
 
@@ -239,8 +239,9 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         names = [p.name for p in self.pools]
-        problems = [(("pools", i, "name"), f"duplicate pool name '{name}'")
-                    for i, name in enumerate(names) if name in names[:i]]
+        problems: list[tuple[Loc, str]] = [
+            (("pools", i, "name"), f"duplicate pool name '{name}'")
+            for i, name in enumerate(names) if name in names[:i]]
         for key in ("bio", "net_rx", "resize"):
             workload = getattr(self, key)
             if workload is not None and workload.pool not in names:
@@ -257,18 +258,18 @@ class ExpectConfig(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    alloc_allocator: Condition | None = Field(None, description="Elements from alloc_fn.")
-    alloc_reserve: Condition | None = Field(None, description="Elements from a reserve.")
-    null_returns: Condition | None = Field(None, description="mempool_alloc() NULLs.")
-    waits: Condition | None = Field(None, description="Sleeps on a pool's wait queue.")
-    max_wait_ms: Condition | None = Field(None, description="Longest of those sleeps.")
-    free_reserve: Condition | None = Field(None, description="Frees into a reserve.")
-    free_allocator: Condition | None = Field(None, description="Frees to free_fn.")
-    completed: Condition | None = Field(None, description="bio requests completed.")
-    io_errors: Condition | None = Field(None, description="bio requests whose data "
+    alloc_allocator: Condition | None = Field(default=None, description="Elements from alloc_fn.")
+    alloc_reserve: Condition | None = Field(default=None, description="Elements from a reserve.")
+    null_returns: Condition | None = Field(default=None, description="mempool_alloc() NULLs.")
+    waits: Condition | None = Field(default=None, description="Sleeps on a pool's wait queue.")
+    max_wait_ms: Condition | None = Field(default=None, description="Longest of those sleeps.")
+    free_reserve: Condition | None = Field(default=None, description="Frees into a reserve.")
+    free_allocator: Condition | None = Field(default=None, description="Frees to free_fn.")
+    completed: Condition | None = Field(default=None, description="bio requests completed.")
+    io_errors: Condition | None = Field(default=None, description="bio requests whose data "
                                         "changed between submission and completion.")
-    drops: Condition | None = Field(None, description="net_rx packets dropped (NULL).")
-    oom_kills: Condition | None = Field(None, description="OOM killer kills.")
-    kasan_reports: Condition | None = Field(None, description="KASAN reports.")
-    bugs: Condition | None = Field(None, description="Oopses (BUG, bad access).")
-    warnings: Condition | None = Field(None, description="WARN and might_sleep splats.")
+    drops: Condition | None = Field(default=None, description="net_rx packets dropped (NULL).")
+    oom_kills: Condition | None = Field(default=None, description="OOM killer kills.")
+    kasan_reports: Condition | None = Field(default=None, description="KASAN reports.")
+    bugs: Condition | None = Field(default=None, description="Oopses (BUG, bad access).")
+    warnings: Condition | None = Field(default=None, description="WARN and might_sleep splats.")

@@ -146,7 +146,8 @@ def _fault_attr_model(name: str, doc: str, knobs: tuple[Knob, ...],
     fields = {k.attr: _knob_field(k) for k in knobs
               if k.in_config and k.attr not in inherited}
     settings = {"__base__": base} if base is not None else {"__config__": _MODEL_CONFIG}
-    return create_model(name, __doc__=doc, __module__=__name__, **settings, **fields)
+    return create_model(name, __doc__=doc, __module__=__name__,  # type: ignore[call-overload]
+                        **settings, **fields)
 
 
 FaultAttrConfig = _fault_attr_model(
@@ -172,17 +173,18 @@ class FaultInjectionConfig(BaseModel):
         default=0,
         description="Seed of the random numbers behind probability; same seed, same failures.",
     )
-    failslab: FailslabConfig = Field(
+    # Models built from the knob table: a type checker cannot see their fields.
+    failslab: FailslabConfig = Field(  # type: ignore[valid-type]
         default_factory=FailslabConfig, description="failslab: slab allocations."
     )
-    fail_page_alloc: FailPageAllocConfig = Field(
+    fail_page_alloc: FailPageAllocConfig = Field(  # type: ignore[valid-type]
         default_factory=FailPageAllocConfig, description="fail_page_alloc: page allocations."
     )
-    fail_mempool_alloc: FaultAttrConfig = Field(
+    fail_mempool_alloc: FaultAttrConfig = Field(  # type: ignore[valid-type]
         default_factory=FaultAttrConfig,
         description="fail_mempool_alloc: mempool_alloc's allocator attempt.",
     )
-    fail_mempool_alloc_bulk: FaultAttrConfig = Field(
+    fail_mempool_alloc_bulk: FaultAttrConfig = Field(  # type: ignore[valid-type]
         default_factory=FaultAttrConfig,
         description="fail_mempool_alloc_bulk: mempool_alloc_bulk's allocator attempt.",
     )
@@ -489,7 +491,7 @@ class Config(BaseModel):
         nodes must exist."""
         if self.run is None:
             return self
-        problems = []
+        problems: list[tuple[Loc, str]] = []
         if self.run.tasks() + 1 > self.machine.cpus:
             problems.append((("run",), f"the workloads need {self.run.tasks()} CPUs "
                                        f"besides CPU 0, the machine has "

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .base import M, Loc, _dotted
+from .base import Loc, M, _dotted
 from .problems import ConfigError, Problem, _hidden_problems, _Origins, _validation_problems
 from .schema import Config
 
@@ -275,4 +275,5 @@ def load_config(
         # Lines in file order; problems without a line (e.g. --set) last.
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ConfigError(problems)
+    assert config is not None   # it validated, or there were problems
     return config

@@ -20,15 +20,25 @@ import threading
 
 from .. import bug, vmem
 from ..current import current, current_on
+from ..page_types import PAGE_SHIFT, PAGE_SIZE
 from ..printk import KERN_ERR
 from ..slab import SLAB_KMALLOC
 from ..stackdepot import StackDepot
-from ..page_types import PAGE_SHIFT, PAGE_SIZE
 from .report import build_report
-from .shadow import (KASAN_GRANULE_MASK, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,  # noqa: F401
-                     KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE,
-                     KASAN_REPORT_INVALID_FREE, KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE,
-                     KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
+from .shadow import (  # noqa: F401
+    KASAN_GRANULE_MASK,
+    KASAN_GRANULE_SIZE,
+    KASAN_PAGE_FREE,
+    KASAN_PAGE_REDZONE,
+    KASAN_REPORT_ACCESS,
+    KASAN_REPORT_DOUBLE_FREE,
+    KASAN_REPORT_INVALID_FREE,
+    KASAN_SHADOW_SCALE_SHIFT,
+    KASAN_SLAB_FREE,
+    KASAN_SLAB_FREE_META,
+    KASAN_SLAB_REDZONE,
+    KASAN_VMALLOC_INVALID,
+)
 
 QUARANTINE_FRACTION = 32
 ALLOC_META_SIZE = 16   # struct kasan_alloc_meta: alloc_track + aux_stack[2]
@@ -146,20 +156,20 @@ class Kasan:
         is poisoned."""
         mv, delta = self.mv, self.delta
         last = addr + size - 1
-        if (addr ^ last) >> KASAN_SHADOW_SCALE_SHIFT == 0:  # one granule
-            v = mv[(addr >> KASAN_SHADOW_SCALE_SHIFT) + delta]
-            if v == 0 or (v < KASAN_GRANULE_SIZE and (last & KASAN_GRANULE_MASK) < v):
+        first_g, last_g = addr >> KASAN_SHADOW_SCALE_SHIFT, last >> KASAN_SHADOW_SCALE_SHIFT
+        tail = last & KASAN_GRANULE_MASK   # the last byte's place in its granule
+        if first_g == last_g:
+            v = mv[first_g + delta]
+            if v == 0 or (v < KASAN_GRANULE_SIZE and tail < v):
                 return True
         elif size <= 16:
-            if all(mv[g + delta] == 0 for g in range(addr >> KASAN_SHADOW_SCALE_SHIFT, last >> KASAN_SHADOW_SCALE_SHIFT)):
-                v = mv[(last >> KASAN_SHADOW_SCALE_SHIFT) + delta]
-                if v == 0 or (v < KASAN_GRANULE_SIZE and (last & KASAN_GRANULE_MASK) < v):
+            if all(mv[g + delta] == 0 for g in range(first_g, last_g)):
+                v = mv[last_g + delta]
+                if v == 0 or (v < KASAN_GRANULE_SIZE and tail < v):
                     return True
         else:
-            s = (addr >> KASAN_SHADOW_SCALE_SHIFT) + delta
-            e = (last >> KASAN_SHADOW_SCALE_SHIFT) + delta + 1
-            rest = mv[s:e].tobytes().lstrip(b"\0")
-            if not rest or (len(rest) == 1 and rest[0] < KASAN_GRANULE_SIZE and (last & KASAN_GRANULE_MASK) < rest[0]):
+            rest = mv[first_g + delta:last_g + delta + 1].tobytes().lstrip(b"\0")
+            if not rest or (len(rest) == 1 and rest[0] < KASAN_GRANULE_SIZE and tail < rest[0]):
                 return True
         self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
         return False

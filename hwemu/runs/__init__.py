@@ -15,12 +15,15 @@ import os
 import random
 import threading
 import time
+from typing import Any
 
 import mempool
 from mempool.stats import stats_of
+
 from ..access import load
 from ..bug import MachineDown, MachineError
-from ..config import Config, RunConfig, plain as _plain, resolve
+from ..config import Config, RunConfig, resolve
+from ..config import plain as _plain
 from ..gfp import GFP_KERNEL
 from ..machine import boot
 from ..mmzone import ZONE_NAMES
@@ -70,7 +73,8 @@ class Run:
                 raise ImportError(f"run.custom.{i}.function: {exc}") from None
         self.tasks: list[Task] = []
         self.samples: dict = {"t": [], "ops": [], "pools": {}, "nodes": {}}
-        self.machine = self.clock = None
+        self.machine: Any = None   # set by execute(): the booted machine
+        self.clock: Any = None
         self.deadline = self.start_ns = 0
 
     # -- what workloads use --------------------------------------------------
@@ -278,7 +282,7 @@ class Task:
     """A workload's task: which workload, its handle and its counters."""
     workload: str
     name: str
-    handle: object
+    handle: Any
     counters: Counters
     foreground: bool   # the run ends when every foreground task has
 

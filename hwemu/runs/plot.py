@@ -16,7 +16,7 @@ def plot(result: dict, directory: str) -> list[str]:
     """Write the PNGs into ``directory`` (created if missing); returns their paths."""
     import matplotlib
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure   # no pyplot: no global figure state
+    from matplotlib.figure import Figure  # no pyplot: no global figure state
 
     os.makedirs(directory, exist_ok=True)
     samples, name = result["samples"], result["machine"]

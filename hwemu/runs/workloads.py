@@ -16,15 +16,16 @@ import itertools
 import threading
 
 import mempool
+
 from .. import bug, sched
-from ..current import current
-from ..wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
 from ..access import load, store
+from ..current import current
 from ..gfp import GFP_ATOMIC, parse_gfp
 from ..highmem import kmap_local_page, kunmap_local
 from ..page import STRUCT_PAGE_SIZE
 from ..page_types import PAGE_SIZE
 from ..vmscan import add_anon_pages, add_to_page_cache
+from ..wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
 
 MASK64 = (1 << 64) - 1
 
