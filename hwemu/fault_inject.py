@@ -69,7 +69,6 @@ _GFP_DIRECT_RECLAIM = __GFP_DIRECT_RECLAIM
 _GFP_HIGHMEM = __GFP_HIGHMEM
 _GFP_NOWARN = __GFP_NOWARN
 
-_IN_INTERRUPT = sched.NMI_MASK | sched.HARDIRQ_MASK | sched.SOFTIRQ_MASK
 
 
 class FaultAttr:
@@ -209,7 +208,7 @@ def should_fail_ex(attr: FaultAttr, size: int, flags: int = 0) -> bool:
     The stacktrace filter is not emulated.
     """
     task = _task_of(attr.machine)
-    in_task = not task.preempt_count & _IN_INTERRUPT
+    in_task = not task.preempt_count & sched.IRQ_COUNT_MASK
     if in_task and task.fail_nth:
         task.fail_nth -= 1
         if task.fail_nth:

@@ -518,7 +518,7 @@ class PageAlloc:
             return 0
         if gfp & gfp_t.MEMALLOC:
             return ALLOC_NO_WATERMARKS
-        in_interrupt = task.preempt_count & (sched.HARDIRQ_MASK | sched.SOFTIRQ_MASK)
+        in_interrupt = task.preempt_count & sched.IRQ_COUNT_MASK
         if task.oom_victim and not in_interrupt:
             return ALLOC_OOM
         return 0

@@ -35,6 +35,7 @@ SOFTIRQ_OFFSET = 1 << 8
 HARDIRQ_OFFSET = 1 << 16
 NMI_OFFSET = 1 << 20
 PREEMPT_MASK, SOFTIRQ_MASK, HARDIRQ_MASK, NMI_MASK = 0xFF, 0xFF00, 0xF0000, 0xF00000
+IRQ_COUNT_MASK = NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK   # irq_count(): in_interrupt()
 
 
 class CPU:
@@ -256,7 +257,7 @@ def in_softirq() -> bool:
 
 
 def in_interrupt() -> bool:
-    return bool(current().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
+    return bool(current().preempt_count & IRQ_COUNT_MASK)
 
 
 def in_task() -> bool:

@@ -109,7 +109,6 @@ INT_MAX = (1 << 31) - 1
 _ZERO, _NOWARN, _NOFAIL, _HIGHMEM = __GFP_ZERO, __GFP_NOWARN, __GFP_NOFAIL, __GFP_HIGHMEM
 _DIRECT_RECLAIM, _RETRY_MAYFAIL = __GFP_DIRECT_RECLAIM, __GFP_RETRY_MAYFAIL
 _DMA_ZONES = GFP_DMA | GFP_DMA32
-_IN_INTERRUPT = sched.NMI_MASK | sched.HARDIRQ_MASK | sched.SOFTIRQ_MASK
 _ZERO_CHUNK = bytes(64 << 10)
 _ZERO_VIEW = memoryview(_ZERO_CHUNK)
 
@@ -329,7 +328,7 @@ class Vmalloc:
                          node: int, gfp: int, frame, task) -> vm_struct | None:
         """``__get_vm_area_node()``: an area of ``size`` bytes (page aligned, plus the
         guard page unless ``VM_NO_GUARD``), or None."""
-        bug.BUG_ON(task.preempt_count & _IN_INTERRUPT)
+        bug.BUG_ON(task.preempt_count & sched.IRQ_COUNT_MASK)
         requested = size
         size = (size + PAGE_SIZE - 1) & PAGE_MASK
         if not size:
@@ -446,7 +445,7 @@ class Vmalloc:
             self.machine.page_alloc.warn_alloc(
                 gfp, None, f"vmalloc error: size {size}, exceeds total pages", frame)
             return 0
-        if self._deferred_nr and not task.preempt_count & _IN_INTERRUPT:
+        if self._deferred_nr and not task.preempt_count & sched.IRQ_COUNT_MASK:
             self.flush_deferred()
         while True:
             area = self.get_vm_area_node(size, align, VM_ALLOC | VM_UNINITIALIZED | vm_flags,
@@ -706,7 +705,7 @@ def vfree(addr: int) -> None:
     """
     task = current()
     vm = task.machine.vmalloc
-    if task.preempt_count & _IN_INTERRUPT:
+    if task.preempt_count & sched.IRQ_COUNT_MASK:
         vm.vfree_atomic(addr, task)
         return
     if task.preempt_count or task.irqs_off:
@@ -749,7 +748,7 @@ def vmap(pages, count: int, flags: int, prot: int) -> int:
     if len(pages) < count:
         raise ValueError(f"vmap: {count} pages asked for, {len(pages)} given")
     pfns = [vm.memmap.page_to_pfn(page) for page in pages[:count]]
-    if vm._deferred_nr and not task.preempt_count & _IN_INTERRUPT:
+    if vm._deferred_nr and not task.preempt_count & sched.IRQ_COUNT_MASK:
         vm.flush_deferred()
     frame = return_address(1)
     area = vm.get_vm_area_node(count << PAGE_SHIFT, 1, flags, vm.VMALLOC_START,
@@ -775,7 +774,7 @@ def vunmap(addr: int) -> None:
     """``vunmap(const void *addr)``: undo :func:`vmap`; the pages stay allocated."""
     task = current()
     vm = task.machine.vmalloc
-    bug.BUG_ON(task.preempt_count & _IN_INTERRUPT)
+    bug.BUG_ON(task.preempt_count & sched.IRQ_COUNT_MASK)
     if task.preempt_count or task.irqs_off:
         sched.might_sleep()
     if vm._deferred_nr:
