@@ -14,16 +14,8 @@ import threading
 from types import FrameType
 
 from .current import current
-from .errors import (  # noqa: F401
-    AddressError,
-    KernelBug,
-    KernelError,
-    KernelPanic,
-    Killed,
-    MachineDown,
-    MachineError,
-    Oops,
-)
+from .errors import *  # noqa: F403  the exceptions: bug.KernelBug and the like
+from .errors import KernelBug, KernelPanic, Oops
 from .printk import KERN_EMERG, KERN_ERR, KERN_WARNING
 
 UTS_RELEASE = "7.0.0-hwemu"

@@ -27,25 +27,10 @@ import yaml
 
 from . import access, highmem, page, page_alloc
 from .bug import KernelError
-from .config import (
-    ConfigError,
-    config_reference,
-    dump_config,
-    format_duration,
-    format_size,
-    load_config,
-    resolve,
-)
-from .gfp import (
-    __GFP_NOWARN,
-    __GFP_THISNODE,
-    GFP_DMA,
-    GFP_DMA32,
-    GFP_HIGHUSER,
-    GFP_HIGHUSER_MOVABLE,
-    GFP_KERNEL,
-    format_gfp,
-)
+from .config import (ConfigError, config_reference, dump_config, format_duration, format_size,
+                     load_config, resolve)
+from .gfp import (__GFP_NOWARN, __GFP_THISNODE, GFP_DMA, GFP_DMA32, GFP_HIGHUSER,
+                  GFP_HIGHUSER_MOVABLE, GFP_KERNEL, format_gfp)
 from .machine import boot
 from .mmzone import ZONE_HIGHMEM, ZONE_NAMES
 from .page_types import PAGE_SHIFT, PAGE_SIZE

@@ -5,6 +5,9 @@ that come with a report (BUG, oops, panic) and re-exports them.
 """
 from __future__ import annotations
 
+__all__ = ["KernelError", "Oops", "KernelBug", "KernelPanic", "AddressError", "MachineDown",
+           "Killed", "MachineError"]
+
 
 class KernelError(Exception):
     """Base of every error the emulated kernel raises; ``text`` is what it printed."""

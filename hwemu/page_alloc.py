@@ -30,39 +30,13 @@ from .alloc_tag import alloc_hooks
 from .current import current
 from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone
 from .highmem import kmap_local_page, kunmap_local
-from .mmzone import (
-    MAX_NR_ZONES,
-    MAX_NUMNODES,
-    MAX_PAGE_ORDER,
-    NR_PAGE_ORDERS,
-    NUMA_NO_NODE,
-    WMARK_HIGH,
-    WMARK_LOW,
-    WMARK_MIN,
-    ZONE_HIGHMEM,
-    ZONE_MOVABLE,
-    ZONE_NAMES,
-    ZONE_NORMAL,
-)
-from .page import (
-    NO_PAGE_TYPE,
-    NODES_MASK,
-    NODES_PGSHIFT,
-    PAGE_FLAGS_CHECK_AT_FREE,
-    PAGE_TYPE,
-    PAGE_TYPE_NAMES,
-    PFN_SECTION_SHIFT,
-    STRUCT_PAGE_SHIFT,
-    STRUCT_PAGE_SIZE,
-    ZONES_MASK,
-    ZONES_PGSHIFT,
-    PG_head,
-    PG_reserved,
-    PGTY_buddy,
-    format_page_flags,
-    page_type_of,
-    virt_to_page,
-)
+from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
+                     WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE, ZONE_NAMES,
+                     ZONE_NORMAL)
+from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_FLAGS_CHECK_AT_FREE, PAGE_TYPE,
+                   PAGE_TYPE_NAMES, PFN_SECTION_SHIFT, STRUCT_PAGE_SHIFT, STRUCT_PAGE_SIZE,
+                   ZONES_MASK, ZONES_PGSHIFT, PG_head, PG_reserved, PGTY_buddy, format_page_flags,
+                   page_type_of, virt_to_page)
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 
@@ -829,6 +803,9 @@ def __alloc_pages_noprof(gfp: int, order: int, preferred_nid: int, nodemask=None
     return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
 
 
+__alloc_pages = alloc_hooks(__alloc_pages_noprof)
+
+
 def alloc_pages_noprof(gfp: int, order: int) -> int:
     """``alloc_pages(gfp, order)`` on the current CPU's node: ``struct page *`` or 0."""
     return __alloc_pages_noprof(gfp, order, NUMA_NO_NODE)
@@ -854,8 +831,14 @@ def alloc_pages_node_noprof(nid: int, gfp: int, order: int) -> int:
     return __alloc_pages_noprof(gfp, order, nid)
 
 
+alloc_pages_node = alloc_hooks(alloc_pages_node_noprof)
+
+
 def alloc_page_noprof(gfp: int) -> int:
     return alloc_pages_noprof(gfp, 0)
+
+
+alloc_page = alloc_hooks(alloc_page_noprof)
 
 
 def __free_pages(page: int, order: int) -> None:
@@ -881,22 +864,21 @@ def __get_free_pages_noprof(gfp: int, order: int) -> int:
     return pa.memmap.lowmem_virt((page - pa.memmap.start) // STRUCT_PAGE_SIZE)
 
 
+__get_free_pages = alloc_hooks(__get_free_pages_noprof)
+
+
 def get_zeroed_page_noprof(gfp: int) -> int:
     return __get_free_pages_noprof(gfp | __GFP_ZERO, 0)
+
+
+get_zeroed_page = alloc_hooks(get_zeroed_page_noprof)
 
 
 def __get_free_page_noprof(gfp: int) -> int:
     return __get_free_pages_noprof(gfp, 0)
 
 
-# The public names: alloc_hooks() around the _noprof functions (alloc_pages() above
-# does the same inline).
-__alloc_pages = alloc_hooks(__alloc_pages_noprof)
-alloc_pages_node = alloc_hooks(alloc_pages_node_noprof)
-alloc_page = alloc_hooks(alloc_page_noprof)
-__get_free_pages = alloc_hooks(__get_free_pages_noprof)
 __get_free_page = alloc_hooks(__get_free_page_noprof)
-get_zeroed_page = alloc_hooks(get_zeroed_page_noprof)
 
 
 def free_pages(addr: int, order: int) -> None:

@@ -56,15 +56,8 @@ from .alloc_tag import alloc_hooks
 from .current import current
 from .gfp import GFP_SLAB_BUG_MASK, format_flags, format_gfp, gfp_t, gfp_zone, gfpflag_names
 from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
-from .page import (
-    NO_PAGE_TYPE,
-    PAGE_TYPE,
-    STRUCT_PAGE_SIZE,
-    PGTY_large_kmalloc,
-    PGTY_slab,
-    format_page_flags,
-    struct_page,
-)
+from .page import (NO_PAGE_TYPE, PAGE_TYPE, STRUCT_PAGE_SIZE, PGTY_large_kmalloc, PGTY_slab,
+                   format_page_flags, struct_page)
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_ERR, KERN_WARNING
@@ -1563,6 +1556,9 @@ def kmem_cache_alloc_node_noprof(cachep: int, flags: int, node: int) -> int:
     return s.slab_alloc(flags, node, s.object_size, task)
 
 
+kmem_cache_alloc_node = alloc_hooks(kmem_cache_alloc_node_noprof)
+
+
 def kmem_cache_alloc_noprof(cachep: int, flags: int) -> int:
     """``kmem_cache_alloc(s, gfpflags)``: ``void *`` or 0 (NULL)."""
     task = _current()
@@ -1572,13 +1568,14 @@ def kmem_cache_alloc_noprof(cachep: int, flags: int) -> int:
     return s.slab_alloc(flags, NUMA_NO_NODE, s.object_size, task)
 
 
+kmem_cache_alloc = alloc_hooks(kmem_cache_alloc_noprof)
+
+
 def kmem_cache_zalloc_noprof(cachep: int, flags: int) -> int:
     """``kmem_cache_zalloc(s, flags)``: ``kmem_cache_alloc`` with ``__GFP_ZERO``."""
     return kmem_cache_alloc_noprof(cachep, flags | _ZERO)
 
 
-kmem_cache_alloc = alloc_hooks(kmem_cache_alloc_noprof)
-kmem_cache_alloc_node = alloc_hooks(kmem_cache_alloc_node_noprof)
 kmem_cache_zalloc = alloc_hooks(kmem_cache_zalloc_noprof)
 
 
@@ -1607,10 +1604,16 @@ def kmalloc_noprof(size: int, flags: int) -> int:
     return task.machine.slab.kmalloc(size, flags, NUMA_NO_NODE, task)
 
 
+kmalloc = alloc_hooks(kmalloc_noprof)
+
+
 def kmalloc_node_noprof(size: int, flags: int, node: int) -> int:
     """``kmalloc_node(size, flags, node)``: memory on ``node`` (``NUMA_NO_NODE``: any)."""
     task = _current()
     return task.machine.slab.kmalloc(size, flags, node, task)
+
+
+kmalloc_node = alloc_hooks(kmalloc_node_noprof)
 
 
 def kzalloc_noprof(size: int, flags: int) -> int:
@@ -1619,10 +1622,16 @@ def kzalloc_noprof(size: int, flags: int) -> int:
     return task.machine.slab.kmalloc(size, flags | _ZERO, NUMA_NO_NODE, task)
 
 
+kzalloc = alloc_hooks(kzalloc_noprof)
+
+
 def kzalloc_node_noprof(size: int, flags: int, node: int) -> int:
     """``kzalloc_node(size, flags, node)``."""
     task = _current()
     return task.machine.slab.kmalloc(size, flags | _ZERO, node, task)
+
+
+kzalloc_node = alloc_hooks(kzalloc_node_noprof)
 
 
 def kmalloc_array_node_noprof(n: int, size: int, flags: int, node: int) -> int:
@@ -1635,9 +1644,15 @@ def kmalloc_array_node_noprof(n: int, size: int, flags: int, node: int) -> int:
     return task.machine.slab.kmalloc(bytes_, flags, node, task)
 
 
+kmalloc_array_node = alloc_hooks(kmalloc_array_node_noprof)
+
+
 def kmalloc_array_noprof(n: int, size: int, flags: int) -> int:
     """``kmalloc_array(n, size, flags)``."""
     return kmalloc_array_node_noprof(n, size, flags, NUMA_NO_NODE)
+
+
+kmalloc_array = alloc_hooks(kmalloc_array_noprof)
 
 
 def kcalloc_noprof(n: int, size: int, flags: int) -> int:
@@ -1645,19 +1660,14 @@ def kcalloc_noprof(n: int, size: int, flags: int) -> int:
     return kmalloc_array_node_noprof(n, size, flags | _ZERO, NUMA_NO_NODE)
 
 
+kcalloc = alloc_hooks(kcalloc_noprof)
+
+
 def kcalloc_node_noprof(n: int, size: int, flags: int, node: int) -> int:
     """``kcalloc_node(n, size, flags, node)``."""
     return kmalloc_array_node_noprof(n, size, flags | _ZERO, node)
 
 
-# The public names: alloc_hooks() around the _noprof functions.
-kmalloc = alloc_hooks(kmalloc_noprof)
-kmalloc_node = alloc_hooks(kmalloc_node_noprof)
-kzalloc = alloc_hooks(kzalloc_noprof)
-kzalloc_node = alloc_hooks(kzalloc_node_noprof)
-kmalloc_array = alloc_hooks(kmalloc_array_noprof)
-kmalloc_array_node = alloc_hooks(kmalloc_array_node_noprof)
-kcalloc = alloc_hooks(kcalloc_noprof)
 kcalloc_node = alloc_hooks(kcalloc_node_noprof)
 
 

@@ -24,16 +24,8 @@ from .page import STRUCT_PAGE_SHIFT
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_INFO
 from .slab import ZERO_SIZE_PTR, kfree, kmalloc_node_noprof, krealloc_noprof, ksize
-from .vmalloc import (
-    INT_MAX,
-    PAGE_KERNEL,
-    VM_ALLOW_HUGE_VMAP,
-    check_node,
-    check_size,
-    is_vmalloc_addr,
-    vfree,
-    vrealloc_noprof,
-)
+from .vmalloc import (INT_MAX, PAGE_KERNEL, VM_ALLOW_HUGE_VMAP, check_node, check_size,
+                      is_vmalloc_addr, vfree, vrealloc_noprof)
 
 __all__ = [
     "kmalloc_gfp_adjust", "kvmalloc", "kvmalloc_noprof", "kvzalloc", "kvzalloc_noprof",
@@ -193,10 +185,16 @@ def kvmalloc_node_noprof(size: int, flags: int, node: int) -> int:
     return _kvmalloc_node(size, flags, node, return_address(1))
 
 
+kvmalloc_node = alloc_hooks(kvmalloc_node_noprof)
+
+
 def kvmalloc_noprof(size: int, flags: int) -> int:
     """``kvmalloc(size, flags)``: :func:`kvmalloc_node` on any node."""
     check_size(size, "kvmalloc")
     return _kvmalloc_node(size, flags, NUMA_NO_NODE, return_address(1))
+
+
+kvmalloc = alloc_hooks(kvmalloc_noprof)
 
 
 def kvzalloc_noprof(size: int, flags: int) -> int:
@@ -205,11 +203,17 @@ def kvzalloc_noprof(size: int, flags: int) -> int:
     return _kvmalloc_node(size, flags | __GFP_ZERO, NUMA_NO_NODE, return_address(1))
 
 
+kvzalloc = alloc_hooks(kvzalloc_noprof)
+
+
 def kvzalloc_node_noprof(size: int, flags: int, node: int) -> int:
     """``kvzalloc_node(size, flags, node)``: zeroed :func:`kvmalloc_node`."""
     check_size(size, "kvzalloc_node")
     check_node(node, "kvzalloc_node")
     return _kvmalloc_node(size, flags | __GFP_ZERO, node, return_address(1))
+
+
+kvzalloc_node = alloc_hooks(kvzalloc_node_noprof)
 
 
 def _array_bytes(n: int, size: int, what: str) -> int | None:
@@ -229,12 +233,18 @@ def kvmalloc_array_noprof(n: int, size: int, flags: int) -> int:
     return _kvmalloc_node(total, flags, NUMA_NO_NODE, return_address(1))
 
 
+kvmalloc_array = alloc_hooks(kvmalloc_array_noprof)
+
+
 def kvcalloc_noprof(n: int, size: int, flags: int) -> int:
     """``kvcalloc(n, size, flags)``: zeroed :func:`kvmalloc_array`."""
     total = _array_bytes(n, size, "kvcalloc")
     if total is None:
         return 0
     return _kvmalloc_node(total, flags | __GFP_ZERO, NUMA_NO_NODE, return_address(1))
+
+
+kvcalloc = alloc_hooks(kvcalloc_noprof)
 
 
 def kvfree(addr: int) -> None:
@@ -269,11 +279,4 @@ def kvrealloc_noprof(p: int, size: int, flags: int) -> int:
     return n
 
 
-# The public names: alloc_hooks() around the _noprof functions (macros in slab.h).
-kvmalloc = alloc_hooks(kvmalloc_noprof)
-kvzalloc = alloc_hooks(kvzalloc_noprof)
-kvmalloc_node = alloc_hooks(kvmalloc_node_noprof)
-kvzalloc_node = alloc_hooks(kvzalloc_node_noprof)
-kvmalloc_array = alloc_hooks(kvmalloc_array_noprof)
-kvcalloc = alloc_hooks(kvcalloc_noprof)
 kvrealloc = alloc_hooks(kvrealloc_noprof)

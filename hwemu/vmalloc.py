@@ -38,27 +38,10 @@ import threading
 from . import access, bug, sched
 from .alloc_tag import alloc_hooks, return_address
 from .current import current
-from .gfp import (
-    __GFP_DIRECT_RECLAIM,
-    __GFP_HIGHMEM,
-    __GFP_NOFAIL,
-    __GFP_NOLOCKDEP,
-    __GFP_NORETRY,
-    __GFP_NOWARN,
-    __GFP_RETRY_MAYFAIL,
-    __GFP_ZERO,
-    GFP_ATOMIC,
-    GFP_DMA,
-    GFP_DMA32,
-    GFP_KERNEL,
-    GFP_KERNEL_ACCOUNT,
-    GFP_NOFS,
-    GFP_NOIO,
-    GFP_NOWAIT,
-    GFP_USER,
-    format_flags,
-    gfpflag_names,
-)
+from .gfp import (__GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOLOCKDEP, __GFP_NORETRY,
+                  __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_ZERO, GFP_ATOMIC, GFP_DMA, GFP_DMA32,
+                  GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOFS, GFP_NOIO, GFP_NOWAIT, GFP_USER,
+                  format_flags, gfpflag_names)
 from .mmzone import NUMA_NO_NODE
 from .page import STRUCT_PAGE_SIZE
 from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
@@ -495,6 +478,13 @@ class Vmalloc:
             pending.append(addr)
             self._deferred_nr += 1
 
+    def enter_sleepable(self) -> None:
+        """The start of vfree()/vunmap() in task context: ``might_sleep()``, then free
+        what interrupts deferred (the kernel's workqueue would have done it by now)."""
+        sched.might_sleep()
+        if self._deferred_nr:
+            self.flush_deferred()
+
     def flush_deferred(self) -> int:
         """Run the ``vfree_deferred`` work (``delayed_vfree_work``) of every CPU now, in
         the calling task; returns how many addresses it freed."""
@@ -708,10 +698,7 @@ def vfree(addr: int) -> None:
     if task.preempt_count & sched.IRQ_COUNT_MASK:
         vm.vfree_atomic(addr, task)
         return
-    if task.preempt_count or task.irqs_off:
-        sched.might_sleep()
-    if vm._deferred_nr:
-        vm.flush_deferred()
+    vm.enter_sleepable()
     if not addr:
         return
     vm.vfree_task(addr)
@@ -734,8 +721,7 @@ def vmap(pages, count: int, flags: int, prot: int) -> int:
     """
     task = current()
     vm = task.machine.vmalloc
-    if task.preempt_count or task.irqs_off:
-        sched.might_sleep()
+    sched.might_sleep()
     if prot != PAGE_KERNEL:
         raise ValueError(f"vmap(prot={prot:#x}): only PAGE_KERNEL ({PAGE_KERNEL:#x}) "
                          "mappings are emulated")
@@ -775,10 +761,7 @@ def vunmap(addr: int) -> None:
     task = current()
     vm = task.machine.vmalloc
     bug.BUG_ON(task.preempt_count & sched.IRQ_COUNT_MASK)
-    if task.preempt_count or task.irqs_off:
-        sched.might_sleep()
-    if vm._deferred_nr:
-        vm.flush_deferred()
+    vm.enter_sleepable()
     if not addr:
         return
     if vm.remove_vm_area(addr) is None:
@@ -800,10 +783,8 @@ def get_vm_area(size: int, flags: int) -> vm_struct | None:
 def remove_vm_area(addr: int) -> vm_struct | None:
     """``remove_vm_area(addr)``: unlink and unmap the area holding ``addr``; its pages
     are not freed. :return: ``struct vm_struct *`` or None."""
-    task = current()
-    if task.preempt_count or task.irqs_off:
-        sched.might_sleep()
-    return task.machine.vmalloc.remove_vm_area(addr)
+    sched.might_sleep()
+    return current().machine.vmalloc.remove_vm_area(addr)
 
 
 def free_vm_area(area: vm_struct) -> None:

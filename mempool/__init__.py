@@ -9,40 +9,15 @@ The functions live in :mod:`mempool._mempool`, one for one with mm/mempool.c.
 from hwemu.access import load
 from hwemu.alloc_tag import alloc_hooks
 
-from ._mempool import (
-    MEMPOOL_ALLOC_PAGES,
-    MEMPOOL_ALLOC_SLAB,
-    MEMPOOL_FREE_PAGES,
-    MEMPOOL_FREE_SLAB,
-    MEMPOOL_KFREE,
-    MEMPOOL_KMALLOC,
-    POISON_END,
-    POISON_FREE,
-    POISON_INUSE,
-    SIZEOF_MEMPOOL,
-    fn_of,
-    fnptr,
-    mempool_adjust_gfp,
-    mempool_alloc_bulk_noprof,
-    mempool_alloc_noprof,
-    mempool_alloc_pages,
-    mempool_alloc_preallocated,
-    mempool_alloc_slab,
-    mempool_create_node_noprof,
-    mempool_create_noprof,
-    mempool_destroy,
-    mempool_exit,
-    mempool_free,
-    mempool_free_bulk,
-    mempool_free_pages,
-    mempool_free_slab,
-    mempool_init_node,
-    mempool_init_noprof,
-    mempool_kfree,
-    mempool_kmalloc,
-    mempool_resize,
-    struct_mempool,
-)
+from ._mempool import (MEMPOOL_ALLOC_PAGES, MEMPOOL_ALLOC_SLAB, MEMPOOL_FREE_PAGES,
+                       MEMPOOL_FREE_SLAB, MEMPOOL_KFREE, MEMPOOL_KMALLOC, POISON_END, POISON_FREE,
+                       POISON_INUSE, SIZEOF_MEMPOOL, fn_of, fnptr, mempool_adjust_gfp,
+                       mempool_alloc_bulk_noprof, mempool_alloc_noprof, mempool_alloc_pages,
+                       mempool_alloc_preallocated, mempool_alloc_slab, mempool_create_node_noprof,
+                       mempool_create_noprof, mempool_destroy, mempool_exit, mempool_free,
+                       mempool_free_bulk, mempool_free_pages, mempool_free_slab, mempool_init_node,
+                       mempool_init_noprof, mempool_kfree, mempool_kmalloc, mempool_resize,
+                       struct_mempool)
 from .describe import describe
 from .stats import mempool_stats
 

@@ -24,37 +24,18 @@ from hwemu.current import current
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
 from hwemu.gfp import GFP_KERNEL, GFP_NOWAIT, gfp_t
 from hwemu.highmem import kmap_local_page, kunmap_local
-from hwemu.kasan import (
-    kasan_mempool_poison_object,
-    kasan_mempool_poison_pages,
-    kasan_mempool_unpoison_object,
-    kasan_mempool_unpoison_pages,
-)
+from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
+                         kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages)
 from hwemu.mmzone import NUMA_NO_NODE
 from hwemu.page import STRUCT_PAGE_SIZE, page_address
 from hwemu.page_alloc import __free_pages, alloc_pages_noprof
 from hwemu.page_types import PAGE_SIZE
 from hwemu.printk import KERN_ERR, KERN_INFO
-from hwemu.slab import (
-    kfree,
-    kmalloc_array,
-    kmalloc_array_node_noprof,
-    kmalloc_node_noprof,
-    kmalloc_noprof,
-    kmem_cache_alloc_noprof,
-    kmem_cache_free,
-    kmem_cache_size,
-)
+from hwemu.slab import (kfree, kmalloc_array, kmalloc_array_node_noprof, kmalloc_node_noprof,
+                        kmalloc_noprof, kmem_cache_alloc_noprof, kmem_cache_free, kmem_cache_size)
 from hwemu.spinlock import SPINLOCK_T_SIZE
-from hwemu.wait import (
-    DEFINE_WAIT,
-    WAIT_QUEUE_HEAD_T_SIZE,
-    finish_wait,
-    init_waitqueue_head,
-    prepare_to_wait,
-    wake_up,
-    wq_has_sleeper,
-)
+from hwemu.wait import (DEFINE_WAIT, WAIT_QUEUE_HEAD_T_SIZE, finish_wait, init_waitqueue_head,
+                        prepare_to_wait, wake_up, wq_has_sleeper)
 
 from .stats import forget, stats_of
 

@@ -9,16 +9,8 @@ from pydantic import ValidationError
 
 import hwemu.config as config_module
 import hwemu.config.source as config_source
-from hwemu.config import (
-    Config,
-    ConfigError,
-    MachineConfig,
-    NodeConfig,
-    Problem,
-    format_size,
-    load_config,
-    parse_size,
-)
+from hwemu.config import (Config, ConfigError, MachineConfig, NodeConfig, Problem, format_size,
+                          load_config, parse_size)
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

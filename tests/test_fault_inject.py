@@ -13,26 +13,11 @@ from pydantic import ValidationError
 
 import hwemu
 from hwemu import current, run_in_interrupt
-from hwemu.config import (
-    ConfigError,
-    FailPageAllocConfig,
-    FailslabConfig,
-    FaultAttrConfig,
-    FaultInjectionConfig,
-    load_config,
-)
+from hwemu.config import (ConfigError, FailPageAllocConfig, FailslabConfig, FaultAttrConfig,
+                          FaultInjectionConfig, load_config)
 from hwemu.fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS
-from hwemu.fault_inject import (
-    DEBUGFS_ROOT,
-    FAULT_NOWARN,
-    FailPageAllocAttr,
-    FailslabAttr,
-    FaultAttr,
-    FaultInjection,
-    kstrtobool,
-    should_fail,
-    should_fail_ex,
-)
+from hwemu.fault_inject import (DEBUGFS_ROOT, FAULT_NOWARN, FailPageAllocAttr, FailslabAttr,
+                                FaultAttr, FaultInjection, kstrtobool, should_fail, should_fail_ex)
 
 # include/linux/gfp_types.h
 HIGHMEM, DIRECT_RECLAIM, KSWAPD_RECLAIM = 0x2, 0x400, 0x800

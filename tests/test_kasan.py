@@ -23,18 +23,10 @@ import pytest
 
 import hwemu
 from hwemu import GFP_KERNEL, PAGE_SIZE
-from hwemu.kasan import (
-    expect_report,
-    kasan_check_read,
-    kasan_check_write,
-    kasan_mem_to_shadow,
-    kasan_mempool_poison_object,
-    kasan_mempool_poison_pages,
-    kasan_mempool_unpoison_object,
-    kasan_mempool_unpoison_pages,
-    kasan_poison,
-    kasan_unpoison,
-)
+from hwemu.kasan import (expect_report, kasan_check_read, kasan_check_write, kasan_mem_to_shadow,
+                         kasan_mempool_poison_object, kasan_mempool_poison_pages,
+                         kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages, kasan_poison,
+                         kasan_unpoison)
 
 RULER = "=" * 66
 SYM = r"\+0x[0-9a-f]+/0x[0-9a-f]+"

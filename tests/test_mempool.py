@@ -19,35 +19,14 @@ from helpers import wait_until
 
 import hwemu
 import mempool
-from hwemu import (
-    __GFP_HIGHMEM,
-    __GFP_ZERO,
-    GFP_ATOMIC,
-    GFP_KERNEL,
-    GFP_NOFS,
-    GFP_NOIO,
-    GFP_NOWAIT,
-    PAGE_SIZE,
-)
+from hwemu import (__GFP_HIGHMEM, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO,
+                   GFP_NOWAIT, PAGE_SIZE)
 from hwemu.kasan import expect_report
 from hwemu.page import STRUCT_PAGE_SIZE
-from mempool import (
-    _mempool,
-    mempool_alloc,
-    mempool_alloc_bulk,
-    mempool_alloc_preallocated,
-    mempool_create,
-    mempool_create_node,
-    mempool_destroy,
-    mempool_exit,
-    mempool_free,
-    mempool_free_bulk,
-    mempool_init,
-    mempool_init_node,
-    mempool_initialized,
-    mempool_is_saturated,
-    mempool_resize,
-)
+from mempool import (_mempool, mempool_alloc, mempool_alloc_bulk, mempool_alloc_preallocated,
+                     mempool_create, mempool_create_node, mempool_destroy, mempool_exit,
+                     mempool_free, mempool_free_bulk, mempool_init, mempool_init_node,
+                     mempool_initialized, mempool_is_saturated, mempool_resize)
 
 F = {name: getattr(mempool.struct_mempool, name).offset
      for name, _ in mempool.struct_mempool._fields_}

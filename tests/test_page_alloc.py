@@ -20,47 +20,15 @@ import pytest
 
 import hwemu
 from hwemu.bug import TAINT, AddressError, KernelBug, KernelPanic
-from hwemu.gfp import (
-    __GFP_COMP,
-    __GFP_DIRECT_RECLAIM,
-    __GFP_DMA,
-    __GFP_DMA32,
-    __GFP_HIGH,
-    __GFP_HIGHMEM,
-    __GFP_MEMALLOC,
-    __GFP_MOVABLE,
-    __GFP_NOMEMALLOC,
-    __GFP_NORETRY,
-    __GFP_NOWARN,
-    __GFP_RETRY_MAYFAIL,
-    __GFP_THISNODE,
-    __GFP_ZERO,
-    GFP_ATOMIC,
-    GFP_DMA,
-    GFP_DMA32,
-    GFP_HIGHUSER,
-    GFP_HIGHUSER_MOVABLE,
-    GFP_KERNEL,
-    GFP_NOWAIT,
-    format_gfp,
-)
+from hwemu.gfp import (__GFP_COMP, __GFP_DIRECT_RECLAIM, __GFP_DMA, __GFP_DMA32, __GFP_HIGH,
+                       __GFP_HIGHMEM, __GFP_MEMALLOC, __GFP_MOVABLE, __GFP_NOMEMALLOC,
+                       __GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, __GFP_ZERO,
+                       GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE,
+                       GFP_KERNEL, GFP_NOWAIT, format_gfp)
 from hwemu.mmzone import ZONE_DMA, ZONE_DMA32, ZONE_HIGHMEM, ZONE_MOVABLE, ZONE_NORMAL
-from hwemu.page_alloc import (
-    MAX_PAGE_ORDER,
-    PUNCH_SLACK,
-    __alloc_pages,
-    __free_page,
-    __free_pages,
-    __get_free_pages,
-    alloc_page,
-    alloc_pages,
-    alloc_pages_node,
-    free_pages,
-    get_page,
-    get_zeroed_page,
-    nr_free_pages,
-    put_page,
-)
+from hwemu.page_alloc import (MAX_PAGE_ORDER, PUNCH_SLACK, __alloc_pages, __free_page, __free_pages,
+                              __get_free_pages, alloc_page, alloc_pages, alloc_pages_node,
+                              free_pages, get_page, get_zeroed_page, nr_free_pages, put_page)
 
 PAGE_SIZE = 4096
 # struct page (64-bit): flags, lru.next (compound_head), lru.prev, mapping, index,

@@ -17,14 +17,8 @@ from conftest import CONFIGS
 import hwemu
 import mempool
 from hwemu import GFP_KERNEL
-from hwemu.config import (
-    ExpectConfig,
-    _condition,
-    format_duration,
-    load_config,
-    parse_duration,
-    resolve,
-)
+from hwemu.config import (ExpectConfig, _condition, format_duration, load_config, parse_duration,
+                          resolve)
 from hwemu.runs import Run, report
 from mempool.stats import WAIT_SAMPLES, PoolStats
 

@@ -8,38 +8,12 @@ import pytest
 from helpers import wait_until
 
 import hwemu
-from hwemu import (
-    DEFINE_WAIT,
-    MAX_SCHEDULE_TIMEOUT,
-    TASK_RUNNING,
-    TASK_UNINTERRUPTIBLE,
-    current,
-    finish_wait,
-    in_atomic,
-    in_hardirq,
-    in_interrupt,
-    in_softirq,
-    in_task,
-    irqs_disabled,
-    jiffies,
-    local_irq_disable,
-    local_irq_enable,
-    local_irq_restore,
-    local_irq_save,
-    might_sleep,
-    preempt_count,
-    preempt_disable,
-    preempt_enable,
-    prepare_to_wait,
-    run_in_interrupt,
-    schedule_timeout,
-    set_current_state,
-    time_after,
-    time_before,
-    wake_up,
-    wake_up_process,
-    wq_has_sleeper,
-)
+from hwemu import (DEFINE_WAIT, MAX_SCHEDULE_TIMEOUT, TASK_RUNNING, TASK_UNINTERRUPTIBLE, current,
+                   finish_wait, in_atomic, in_hardirq, in_interrupt, in_softirq, in_task,
+                   irqs_disabled, jiffies, local_irq_disable, local_irq_enable, local_irq_restore,
+                   local_irq_save, might_sleep, preempt_count, preempt_disable, preempt_enable,
+                   prepare_to_wait, run_in_interrupt, schedule_timeout, set_current_state,
+                   time_after, time_before, wake_up, wake_up_process, wq_has_sleeper)
 from hwemu.sched import HARDIRQ_OFFSET, SOFTIRQ_OFFSET
 from hwemu.spinlock import SpinLock
 from hwemu.wait import WaitQueueEntry, WaitQueueHead

@@ -16,48 +16,16 @@ import pytest
 import hwemu
 from hwemu import slab as S
 from hwemu.bug import TAINT, AddressError, KernelPanic
-from hwemu.gfp import (
-    __GFP_HIGHMEM,
-    __GFP_NOWARN,
-    __GFP_RECLAIMABLE,
-    __GFP_THISNODE,
-    __GFP_ZERO,
-    GFP_ATOMIC,
-    GFP_DMA,
-    GFP_KERNEL,
-    GFP_KERNEL_ACCOUNT,
-    GFP_NOWAIT,
-)
+from hwemu.gfp import (__GFP_HIGHMEM, __GFP_NOWARN, __GFP_RECLAIMABLE, __GFP_THISNODE, __GFP_ZERO,
+                       GFP_ATOMIC, GFP_DMA, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT)
 from hwemu.page import page_address, page_struct, page_to_nid, virt_to_page
 from hwemu.page_alloc import __free_pages, alloc_pages
-from hwemu.slab import (
-    KMALLOC_MAX_CACHE_SIZE,
-    KMALLOC_MAX_SIZE,
-    SLAB_HWCACHE_ALIGN,
-    SLAB_PANIC,
-    SLAB_RECLAIM_ACCOUNT,
-    SLAB_TYPESAFE_BY_RCU,
-    ZERO_SIZE_PTR,
-    kcalloc,
-    kfree,
-    kfree_sensitive,
-    kmalloc,
-    kmalloc_array,
-    kmalloc_array_node,
-    kmalloc_node,
-    kmalloc_size_roundup,
-    kmem_cache_alloc,
-    kmem_cache_alloc_node,
-    kmem_cache_create,
-    kmem_cache_destroy,
-    kmem_cache_free,
-    kmem_cache_shrink,
-    kmem_cache_size,
-    krealloc,
-    ksize,
-    kzalloc,
-    virt_to_cache,
-)
+from hwemu.slab import (KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, SLAB_HWCACHE_ALIGN, SLAB_PANIC,
+                        SLAB_RECLAIM_ACCOUNT, SLAB_TYPESAFE_BY_RCU, ZERO_SIZE_PTR, kcalloc, kfree,
+                        kfree_sensitive, kmalloc, kmalloc_array, kmalloc_array_node, kmalloc_node,
+                        kmalloc_size_roundup, kmem_cache_alloc, kmem_cache_alloc_node,
+                        kmem_cache_create, kmem_cache_destroy, kmem_cache_free, kmem_cache_shrink,
+                        kmem_cache_size, krealloc, ksize, kzalloc, virt_to_cache)
 
 PAGE_SIZE = 4096
 PG_head = 6

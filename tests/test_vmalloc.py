@@ -10,27 +10,10 @@ from hwemu import PAGE_SIZE
 from hwemu.gfp import __GFP_HIGHMEM, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL
 from hwemu.page_alloc import __free_page, alloc_page, nr_free_pages
 from hwemu.util import kvcalloc, kvfree, kvmalloc, kvmalloc_array, kvmalloc_node, kvzalloc
-from hwemu.vmalloc import (
-    PAGE_KERNEL,
-    VM_ALLOC,
-    VM_MAP,
-    VM_NO_GUARD,
-    __vmalloc,
-    __vmalloc_node_range,
-    find_vm_area,
-    get_vm_area_size,
-    is_vmalloc_addr,
-    vfree,
-    vfree_atomic,
-    vmalloc,
-    vmalloc_node,
-    vmalloc_to_page,
-    vmalloc_to_pfn,
-    vmap,
-    vrealloc,
-    vunmap,
-    vzalloc,
-)
+from hwemu.vmalloc import (PAGE_KERNEL, VM_ALLOC, VM_MAP, VM_NO_GUARD, __vmalloc,
+                           __vmalloc_node_range, find_vm_area, get_vm_area_size, is_vmalloc_addr,
+                           vfree, vfree_atomic, vmalloc, vmalloc_node, vmalloc_to_page,
+                           vmalloc_to_pfn, vmap, vrealloc, vunmap, vzalloc)
 
 MiB = 1 << 20
 

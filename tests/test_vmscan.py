@@ -3,16 +3,8 @@ import pytest
 from helpers import wait_until
 
 import hwemu
-from hwemu import (
-    __GFP_NORETRY,
-    __GFP_NOWARN,
-    __GFP_RETRY_MAYFAIL,
-    GFP_ATOMIC,
-    GFP_KERNEL,
-    GFP_NOIO,
-    __free_pages,
-    alloc_pages,
-)
+from hwemu import (__GFP_NORETRY, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_ATOMIC, GFP_KERNEL,
+                   GFP_NOIO, __free_pages, alloc_pages)
 
 
 def fill_kernel(gfp):

@@ -27,33 +27,11 @@ The package, in import order (each module imports only those above it):
 from .base import Size, format_size, parse_size
 from .problems import ConfigError, Problem
 from .reference import config_reference, dump_config, plain, resolve
-from .run import (
-                  BioConfig,
-                  CustomConfig,
-                  Duration,
-                  ExpectConfig,
-                  LatencyConfig,
-                  MemoryHogConfig,
-                  NetRxConfig,
-                  PoolConfig,
-                  ResizeConfig,
-                  RunConfig,
-                  _condition,  # _condition: tests
-                  format_duration,
-                  parse_duration,
-)
-from .schema import (
-                  Config,
-                  DebugConfig,
-                  FailPageAllocConfig,
-                  FailslabConfig,
-                  FaultAttrConfig,
-                  FaultInjectionConfig,
-                  KasanConfig,
-                  MachineConfig,
-                  NodeConfig,
-                  VmConfig,
-)
+from .run import (BioConfig, CustomConfig, Duration, ExpectConfig, LatencyConfig,  # _condition:
+                  MemoryHogConfig, NetRxConfig, PoolConfig, ResizeConfig, RunConfig,  # tests
+                  _condition, format_duration, parse_duration)
+from .schema import (Config, DebugConfig, FailPageAllocConfig, FailslabConfig, FaultAttrConfig,
+                     FaultInjectionConfig, KasanConfig, MachineConfig, NodeConfig, VmConfig)
 from .source import DEFAULT_CONFIG, load_config
 
 __all__ = [

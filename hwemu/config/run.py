@@ -11,14 +11,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    Field,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema,
+                      model_validator)
 
 from ..mmzone import MAX_PAGE_ORDER
 from .base import _MODEL_CONFIG, Loc, M, Size, _raise_checks

@@ -25,20 +25,10 @@ from ..printk import KERN_ERR
 from ..slab import SLAB_KMALLOC
 from ..stackdepot import StackDepot
 from .report import build_report
-from .shadow import (  # noqa: F401
-    KASAN_GRANULE_MASK,
-    KASAN_GRANULE_SIZE,
-    KASAN_PAGE_FREE,
-    KASAN_PAGE_REDZONE,
-    KASAN_REPORT_ACCESS,
-    KASAN_REPORT_DOUBLE_FREE,
-    KASAN_REPORT_INVALID_FREE,
-    KASAN_SHADOW_SCALE_SHIFT,
-    KASAN_SLAB_FREE,
-    KASAN_SLAB_FREE_META,
-    KASAN_SLAB_REDZONE,
-    KASAN_VMALLOC_INVALID,
-)
+from .shadow import (KASAN_GRANULE_MASK, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE, KASAN_PAGE_REDZONE,  # noqa: F401
+                     KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_REPORT_INVALID_FREE,
+                     KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
+                     KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
 
 QUARANTINE_FRACTION = 32
 ALLOC_META_SIZE = 16   # struct kasan_alloc_meta: alloc_track + aux_stack[2]
