@@ -44,8 +44,9 @@ class MemObj:
     ``kind``: ``slab`` (``cache``, ``slab``, ``start`` of the object, ``state``
     allocated/free/quarantined, ``requested`` bytes), ``large_kmalloc`` (``start``,
     ``order``, ``requested``), ``vmalloc`` (``area``, or None for unallocated vmalloc
-    space; ``pfn`` mapped there or None), ``page`` (a direct-map page ``pfn``),
-    ``struct page`` (``pfn``), or None (nothing of this machine's allocators).
+    space), ``page`` (a direct-map page), ``struct page`` (the ``struct page`` of
+    ``pfn``), or None (nothing of this machine's allocators). ``pfn`` is the page
+    ``addr`` lies in, when it lies in one (for a vmalloc address, the one mapped there).
     """
     addr: int
     kind: str | None = None
@@ -69,7 +70,8 @@ def locate(machine, addr: int) -> MemObj:
         start = sl.object_start(addr)
         return MemObj(addr, "slab", start=start, cache=slab.cache, slab=slab,
                       state=_object_state(machine, slab.cache, start),
-                      requested=slab.cache.live.get(start, 0))
+                      requested=slab.cache.live.get(start, 0),
+                      pfn=(addr - memmap.page_offset) >> PAGE_SHIFT)
     for start, (pfn, order, size) in list(sl.large.items()):
         if start <= addr < start + (PAGE_SIZE << order):
             return MemObj(addr, "large_kmalloc", start=start, order=order, requested=size,

@@ -8,7 +8,8 @@ in <function>``, the access (or free) line, the stack, the object with its
 from __future__ import annotations
 
 from .. import bug
-from ..page_types import PAGE_SHIFT, PAGE_SIZE
+from ..util import locate
+from ..page_types import PAGE_SIZE
 from .shadow import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE, KASAN_PAGE_REDZONE,
                      KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_SHADOW_SCALE_SHIFT,
                      KASAN_SLAB_FREE, KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE,
@@ -72,30 +73,20 @@ def build_report(k, kind: int, addr: int, size: int, write: bool, frame, task):
 def describe_address(k, addr: int, btype: str) -> list[str]:
     """``print_address_description()`` after the stack: object, mapping, page."""
     machine = k.machine
+    o = locate(machine, addr)
     out = []
-    pa = machine.page_alloc
-    slab = machine.slab.slab_of(addr)
-    if slab is not None:
-        out += describe_object(k, slab, machine.slab.object_start(addr) or slab.base,
-                               addr, btype)
-    pfn = None
-    vm = machine.vmalloc
-    if vm.VMALLOC_START <= addr < vm.VMALLOC_END:
-        area = vm.find_vmap_area(addr)
-        if area is not None:
-            out += ["The buggy address belongs to the virtual mapping at",
-                    f" [{area.addr:016x}, {area.addr + area.size:016x}) created by:",
-                    f" {area.caller}", ""]
-            pte = vm.region.ptes[(addr - vm.region.start) >> PAGE_SHIFT]
-            pfn = int(pte) if pte >= 0 else None
-    elif machine.memmap.page_offset <= addr < machine.memmap.lowmem_virt(
-            machine.memmap.max_low_pfn):
-        candidate = (addr - machine.memmap.page_offset) >> PAGE_SHIFT
-        pfn = candidate if machine.memmap.pfn_valid(candidate) else None
-    if pfn is not None:
-        head = machine.memmap.compound_head(pfn)
+    if o.kind == "slab":
+        out += describe_object(k, o.slab, o.start, addr, btype)
+    if o.kind == "vmalloc" and o.area is not None:
+        area = o.area
+        out += ["The buggy address belongs to the virtual mapping at",
+                f" [{area.addr:016x}, {area.addr + area.size:016x}) created by:",
+                f" {area.caller}", ""]
+    if o.pfn is not None and o.kind != "struct page":
+        head = machine.memmap.compound_head(o.pfn)
         out += ["The buggy address belongs to the physical page:",
-                *pa.format_page(head, "kasan: bad access detected").split("\n"), ""]
+                *machine.page_alloc.format_page(head, "kasan: bad access detected")
+                .split("\n"), ""]
     return out
 
 
