@@ -25,21 +25,24 @@ from .page_alloc import (MAX_PAGE_ORDER, __alloc_pages, __free_page, __free_page
                          free_pages, get_page, get_zeroed_page, nr_free_pages, put_page)
 from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from .sched import (MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_RUNNING,
-                    TASK_UNINTERRUPTIBLE, in_atomic, in_hardirq, in_interrupt, in_softirq, in_task,
-                    io_schedule_timeout, irqs_disabled, local_irq_disable, local_irq_enable,
-                    local_irq_restore, local_irq_save, might_sleep, msleep, numa_node_id,
-                    pagefault_disable, pagefault_disabled, pagefault_enable, preempt_count,
-                    preempt_disable, preempt_enable, run_in_interrupt, schedule, schedule_timeout,
+                    TASK_UNINTERRUPTIBLE, cond_resched, in_atomic, in_hardirq, in_interrupt,
+                    in_softirq, in_task, io_schedule_timeout, irqs_disabled, local_irq_disable,
+                    local_irq_enable, local_irq_restore, local_irq_save, mdelay, might_sleep,
+                    msleep, ndelay, numa_node_id, pagefault_disable, pagefault_disabled,
+                    pagefault_enable, preempt_count, preempt_disable, preempt_enable,
+                    run_in_interrupt, schedule, schedule_hrtimeout, schedule_timeout,
                     schedule_timeout_uninterruptible, set_current_state, smp_processor_id,
-                    wake_up_process)
+                    udelay, usleep_range, wake_up_process)
 from .slab import *  # noqa: F401,F403  kmem_cache_*, kmalloc family, SLAB_* flags
 from .spinlock import (spin_lock, spin_lock_init, spin_lock_irqsave, spin_unlock,
                        spin_unlock_irqrestore)
-from .timer import jiffies, time_after, time_before
+from .timer import jiffies, ktime_get, msecs_to_jiffies, time_after, time_before
 from .util import *  # noqa: F401,F403  kvmalloc family, mem_dump_obj
 from .vmalloc import *  # noqa: F401,F403  vmalloc family, VM_* flags
 from .vmscan import add_anon_pages, add_to_page_cache, drop_caches, release_anon_pages
-from .wait import (DEFINE_WAIT, finish_wait, init_waitqueue_head, prepare_to_wait, waitqueue_active,
-                   wake_up, wq_has_sleeper)
+from .wait import (DEFINE_WAIT, complete, complete_all, completion, completion_done,
+                   finish_wait, init_completion, init_waitqueue_head, prepare_to_wait,
+                   reinit_completion, wait_for_completion, wait_for_completion_timeout,
+                   wake_up, waitqueue_active, wq_has_sleeper)
 
 __version__ = "0.1.0"

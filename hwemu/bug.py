@@ -48,6 +48,8 @@ class BugState:
         self.lock = threading.Lock()
         self.debug_locks = True
         self.panic: str | None = None   # the first "Kernel panic - not syncing" line
+        self.deadlock: str | None = None   # the first deadlock report
+        self.hung_tasks: list[str] = []    # khungtaskd's reports
 
     def add_taint(self, name: str, lockdep_unreliable: bool = False) -> None:
         """``add_taint()``; the first taint that makes lockdep unreliable (BAD_PAGE,

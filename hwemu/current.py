@@ -1,24 +1,31 @@
-"""``current``: the task this thread runs for (arch/x86/include/asm/current.h).
+"""``current``: the task the running code belongs to (arch/x86/include/asm/current.h).
 
-The scheduler (:mod:`hwemu.sched`) sets it when a task starts on a thread and clears
-it when the task exits; everything else only reads it. It sits below every module
-that reports or checks, so that BUG/WARN text (:mod:`hwemu.bug`) and the checked
-accessors (:mod:`hwemu.access`) can name the task without importing the scheduler.
+Each task runs in a greenlet of its own (see :mod:`hwemu.sched`), and ``current`` is a
+context variable: every greenlet and every thread has its own value, so a switch of
+task needs no bookkeeping here. The scheduler sets it when a task starts (and the
+booting thread when it boots a machine); everything else only reads it. It sits below
+every module that reports or checks, so that BUG/WARN text (:mod:`hwemu.bug`) and the
+checked accessors (:mod:`hwemu.access`) can name the task without importing the
+scheduler.
 """
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 from typing import Any
 
 from .errors import MachineDown, MachineError
 
-_tls = threading.local()
+_current: ContextVar[Any] = ContextVar("hwemu_current", default=None)
+# The tasks this context is, one per machine (a thread that booted several machines is
+# the first task of each).
+_tasks: ContextVar[dict | None] = ContextVar("hwemu_tasks", default=None)
 
 
 def current() -> Any:
-    """``current``: this thread's task (``struct task_struct *``) on the machine it
-    last booted or ran on."""
-    task = getattr(_tls, "current", None)
+    """``current``: the running task (``struct task_struct *``); for a thread that
+    booted several machines, its task on the newest one."""
+    task = _current.get()
     if task is None:
         raise MachineError(
             f"thread {threading.current_thread().name!r} is not a task of any machine: "
@@ -29,41 +36,38 @@ def current() -> Any:
 
 
 def current_or_none() -> Any:
-    """This thread's task, or None (no task, or its machine is down)."""
-    task = getattr(_tls, "current", None)
+    """The running task, or None (no task, or its machine is down)."""
+    task = _current.get()
     return None if task is None or task.machine.down else task
 
 
-def _thread_tasks() -> dict:
-    try:
-        return _tls.tasks
-    except AttributeError:
-        _tls.tasks = {}
-        return _tls.tasks
-
-
 def current_on(machine) -> Any:
-    """This thread's task on ``machine``, or None."""
-    return _thread_tasks().get(machine)
+    """The running context's task on ``machine``, or None."""
+    tasks = _tasks.get()
+    return tasks.get(machine) if tasks else None
 
 
 def enter(task: Any) -> None:
-    """``task`` now runs on this thread: it becomes ``current``."""
-    _thread_tasks()[task.machine] = task
-    _tls.current = task
+    """``task`` starts in this context: it becomes ``current``."""
+    tasks = _tasks.get()
+    if tasks is None:
+        tasks = {}
+        _tasks.set(tasks)
+    tasks[task.machine] = task
+    _current.set(task)
 
 
 def leave(task: Any) -> None:
-    """``task`` has exited on this thread: ``current`` goes back to the thread's task
+    """``task`` has exited in this context: ``current`` goes back to the context's task
     on its newest other machine."""
-    tasks = _thread_tasks()
+    tasks = _tasks.get() or {}
     tasks.pop(task.machine, None)
     # A thread whose machine was shut down keeps pointing at it, so that current()
     # says MachineDown rather than "not a task".
     fallback = task if task.machine.down else None
-    if getattr(_tls, "current", None) is task:
+    if _current.get() is task:
         others = list(tasks.values())
-        _tls.current = others[-1] if others else fallback
+        _current.set(others[-1] if others else fallback)
 
 
 def swap(task: Any) -> Any:
@@ -71,6 +75,6 @@ def swap(task: Any) -> Any:
 
     For code that runs on behalf of a machine from outside its tasks (the pytest
     plugin's checks after a test)."""
-    saved = getattr(_tls, "current", None)
-    _tls.current = task
+    saved = _current.get()
+    _current.set(task)
     return saved

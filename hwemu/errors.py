@@ -6,7 +6,7 @@ that come with a report (BUG, oops, panic) and re-exports them.
 from __future__ import annotations
 
 __all__ = ["KernelError", "Oops", "KernelBug", "KernelPanic", "AddressError", "MachineDown",
-           "Killed", "MachineError"]
+           "Killed", "MachineError", "Deadlock"]
 
 
 class KernelError(Exception):
@@ -43,3 +43,8 @@ class Killed(KernelError):
 
 class MachineError(KernelError):
     """Booting or using the machine failed for a reason outside the emulated kernel."""
+
+
+class Deadlock(KernelError):
+    """Every task of the machine is blocked and nothing can wake one; ``text`` has the
+    blocked tasks and their stacks."""

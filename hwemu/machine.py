@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import resource
-import threading
 
 from . import sched, spinlock, timer, wait
 from .alloc_tag import AllocTags
@@ -109,7 +108,8 @@ class Machine:
         self.numa_distance = cfg.distances   # the SLIT: node_distance(a, b)
         # CONFIG_SLUB_DEBUG_ON's mempool poisoning, off under KASAN (kasan_enabled()).
         self.slub_debug_on = config.debug.slub_debug_on and not config.kasan.enabled
-        self.clock = timer.Clock(cfg.hz, cfg.time_scale, self.BITS_PER_LONG)
+        self.sched = sched.Scheduler(self, cfg.cpus, len(cfg.nodes), cfg.sched)
+        self.clock = timer.Clock(cfg.hz, self.BITS_PER_LONG, self.sched.now_ns)
         self.log = LogBuf(cfg.log_buf_len, self.clock.now_ns, cfg.console)
         # printk_ratelimit(): the machine-wide state, 10 messages per 5 s.
         self.printk_ratelimit = RateLimit(self.log, self.clock, 5 * cfg.hz, 10,
@@ -120,7 +120,6 @@ class Machine:
         self.spinlocks: dict[int, spinlock.SpinLock] = {}
         self.waitqueues: dict[int, wait.WaitQueueHead] = {}
         self.nodes = build_nodes(cfg)
-        self.sched = sched.Scheduler(self, cfg.cpus, len(cfg.nodes), self.clock)
         self.highmem: Highmem | None = None
         layout = plan_layout(cfg)
         off, size = layout["kasan shadow"]
@@ -248,10 +247,11 @@ class Machine:
         return self.log.dmesg()
 
     def spawn(self, fn, *args, name: str | None = None, cpu: int | None = None):
-        """Run ``fn(*args)`` as a new task on a free CPU; returns a handle to ``join()``."""
+        """Start ``fn(*args)`` as a new task on a free CPU; returns a handle to ``join()``.
+
+        The task runs when the scheduler picks it: at the caller's next scheduling
+        point (a sleep, a join, a preemption point)."""
         self._alive()
-        if self.going_down:
-            raise MachineDown(f"machine {self.name!r} is shutting down")
         return self.sched.spawn(fn, *args, name=name, cpu=cpu)
 
     def interrupt(self, fn, *args, cpu: int | None = None, softirq: bool = False):
@@ -276,28 +276,24 @@ class Machine:
             self.vmscan.release_anon_pages(task)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the machine: wake and join its tasks, then unmap everything.
+        """Stop the machine: stop and join its tasks, then unmap everything.
 
-        Sleeping tasks wake with :class:`MachineDown`. If a task does not finish within
-        ``timeout`` seconds the machine stays up and :class:`MachineError` is raised.
+        Every other task gets :class:`MachineDown` at its next scheduling point. If one
+        has not finished after ``timeout`` seconds of emulated time, the machine stays
+        up and :class:`MachineError` is raised.
         """
         if self.down:
             return
         me = current_on(self)
-        if me is not None and me.thread is not threading.main_thread() and \
-                any(h.task is me for h in self.sched.handles):
+        if me is not None and me is not self.sched.boot:
             raise MachineError("shutdown() called from one of the machine's own tasks")
         self.going_down = True
-        self.sched.wake_all()
-        stuck = []
-        for handle in self.sched.handles:
-            handle.task.thread.join(timeout)
-            if handle.task.thread.is_alive():
-                stuck.append(f"{handle.task.comm}/{handle.pid}")
+        stuck = self.sched.shutdown(me, timeout) if me is not None else []
         if stuck:
             self.going_down = False
             raise MachineError(f"shutdown of {self.name!r}: task(s) still running after "
-                               f"{timeout}s: {', '.join(stuck)}")
+                               f"{timeout}s: "
+                               f"{', '.join(f'{t.comm}/{t.pid}' for t in stuck)}")
         self.log.printk("reboot: Power down")
         self.down = True
         self.alloc_tags.close()

@@ -75,7 +75,7 @@ class OOMKiller:
             "oom_score_adj:0", KERN_ERR)
         victim.oom_victim = True
         machine.vmscan.release_anon_pages(victim)
-        sched.wake_up_process(victim)  # a fatal signal wakes a sleeping task
+        sched.try_to_wake_up(victim)  # a fatal signal wakes a sleeping task
         machine.vmstat.mod("oom_kill", 1)
         machine.log.printk(f"oom_reaper: reaped process {victim.pid} ({victim.comm}), now "
                            "anon-rss:0kB, file-rss:0kB, shmem-rss:0kB", KERN_INFO)

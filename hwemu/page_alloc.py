@@ -89,6 +89,7 @@ class PageAlloc:
         self.machine = machine
         self.memmap = mm = machine.memmap
         self.page = mm.page   # struct page fields, by pfn
+        self.point = machine.sched.point
         self.zones = [z for n in machine.nodes for z in n.node_zones]
         self.reclaimers: list = []   # fn(zone, nr_pages, gfp) -> pages freed
         self.wakeup_kswapd = None    # fn(zone), set by vmscan
@@ -444,9 +445,10 @@ class PageAlloc:
 
     def alloc(self, gfp: int, order: int, preferred_nid: int, nodemask=None,
               task=None) -> int:
-        """``__alloc_pages()``: the pfn of the new block, or -1."""
+        """``__alloc_pages()``: the pfn of the new block, or -1. A preemption point."""
         if task is None:
             task = current()
+        self.point(task)
         if order > MAX_PAGE_ORDER:
             bug.WARN_ON_ONCE(not gfp & gfp_t.NOWARN)
             return -1
@@ -647,7 +649,10 @@ class PageAlloc:
         return reason
 
     def free_pages(self, page: int, order: int, task=None) -> None:
-        """``__free_pages()``: drop a reference; free the block when it was the last."""
+        """``__free_pages()``: drop a reference; free the block when it was the last. A
+        preemption point of ``task`` (None: boot code, or a page of another machine)."""
+        if task is not None:
+            self.point(task)
         mm = self.memmap
         off = page - mm.start
         pfn = off >> STRUCT_PAGE_SHIFT   # not divmod(): this is the hottest free path

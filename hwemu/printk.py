@@ -2,9 +2,9 @@
 
 Each machine has one :class:`LogBuf`. Records are kept whole and dropped oldest first
 once the buffer holds more than ``log_buf_len`` bytes of text, as the kernel's ring
-does. Timestamps are the machine's emulated clock (``local_clock()``), so they follow
-``time_scale``. Not emulated: log levels filtering the ring (every record is kept),
-``/dev/kmsg`` sequence numbers.
+does. Timestamps are the emulated clock of the CPU that logs (``local_clock()``).
+Not emulated: log levels filtering the ring (every record is kept), ``/dev/kmsg``
+sequence numbers.
 """
 from __future__ import annotations
 

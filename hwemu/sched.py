@@ -1,17 +1,29 @@
-"""Emulation of kernel/sched: tasks, CPUs, atomic context and sleeping.
+"""Emulation of kernel/sched: tasks, CPUs, the scheduler, atomic context and sleeping.
 
-Every thread that runs machine code is a *task* (``current``) pinned to one emulated CPU
-for its whole life: a machine with N CPUs runs at most N tasks at once, and two tasks
-never share a CPU. That keeps everything per-CPU (kmap_local slots, later per-CPU
-caches) owned by exactly one running task, as it is between context switches in the
-kernel. Interrupts run on top of the interrupted task, as in the kernel
-(:func:`run_in_interrupt`).
+The machine is deterministic. Every task is pinned to an emulated CPU of its own for its
+whole life (a machine with N CPUs runs at most N tasks), and tasks run one at a time:
+each is a greenlet in the thread that booted the machine, and only the task the
+scheduler picked runs. It picks at *scheduling points*: when the running task sleeps,
+waits or exits, and at the *preemption points* where the machine's strategy
+(:mod:`hwemu.strategy`, chosen from ``machine.sched`` with its seed) may switch:
+spin lock acquire and release, the entry of the page, slab and mempool allocators and
+frees, wake-ups and ``cond_resched()``, never while the task is atomic (preemption or
+interrupts disabled). A run is therefore a function of its config and seed on any host.
 
-Time is :mod:`hwemu.timer`'s; spinlocks and wait queues are in :mod:`hwemu.spinlock`
-and :mod:`hwemu.wait`.
+Time: every CPU has its own clock (:mod:`hwemu.timer`). Each scheduling point costs the
+running CPU ``machine.sched.step_cost`` of emulated time; a wake-up, a spawn or a join
+carries the clock of the task that caused it. Timers fire when the running CPU's clock
+passes them; when no task can run, the clocks jump to the next timer. When nothing can
+run and no timer is pending, the machine is deadlocked: it says so at once with the
+stacks of every blocked task (sysrq-w's format) and raises :class:`~hwemu.Deadlock` in
+the machine's first task. khungtaskd reports a task that stays in D state without
+being woken for ``hung_task_timeout_secs``.
 
-Not emulated: real preemption (tasks are host threads and run in parallel), priorities,
-RCU, lockdep.
+Interrupts run on top of the interrupted task, as in the kernel
+(:func:`run_in_interrupt`). Spinlocks are in :mod:`hwemu.spinlock`, wait queues in
+:mod:`hwemu.wait`. Not emulated: priorities and load balancing, RCU, lockdep; code
+that loops without ever reaching a scheduling point holds its CPU, and the machine,
+for ever (a soft lockup).
 """
 from __future__ import annotations
 
@@ -19,9 +31,13 @@ import functools
 import threading
 from typing import Any, Callable
 
+import greenlet
+
 from . import bug, timer
 from .current import current, enter, leave
+from .errors import Deadlock, Killed, MachineDown, MachineError
 from .printk import KERN_ERR
+from .strategy import make_strategy
 
 TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE = 0x0, 0x1, 0x2
 TASK_WAKEKILL = 0x100
@@ -37,6 +53,8 @@ NMI_OFFSET = 1 << 20
 PREEMPT_MASK, SOFTIRQ_MASK, HARDIRQ_MASK, NMI_MASK = 0xFF, 0xFF00, 0xF0000, 0xF00000
 IRQ_COUNT_MASK = NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK   # irq_count(): in_interrupt()
 
+HUNG_TASK_WARNINGS = 10   # sysctl_hung_task_warnings: reports before khungtaskd stops
+
 
 class CPU:
     """One emulated CPU; runs at most one task (``cpu.task``)."""
@@ -48,17 +66,19 @@ class CPU:
 
 
 class Task:
-    """``struct task_struct``: the parts the memory code looks at.
+    """``struct task_struct``: the parts the memory code and the scheduler look at.
 
-    ``kmap_idx`` is ``current->kmap_ctrl.idx`` (see highmem.py).
+    ``now`` is the clock of the task's CPU (ns since boot); ``kmap_idx`` is
+    ``current->kmap_ctrl.idx`` (see highmem.py); ``nvcsw`` counts the times it
+    switched out (khungtaskd's test of progress).
     """
 
-    def __init__(self, machine, pid: int, comm: str, cpu: CPU, thread: threading.Thread):
+    def __init__(self, machine, pid: int, comm: str, cpu: CPU, now: int):
         self.machine = machine
         self.pid = pid
         self.comm = comm[:TASK_COMM_LEN - 1]
         self.cpu = cpu
-        self.thread = thread
+        self.now = now
         self.state = TASK_RUNNING
         self.preempt_count = 0
         self.irqs_off = False
@@ -70,7 +90,16 @@ class Task:
         self.make_it_fail = False  # /proc/<pid>/make-it-fail
         self.oom_victim = False    # tsk_is_oom_victim(): SIGKILLed by the OOM killer
         self.alloc_tag = None      # current->alloc_tag (memory allocation profiling)
-        self._wake = threading.Event()
+        self.glet: Any = None      # its greenlet.greenlet
+        self.timer: tuple | None = None     # the live entry of the machine's timers
+        self.join_wait = False     # blocked in join(): its timer does not count as pending
+        self.spinning_on: Any = None   # the SpinLock it waits for (state stays RUNNING)
+        self.nvcsw = 0
+        self.hung_nvcsw = -1       # nvcsw when khungtaskd last looked
+        self.blocked_since = 0
+        self.prio = 0.0            # the pct strategy's priority
+        self.exited = False
+        self.exit_waiters: list[Task] = []
 
     def __repr__(self) -> str:
         return f"<task {self.comm}/{self.pid} on CPU {self.cpu.id}>"
@@ -89,101 +118,142 @@ class TaskHandle:
         return self.task.pid
 
     def is_alive(self) -> bool:
-        return self.task.thread.is_alive()
+        return not self.task.exited
 
     def join(self, timeout: float | None = None) -> Any:
-        """Wait for the task; re-raise what it raised; ``TimeoutError`` if still running."""
-        self.task.thread.join(timeout)
-        if self.task.thread.is_alive():
-            raise TimeoutError(f"task {self.task.comm}/{self.task.pid} still running "
-                               f"after {timeout}s")
+        """Wait for the task; re-raise what it raised. ``timeout`` is in seconds of
+        emulated time; :class:`TimeoutError` if the task still runs then."""
+        self.task.machine.sched.join(self.task, timeout)
         if self.exception is not None:
             raise self.exception
         return self.result
 
+
 # ---------------------------------------------------------------- the scheduler
 
 class Scheduler:
-    """The CPUs and tasks of one machine."""
+    """The CPUs, tasks, run queue and timers of one machine.
 
-    def __init__(self, machine, nr_cpus: int, nr_nodes: int, clock: timer.Clock):
+    :param cfg: the ``machine.sched`` section of the config
+    """
+
+    def __init__(self, machine, nr_cpus: int, nr_nodes: int, cfg):
         self.machine = machine
-        self.clock = clock
         self.cpus = [CPU(i, i * nr_nodes // nr_cpus) for i in range(nr_cpus)]
         self.kthread_cpus: list[CPU] = []
         self.tasks: dict[int, Task] = {}
-        self.handles: list[TaskHandle] = []
         self._next_pid = 1
-        self._lock = threading.Lock()
+        self.curr: Task | None = None      # the task running now
+        self.runnable: list[Task] = []     # the others that could run, in wake order
+        self.timers = timer.TimerQueue()
+        self.step_cost = cfg.step_cost
+        self.steps = 0                     # scheduling points so far
+        self.strategy = make_strategy(cfg)
+        self.countdown = self.strategy.countdown()
+        self.boot: Task | None = None      # the machine's first task (the booting thread)
+        self.thread = threading.get_ident()
+        self.stopper: Task | None = None   # the task shutting the machine down
+        self.latest = 0                    # the latest any clock has reached
+        self.hung_timeout = cfg.hung_task_timeout_secs * timer.NSEC_PER_SEC
+        self.hung_check = self.hung_timeout
+        self.hung_warnings = HUNG_TASK_WARNINGS
         self._prev_might_resched = None
 
-    def _new_task(self, comm: str, cpu: int | None, thread: threading.Thread,
-                  kthread_node: int | None = None) -> Task:
-        with self._lock:
-            free = [c for c in self.cpus if c.task is None]
-            if kthread_node is not None:
-                # Kernel threads (kswapd...) get a housekeeping CPU of their own, so
-                # they never take one of the `cpus` that workloads are given.
-                chosen = CPU(len(self.cpus) + len(self.kthread_cpus), kthread_node)
-                self.kthread_cpus.append(chosen)
-            elif cpu is None:
-                if not free:
-                    raise bug.MachineError(
-                        f"spawn: all {len(self.cpus)} CPUs of machine {self.machine.name!r} "
-                        "run a task; raise machine.cpus in the config")
-                chosen = free[0]
-            else:
-                if not 0 <= cpu < len(self.cpus):
-                    raise bug.MachineError(f"spawn: no CPU {cpu} (machine has "
-                                           f"{len(self.cpus)})")
-                chosen = self.cpus[cpu]
-                if chosen.task is not None:
-                    raise bug.MachineError(f"spawn: CPU {cpu} already runs {chosen.task}")
-            task = Task(self.machine, self._next_pid, comm, chosen, thread)
-            self._next_pid += 1
-            chosen.task = task
-            self.tasks[task.pid] = task
-            return task
+    # ------------------------------------------------------------ time
+
+    def now_ns(self) -> int:
+        """The running CPU's clock (the latest clock before the first task runs)."""
+        t = self.curr
+        return t.now if t is not None else self.latest
+
+    # ------------------------------------------------------------ tasks
+
+    def _new_task(self, comm: str, cpu: int | None, kthread_node: int | None = None) -> Task:
+        if self.machine.going_down:
+            raise MachineDown(f"machine {self.machine.name!r} is shutting down")
+        if kthread_node is not None:
+            # Kernel threads (kswapd...) get a housekeeping CPU of their own, so they
+            # never take one of the `cpus` that workloads are given.
+            chosen = CPU(len(self.cpus) + len(self.kthread_cpus), kthread_node)
+            self.kthread_cpus.append(chosen)
+        elif cpu is None:
+            free = next((c for c in self.cpus if c.task is None), None)
+            if free is None:
+                raise MachineError(
+                    f"spawn: all {len(self.cpus)} CPUs of machine {self.machine.name!r} "
+                    "run a task; raise machine.cpus in the config")
+            chosen = free
+        else:
+            if not 0 <= cpu < len(self.cpus):
+                raise MachineError(f"spawn: no CPU {cpu} (machine has {len(self.cpus)})")
+            chosen = self.cpus[cpu]
+            if chosen.task is not None:
+                raise MachineError(f"spawn: CPU {cpu} already runs {chosen.task}")
+        now = self.curr.now if self.curr is not None else self.latest
+        task = Task(self.machine, self._next_pid, comm, chosen, now)
+        self._next_pid += 1
+        chosen.task = task
+        self.tasks[task.pid] = task
+        self.strategy.on_new_task(task)
+        return task
 
     def boot_task(self, comm: str = "init") -> Task:
         """Make the calling thread the machine's first task, on CPU 0."""
-        task = self._new_task(comm, 0, threading.current_thread())
+        task = self._new_task(comm, 0)
+        task.glet = greenlet.getcurrent()
+        self.boot = self.curr = task
         enter(task)
         return task
 
+    def _check_thread(self, what: str) -> None:
+        if threading.get_ident() != self.thread:
+            raise MachineError(f"{what}: machine {self.machine.name!r} runs in the thread "
+                               "that booted it; call this from one of its tasks")
+
     def spawn(self, fn: Callable, *args, name: str | None = None,
               cpu: int | None = None, kthread_node: int | None = None) -> TaskHandle:
-        """Run ``fn(*args)`` as a new task in its own thread on a free CPU.
+        """Start ``fn(*args)`` as a new task on a free CPU; it is runnable at once.
 
         With ``kthread_node`` it is a kernel thread on a housekeeping CPU of that node.
         """
-        thread = threading.Thread(daemon=True)
-        task = self._new_task(name or getattr(fn, "__name__", None) or "task", cpu, thread,
+        self._check_thread("spawn")
+        task = self._new_task(name or getattr(fn, "__name__", None) or "task", cpu,
                               kthread_node)
         handle = TaskHandle(task)
-        thread.name = f"{self.machine.name}:{task.comm}/{task.pid}"
-        thread.run = functools.partial(self._run, handle, fn, args)  # type: ignore[method-assign]
-        with self._lock:  # only live tasks need joining at shutdown
-            self.handles = [h for h in self.handles if h.is_alive()] + [handle]
-        thread.start()
+        task.glet = greenlet.greenlet(functools.partial(self._task_main, handle, fn, args),
+                                      parent=self.boot.glet if self.boot else None)
+        self.runnable.append(task)
         return handle
 
-    def _run(self, handle: TaskHandle, fn: Callable, args: tuple) -> None:
-        enter(handle.task)
+    def _task_main(self, handle: TaskHandle, fn: Callable, args: tuple, *_) -> None:
+        """The body of a task's greenlet: run ``fn``, exit, hand the CPU on."""
+        task = handle.task
+        enter(task)
+        fatal: BaseException | None = None
         try:
+            self._resumed(task)   # a task that starts while the machine goes down
             handle.result = fn(*args)
+        except (KeyboardInterrupt, SystemExit) as exc:   # for the machine's user
+            handle.exception = fatal = exc
         except BaseException as exc:  # the task dies; join() re-raises
             handle.exception = exc
-            if not isinstance(exc, bug.KernelError):  # those printed their own report
-                self.machine.log.printk(f"{handle.task.comm}/{handle.pid} died: "
+            if not isinstance(exc, (bug.KernelError, greenlet.GreenletExit)):
+                self.machine.log.printk(f"{task.comm}/{task.pid} died: "
                                         f"{type(exc).__name__}: {exc}", KERN_ERR)
         finally:
-            self.exit_task(handle.task)
+            self.exit_task(task)
+        if fatal is not None:   # the first task gets it, where it waits
+            self._resume_boot()
+            raise fatal
+        self.curr = None
+        nxt = self._pick(task, exiting=True)
+        self.curr = nxt
+        task.glet.parent = nxt.glet   # returning switches there
 
-    bug.STACK_BOTTOM.add(_run.__code__)
+    bug.STACK_BOTTOM.add(_task_main.__code__)
 
     def exit_task(self, task: Task) -> None:
-        """``do_exit()``: note leaked atomic state, free the CPU."""
+        """``do_exit()``: note leaked atomic state, free the CPU, wake joiners."""
         log = self.machine.log
         if task.preempt_count:
             log.printk(f"note: {task.comm}[{task.pid}] exited with preempt_count "
@@ -193,15 +263,237 @@ class Scheduler:
         try:
             self.machine.task_exit_hooks(task)
         finally:
-            with self._lock:
-                task.cpu.task = None
-                self.tasks.pop(task.pid, None)
+            task.cpu.task = None
+            self.tasks.pop(task.pid, None)
+            task.exited = True
+            task.state = TASK_RUNNING
+            self.latest = max(self.latest, task.now)
+            for waiter in task.exit_waiters:
+                self.wake(waiter, task.now)
             leave(task)
 
-    def wake_all(self) -> None:
-        """Wake every sleeping task (used by shutdown so sleepers notice it)."""
+    # ------------------------------------------------------------ scheduling points
+
+    def point(self, task: Task) -> None:
+        """A preemption point of ``task`` (the running one): it costs one step of its
+        CPU's time, fires the timers that time passed, and lets the strategy switch
+        if the task is preemptible."""
+        if task is not self.curr:   # another machine's task, or boot code
+            return
+        task.now += self.step_cost
+        self.steps += 1
+        self.countdown -= 1
+        if self.countdown <= 0 or task.now >= self.timers.next_expiry:
+            self._consult(task)
+
+    def _consult(self, task: Task) -> None:
+        self._fire(task.now)
+        if task.now >= self.hung_check:
+            self.latest = max(self.latest, task.now)
+            self._khungtaskd()
+        if self.countdown > 0:
+            return
+        self.countdown = self.strategy.countdown()
+        if task.preempt_count or task.irqs_off or not self.runnable:
+            return
+        nxt = self.strategy.choose(self.runnable + [task], task, self.steps)
+        if nxt is not task:
+            self.runnable.remove(nxt)
+            self.runnable.append(task)
+            self._switch(task, nxt)
+
+    def _fire(self, now: int) -> None:
+        """Wake the tasks whose timers expired by ``now``."""
+        if now >= self.timers.next_expiry:
+            for expires, _, task in self.timers.pop_due(now):
+                self.wake(task, expires)
+
+    def wake(self, task: Task, at: int) -> bool:
+        """Make ``task`` runnable, its clock at least ``at``; False if it was not
+        sleeping (``try_to_wake_up()``)."""
+        if task.exited or task is self.curr or task in self.runnable:
+            return False
+        task.timer = None
+        task.join_wait = False
+        if task.now < at:
+            task.now = at
+        self.runnable.append(task)
+        return True
+
+    def block(self, task: Task, expires: int | None = None) -> None:
+        """``__schedule()`` for a task that stops running: it sleeps (or spins on a lock)
+        until :meth:`wake` puts it back, or ``expires`` (ns) if given."""
+        self._check_thread("schedule")
+        task.now += self.step_cost
+        self.steps += 1
+        task.blocked_since = task.now
+        self._fire(task.now)
+        if expires is not None:
+            if expires <= task.now:   # the timeout passed while getting here
+                return
+            self.timers.arm(task, expires)
+        self.curr = None   # nothing runs until the next task is picked
+        self._switch(task, self._pick(task))
+
+    def _pick(self, prev: Task, exiting: bool = False) -> Task:
+        """The next task to run, ``prev`` having stopped; jumps the clocks to the next
+        timer while nothing can run; raises :class:`Deadlock` when nothing ever can
+        (only the timeouts of joins are pending: those joins can never succeed)."""
+        while not self.runnable:
+            if not self.timers.any_live(lambda t: not t.join_wait):
+                return self._deadlock(prev, exiting)
+            expires, _, task = self.timers.pop_earliest()
+            self.latest = max(self.latest, expires)
+            self._khungtaskd()
+            self.wake(task, expires)
+        nxt = self.strategy.choose(self.runnable, prev, self.steps)
+        self.runnable.remove(nxt)
+        return nxt
+
+    def _switch(self, prev: Task, nxt: Task) -> None:
+        """Run ``nxt`` instead of ``prev``; returns when ``prev`` runs again."""
+        if nxt is prev:
+            self.curr = prev
+            return
+        prev.nvcsw += 1
+        self.latest = max(self.latest, prev.now)
+        self.curr = nxt
+        assert nxt.glet is not None
+        nxt.glet.switch()
+        self._resumed(prev)
+
+    def _resumed(self, task: Task) -> None:
+        if self.machine.going_down and task is not self.stopper and not task.exited:
+            raise MachineDown(f"machine {self.machine.name!r} is shutting down")
+
+    def _resume_boot(self) -> None:
+        """Make the first task the running one (it is about to get an exception)."""
+        boot = self.boot
+        assert boot is not None
+        if boot in self.runnable:
+            self.runnable.remove(boot)
+        boot.timer = None
+        boot.state = TASK_RUNNING
+        self.curr = boot
+        assert self.curr.glet is not None
+
+    bug.STACK_INLINE.update((block.__code__, _switch.__code__, point.__code__,
+                             _consult.__code__))
+
+    # ------------------------------------------------------------ join
+
+    def join(self, task: Task, timeout: float | None) -> None:
+        """Block the running task until ``task`` has exited, at most ``timeout``
+        emulated seconds."""
+        if task.exited:
+            return
+        me = current()
+        if me.machine is not self.machine:
+            raise MachineError(f"join: {task} is a task of machine {self.machine.name!r}, "
+                               f"the caller runs on {me.machine.name!r}")
+        if me is task:
+            raise MachineError(f"join: {task} cannot wait for itself")
+        expires = None if timeout is None else me.now + int(timeout * timer.NSEC_PER_SEC)
+        task.exit_waiters.append(me)
+        try:
+            while not task.exited:
+                if expires is not None and me.now >= expires:
+                    raise TimeoutError(f"task {task.comm}/{task.pid} still running after "
+                                       f"{timeout}s (emulated)")
+                me.join_wait = True
+                self.block(me, expires)
+        finally:
+            me.join_wait = False
+            task.exit_waiters.remove(me)
+
+    # ------------------------------------------------------------ reports
+
+    def blocked_report(self, header: str) -> str:
+        """Every task that waits, with its stack, as sysrq-w prints them."""
+        lines = [header, "sysrq: Show Blocked State"]
+        for task in sorted(self.tasks.values(), key=lambda t: t.pid):
+            if task is self.curr or task in self.runnable:
+                continue
+            lines += sched_show_task(task)
+        return "\n".join(lines)
+
+    def _deadlock(self, prev: Task, exiting: bool) -> Task:
+        """Nothing can run and no timer is pending: report, then raise in the first
+        task (the one that drives the machine). ``prev`` (the task that stopped) stays
+        blocked; if it is woken later, it goes on from here: it is returned."""
+        text = self.blocked_report(
+            f"hwemu: deadlock on machine {self.machine.name!r}: no task can run and no "
+            "timer is pending; the blocked tasks:")
+        self.machine.log.printk(text, KERN_ERR)
+        self.machine.bugs.deadlock = self.machine.bugs.deadlock or text
+        exc = Deadlock(f"deadlock on machine {self.machine.name!r}: every task is "
+                       "blocked and nothing can wake them", text)
+        self._resume_boot()
+        if prev is self.boot and not exiting:
+            raise exc
+        assert self.boot is not None and self.boot.glet is not None
+        if exiting:          # the exiting greenlet's exception goes to its parent
+            greenlet.getcurrent().parent = self.boot.glet
+            raise exc
+        self.boot.glet.throw(exc)
+        return prev
+
+    def _khungtaskd(self) -> None:
+        """``check_hung_uninterruptible_tasks()``, run as the latest clock passes each
+        ``hung_task_timeout_secs``: a task in D state not woken since the last check,
+        blocked for longer than the timeout, is reported (``hung_task_warnings`` at
+        most)."""
+        if not self.hung_timeout or self.latest < self.hung_check:
+            return
+        self.hung_check = self.latest + self.hung_timeout
+        for task in sorted(self.tasks.values(), key=lambda t: t.pid):
+            blocked = task.state & TASK_UNINTERRUPTIBLE and task is not self.curr \
+                and task not in self.runnable
+            if not blocked:
+                continue
+            if task.hung_nvcsw == task.nvcsw and self.hung_warnings and \
+                    self.latest - task.blocked_since > self.hung_timeout:
+                self.hung_warnings -= 1
+                self._hung_report(task)
+            task.hung_nvcsw = task.nvcsw
+
+    def _hung_report(self, task: Task) -> None:
+        machine = self.machine
+        secs = self.hung_timeout // timer.NSEC_PER_SEC
+        text = "\n".join([
+            f"INFO: task {task.comm}:{task.pid} blocked for more than {secs} seconds.",
+            f"      {machine.bugs.tainted()} {bug.UTS_RELEASE} #1",
+            '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
+            *sched_show_task(task)])
+        machine.log.printk(text, KERN_ERR)
+        machine.bugs.hung_tasks.append(text)
+
+    def shutdown(self, me: Task, timeout: float) -> list[Task]:
+        """Stop every other task (each gets :class:`MachineDown` at its next scheduling
+        point) and wait for them, ``timeout`` emulated seconds at most; returns the
+        tasks still alive."""
+        self.stopper = me
         for task in list(self.tasks.values()):
-            task._wake.set()
+            if task is not me:
+                task.state = TASK_RUNNING
+                self.wake(task, me.now)
+        for task in [t for t in self.tasks.values() if t is not me]:
+            try:
+                self.join(task, timeout)
+            except (TimeoutError, Deadlock):
+                pass
+        return [t for t in self.tasks.values() if t is not me]
+
+
+def sched_show_task(task: Task) -> list[str]:
+    """``sched_show_task()``: the task's line and its stack (Python frames)."""
+    state = "D" if task.state & TASK_UNINTERRUPTIBLE else \
+        "S" if task.state & TASK_INTERRUPTIBLE else "R"
+    frame = task.glet.gr_frame if task.glet is not None else None
+    return [f"task:{task.comm:<15.15} state:{state} stack:0     pid:{task.pid:<5} "
+            f"tgid:{task.pid:<5} ppid:{0 if task.pid == 1 else 1:<6} task_flags:0x0000 "
+            "flags:0x00000000",
+            *bug.call_trace(frame)]
 
 
 # ---------------------------------------------------------------- atomic context
@@ -297,7 +589,8 @@ def run_in_interrupt(fn: Callable, *args, softirq: bool = False) -> Any:
 
     Hard interrupts run with IRQs disabled and ``HARDIRQ_OFFSET`` in the preempt count
     (``irq_enter()``); softirqs with ``SOFTIRQ_OFFSET`` and IRQs enabled. The handler
-    runs on top of the interrupted task, using the next kmap_local slots.
+    runs on top of the interrupted task, using the next kmap_local slots; nothing
+    preempts it.
     """
     task = current()
     saved = (task.preempt_count, task.irqs_off, task.kmap_idx)
@@ -315,9 +608,12 @@ def run_in_interrupt(fn: Callable, *args, softirq: bool = False) -> Any:
 # ---------------------------------------------------------------- sleeping
 
 def might_sleep() -> None:
-    """``might_sleep()``: splat if the caller is atomic (rate-limited to once per HZ)."""
+    """``might_sleep()``: splat if the caller is atomic (rate-limited to once per HZ);
+    otherwise a preemption point (``might_resched()``, as with
+    ``CONFIG_PREEMPT_VOLUNTARY``)."""
     task = current()
     if task.preempt_count == 0 and not task.irqs_off:
+        task.machine.sched.point(task)
         return
     machine = task.machine
     sched, now = machine.sched, machine.clock.jiffies()
@@ -344,20 +640,62 @@ def _splat(machine, task: Task, text: str, frame) -> None:
 
 
 def set_current_state(state: int) -> None:
-    task = current()
-    task._wake.clear()
-    task.state = state
+    current().state = state
 
 
 __set_current_state = set_current_state
 
 
-def wake_up_process(task: Task) -> bool:
-    """``wake_up_process()``: True if the task was sleeping."""
+def try_to_wake_up(task: Task) -> bool:
+    """``try_to_wake_up()``: make a sleeping ``task`` runnable, its clock at least the
+    waker's; True if it was sleeping."""
     was_sleeping = task.state != TASK_RUNNING
     task.state = TASK_RUNNING
-    task._wake.set()
+    sched = task.machine.sched
+    waker = sched.curr
+    sched.wake(task, waker.now if waker is not None else sched.latest)
     return was_sleeping
+
+
+def wake_up_process(task: Task) -> bool:
+    """``wake_up_process()``: True if the task was sleeping. A preemption point."""
+    was_sleeping = try_to_wake_up(task)
+    waker = task.machine.sched.curr
+    if waker is not None:
+        task.machine.sched.point(waker)
+    return was_sleeping
+
+
+def preempt_point() -> None:
+    """A place where a preemptible kernel may switch tasks (the end of a section with
+    preemption disabled, the entry and exit of an allocator): it costs the running CPU
+    a step, and the strategy may switch if the task is preemptible here."""
+    task = current()
+    task.machine.sched.point(task)
+
+
+cond_resched = preempt_point   # cond_resched(): the same, asked for explicitly
+
+
+def _sleep(task: Task, expires: int | None) -> None:
+    """Sleep in the state set by :func:`set_current_state` until woken or
+    ``expires`` (ns); the common part of every ``schedule*()``."""
+    machine = task.machine
+    if task.preempt_count:
+        _splat(machine, task, f"BUG: scheduling while atomic: {task.comm}/{task.pid}/"
+                              f"{task.preempt_count:#010x}", bug.caller(3))
+    state = task.state
+    sched = machine.sched
+    if machine.going_down and task is not sched.stopper:
+        task.state = TASK_RUNNING
+        sched.point(task)   # a task that ignores this still lets the stopper run
+        raise MachineDown(f"machine {machine.name!r} is shutting down")
+    if state != TASK_RUNNING:   # a wake-up that came first is not lost
+        sched.block(task, expires)
+    task.state = TASK_RUNNING
+    if task.oom_victim and state & (TASK_INTERRUPTIBLE | TASK_WAKEKILL):
+        # A fatal signal ends an interruptible or killable sleep: the task dies.
+        raise Killed(f"{task.comm}/{task.pid} was killed by the OOM killer")
 
 
 def schedule_timeout(timeout: int) -> int:
@@ -367,31 +705,26 @@ def schedule_timeout(timeout: int) -> int:
     ``TASK_RUNNING`` again (a wake-up that came first is not lost).
     """
     task = current()
-    machine = task.machine
-    if task.preempt_count:
-        _splat(machine, task, f"BUG: scheduling while atomic: {task.comm}/{task.pid}/"
-                              f"{task.preempt_count:#010x}", bug.caller())
-    clock = machine.clock
-    start = clock.jiffies()
-    state = task.state
-    # Checked after set_current_state() cleared the wake event and before sleeping:
-    # shutdown sets going_down before it wakes everyone, so no sleeper is missed.
-    if task.state != TASK_RUNNING and not machine.going_down:
-        forever = timeout >= MAX_SCHEDULE_TIMEOUT
-        task._wake.wait(None if forever else clock.seconds(timeout))
-    task.state = TASK_RUNNING
-    if machine.going_down:
-        raise bug.MachineDown(f"machine {machine.name!r} is shutting down")
-    if task.oom_victim and state & (TASK_INTERRUPTIBLE | TASK_WAKEKILL):
-        # A fatal signal ends an interruptible or killable sleep: the task dies.
-        raise bug.Killed(f"{task.comm}/{task.pid} was killed by the OOM killer")
+    clock = task.machine.clock
     if timeout >= MAX_SCHEDULE_TIMEOUT:
+        _sleep(task, None)
         return timeout
-    return max(0, timeout - ((clock.jiffies() - start) & clock.mask))
+    expires = clock.tick_after(task.now, timeout)
+    _sleep(task, expires)
+    return max(0, -(-(expires - task.now) * clock.hz // timer.NSEC_PER_SEC))
 
 
 def schedule() -> None:
     schedule_timeout(MAX_SCHEDULE_TIMEOUT)
+
+
+def schedule_hrtimeout(ns: int) -> int:
+    """``schedule_hrtimeout()``: sleep until woken or ``ns`` nanoseconds pass (an
+    hrtimer: no tick rounding); returns the nanoseconds left."""
+    task = current()
+    expires = task.now + ns
+    _sleep(task, expires)
+    return max(0, expires - task.now)
 
 
 def io_schedule_timeout(timeout: int) -> int:
@@ -415,3 +748,31 @@ def msleep(msecs: int) -> None:
     timeout = -(-msecs * current().machine.clock.hz // 1000)
     while timeout:  # a wake-up does not end it early
         timeout = schedule_timeout_uninterruptible(timeout)
+
+
+def usleep_range(min_us: int, max_us: int) -> None:
+    """``usleep_range()``: an hrtimer sleep of ``min_us`` microseconds (the slack up to
+    ``max_us`` is the kernel's to use; the emulator wakes at the earliest)."""
+    sleep_until(current().now + min_us * timer.NSEC_PER_USEC)
+
+
+def sleep_until(end: int) -> None:
+    """Sleep uninterruptibly until the running CPU's clock reaches ``end`` (ns since
+    boot): an absolute hrtimer (``HRTIMER_MODE_ABS``); wake-ups do not end it early."""
+    task = current()
+    while task.now < end:
+        set_current_state(TASK_UNINTERRUPTIBLE)
+        schedule_hrtimeout(end - task.now)
+
+
+def ndelay(nsecs: int) -> None:
+    """``ndelay()``: busy-wait: the CPU's clock moves on ``nsecs``, nothing else runs."""
+    current().now += nsecs
+
+
+def udelay(usecs: int) -> None:
+    ndelay(usecs * timer.NSEC_PER_USEC)
+
+
+def mdelay(msecs: int) -> None:
+    ndelay(msecs * timer.NSEC_PER_MSEC)

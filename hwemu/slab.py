@@ -414,6 +414,7 @@ class KmemCache:
         self.pcs: list[list[int]] = [[] for _ in range(sl.nr_cpus)]
         # Hot-path constants
         self._fault = sl.machine.fault
+        self._point = sl.machine.sched.point
         self._tags = sl.machine.alloc_tags
         self._failslab = sl.machine.fault.failslab
         self._cache_failslab = bool(flags & SLAB_FAILSLAB)
@@ -491,7 +492,8 @@ class KmemCache:
 
     def slab_alloc(self, gfp: int, node: int, size: int, task) -> int:
         """``slab_alloc_node()``: one object (``void *``) or 0; ``size`` is what the caller
-        asked for (``object_size`` for kmem_cache_alloc)."""
+        asked for (``object_size`` for kmem_cache_alloc). A preemption point."""
+        self._point(task)
         if gfp & _DIRECT_RECLAIM and (task.preempt_count or task.irqs_off):
             sched.might_sleep()   # might_alloc()
         # should_failslab() is always False while probability and fail-nth are 0.
@@ -669,7 +671,8 @@ class KmemCache:
     # ------------------------------------------------------------ freeing
 
     def slab_free(self, x: int, slab: SlabInfo, task) -> None:
-        """``slab_free()``: ``x`` lies in ``slab`` of this cache."""
+        """``slab_free()``: ``x`` lies in ``slab`` of this cache. A preemption point."""
+        self._point(task)
         kasan = self.kasan
         if kasan is not None:   # kasan_slab_pre_free(): the quick test inline
             start = slab.base + min((x - slab.base) // self.size, slab.objects - 1) * self.size

@@ -9,8 +9,6 @@ so sleeping under it gives the might_sleep splat.
 """
 from __future__ import annotations
 
-import threading
-
 from . import access, bug, vmem
 from .current import current
 from .printk import KERN_EMERG
@@ -21,21 +19,37 @@ SPINLOCK_T_SIZE = 4          # sizeof(spinlock_t) without lock debugging
 
 
 class SpinLock:
-    """``spinlock_t`` with ``CONFIG_DEBUG_SPINLOCK``: a host lock, its owner, and the
-    preempt/IRQ bookkeeping of the kernel's. Misuse is reported as spinlock_debug.c
-    does and raised as :class:`~hwemu.bug.KernelBug` (the kernel would hang)."""
+    """``spinlock_t`` with ``CONFIG_DEBUG_SPINLOCK``: its owner and the preempt/IRQ
+    bookkeeping of the kernel's. Misuse is reported as spinlock_debug.c does and raised
+    as :class:`~hwemu.bug.KernelBug` (the kernel would hang).
 
-    __slots__ = ("_lock", "addr", "owner")
+    One task runs at a time and nothing preempts a lock holder, so a lock is contended
+    only when its holder slept with it held (after the "scheduling while atomic"
+    splat): the spinning task then yields until the holder releases it. Acquire and
+    release are preemption points, before the lock is taken and after it is dropped.
+    """
+
+    __slots__ = ("addr", "owner", "spinners")
 
     def __init__(self, addr: int = 0):
-        self._lock = threading.Lock()
         self.addr = addr
         self.owner: Task | None = None
+        self.spinners: list[Task] = []
 
     def _acquire(self, task: Task) -> None:
         if self.owner is task:
             raise spin_bug(self, "recursion", SPINLOCK_MAGIC)
-        self._lock.acquire()
+        sched = task.machine.sched
+        sched.point(task)
+        while self.owner is not None:   # spin: the holder must run to release it
+            self.spinners.append(task)
+            task.spinning_on = self
+            try:
+                sched.block(task)
+            finally:
+                task.spinning_on = None
+                if task in self.spinners:
+                    self.spinners.remove(task)
         self.owner = task
 
     def _release(self, task: Task) -> None:
@@ -43,7 +57,8 @@ class SpinLock:
             raise spin_bug(self, "already unlocked" if self.owner is None else
                            "wrong owner", SPINLOCK_MAGIC)
         self.owner = None
-        self._lock.release()
+        for spinner in self.spinners:
+            task.machine.sched.wake(spinner, task.now)
 
     def lock(self) -> None:
         """``spin_lock()``"""
@@ -56,6 +71,7 @@ class SpinLock:
         task = current()
         self._release(task)
         task.preempt_count -= PREEMPT_OFFSET
+        task.machine.sched.point(task)
 
     def lock_irqsave(self) -> bool:
         """``spin_lock_irqsave()``: returns ``flags``."""
@@ -71,9 +87,10 @@ class SpinLock:
         self._release(task)
         task.preempt_count -= PREEMPT_OFFSET
         task.irqs_off = flags
+        task.machine.sched.point(task)
 
     def is_locked(self) -> bool:
-        return self._lock.locked()
+        return self.owner is not None
 
 
 def spin_bug(lock: SpinLock | None, msg: str, magic: int, addr: int = 0) -> bug.KernelBug:

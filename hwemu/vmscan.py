@@ -181,13 +181,13 @@ class Vmscan:
         """Wake the node's kswapd if ``zone`` is below its low watermark."""
         if zone.free_pages < zone.low_wmark_pages():
             nid = zone.node
-            self.kswapd_pending[nid] = True
-            with self.lru_lock:
-                if self.kswapd_task[nid] is None and not self.machine.going_down:
-                    self.kswapd_task[nid] = self.machine.sched.spawn(
-                        self.kswapd, nid, name=f"kswapd{nid}", kthread_node=nid)
-            if self.kswapd_wait[nid].wake_up():   # counted only if it was asleep
+            if not self.kswapd_pending[nid]:   # new work for it (the first wake too)
+                self.kswapd_pending[nid] = True
                 self.vmstat.mod("kswapd_wake", 1)
+            if self.kswapd_task[nid] is None and not self.machine.going_down:
+                self.kswapd_task[nid] = self.machine.sched.spawn(
+                    self.kswapd, nid, name=f"kswapd{nid}", kthread_node=nid)
+            self.kswapd_wait[nid].wake_up()
 
     def kswapd(self, nid: int) -> None:
         """``kswapd()``: sleep until woken, then balance the node."""

@@ -39,4 +39,4 @@ def machine(boot):
 @pytest.fixture
 def highmem_machine(boot):
     """A 32-bit machine: 896M lowmem, highmem above, 1024 PKMAP slots, 8 CPUs."""
-    return boot("i386-highmem", machine__cpus=8, machine__time_scale=100)
+    return boot("i386-highmem", machine__cpus=8, )

@@ -1,14 +1,15 @@
 """Small helpers shared by the test modules."""
-import time
+import hwemu
 
 
 def wait_until(pred, timeout=5.0):
-    """Poll ``pred`` until it is true (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
+    """Let the machine's other tasks run until ``pred`` is true (True) or ``timeout``
+    seconds of emulated time pass (False); the caller must be a task."""
+    deadline = hwemu.ktime_get() + int(timeout * 1e9)
     while not pred():
-        if time.monotonic() > deadline:
+        if hwemu.ktime_get() > deadline:
             return False
-        time.sleep(0.0005)
+        hwemu.msleep(1)
     return True
 
 

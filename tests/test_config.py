@@ -68,10 +68,10 @@ def test_default_config():
     cfg = load_config()
     m = cfg.machine
     assert (m.arch, m.cpus, m.hz) == ("x86_64", 8, 250)
-    assert m.node_ranges == ((0, G), (G, 2 * G))
+    assert m.node_ranges == ((0, G // 2), (G // 2, G))
     assert m.distances == ((10, 21), (21, 10))
     assert (m.highmem_enabled, m.dma32_enabled, m.last_pkmap) == (False, True, 0)
-    assert m.lowmem_limit == m.ram_end == 2 * G
+    assert m.lowmem_limit == m.ram_end == G
     assert m.vmalloc_size == G
     assert cfg.kasan.enabled is False
 
@@ -120,7 +120,8 @@ def test_i386_pae_highmem():
 
 def test_tiny():
     m = load_config(CONFIGS / "tiny.yaml").machine
-    assert (m.cpus, m.hz, m.time_scale, m.log_buf_len) == (8, 1000, 100.0, 256 * K)
+    assert (m.cpus, m.hz, m.log_buf_len) == (8, 1000, 256 * K)
+    assert (m.sched.strategy, m.sched.seed, m.sched.step_cost) == ("random", 0, 250)
     assert m.ram_end == 64 * M
 
 
@@ -174,8 +175,16 @@ def errors_for(tmp_path, text, name="c.yaml", **kwargs):
          "c.yaml:2: machine.cpus: Input should be greater than or equal to 1"),
         ("machine:\n  hz: 200\n",
          "c.yaml:2: machine.hz: Input should be 100, 250, 300 or 1000"),
-        ("machine:\n  time_scale: .nan\n",
-         "c.yaml:2: machine.time_scale: Input should be a finite number"),
+        ("machine:\n  sched:\n    preempt: .nan\n",
+         "c.yaml:3: machine.sched.preempt: Input should be a finite number"),
+        ("machine:\n  sched:\n    strategy: fifo\n",
+         "c.yaml:3: machine.sched.strategy: Input should be 'random', 'pct' or "
+         "'round_robin'"),
+        ("machine:\n  time_scale: 100\n",
+         "c.yaml:2: machine.time_scale: removed: emulated time now belongs to the machine "
+         "(each scheduling point costs machine.sched.step_cost, and when no task can run "
+         "the clock jumps to the next timer), so it no longer follows the wall clock; "
+         "delete this key"),
         ("machine: 3\n", "c.yaml:1: machine: Input should be a mapping"),
         ("machine:\n  nodes: 3\n", "c.yaml:2: machine.nodes: Input should be a list"),
         ("machine:\n  nodes: []\n", "c.yaml:2: machine.nodes: at least one node is required"),

@@ -3,8 +3,6 @@
 Expected behaviour is the kernel's (mm/highmem.c, include/linux/highmem*.h), as
 summarised in /work/shared/spec/kernel-mm.md section 8.
 """
-import threading
-import time
 
 import pytest
 from helpers import wait_until
@@ -273,17 +271,14 @@ def test_kmap_sleeps_when_window_full_and_gets_the_freed_slot(boot):
     pages, addrs = fill_pkmap(hm, hm.LAST_PKMAP)
     assert (hm.pkmap_count == 2).all()
     extra = high_page(700)
-    started = threading.Event()
 
     def blocked_kmap():
-        started.set()
         v = hwemu.kmap(extra)
         return v, hwemu.load(v, 8)
 
     h = m.spawn(blocked_kmap)
-    assert started.wait(10)
     assert wait_until(lambda: h.task.state == hwemu.TASK_UNINTERRUPTIBLE)
-    time.sleep(0.05)
+    hwemu.msleep(50)
     assert h.is_alive()
     assert h.task.state == hwemu.TASK_UNINTERRUPTIBLE
     assert hm.pkmap_map_wait.active()
@@ -370,21 +365,22 @@ def test_kmap_local_slots_are_per_cpu(highmem_machine):
     page = high_page(30)
     mine = hwemu.kmap_local_page(page)
     hwemu.store(mine, 8, 0xABC)
-    barrier = threading.Barrier(3, timeout=10)
+    mapped, done = hwemu.completion(), hwemu.completion()
 
     def other():
         a = hwemu.kmap_local_page(page)
-        barrier.wait()  # all three CPUs hold a mapping of the page now
+        hwemu.complete(mapped)
+        hwemu.wait_for_completion(done)   # all three CPUs hold a mapping of the page
         v = hwemu.load(a, 8)
-        barrier.wait()
         hwemu.kunmap_local(a)
         return hwemu.smp_processor_id(), a, v
 
     h1 = m.spawn(other, cpu=1)
     h2 = m.spawn(other, cpu=2)
-    barrier.wait()
+    hwemu.wait_for_completion(mapped)
+    hwemu.wait_for_completion(mapped)
     assert len(mapped_lines(m, "fixmap kmap_local")) == 3
-    barrier.wait()
+    hwemu.complete_all(done)
     r1, r2 = h1.join(timeout=10), h2.join(timeout=10)
     assert mine == hm.FIXADDR_TOP
     assert r1 == (1, hm.FIXADDR_TOP - KM_MAX_IDX * PAGE_SIZE, 0xABC)

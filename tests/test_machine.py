@@ -4,13 +4,12 @@ import io
 import os
 import re
 import resource
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import hwemu
+from helpers import wait_until
 import hwemu.machine
 from hwemu import vmem
 
@@ -272,23 +271,20 @@ def test_spawn_join_returns_value_and_reraises(machine):
 
 
 def test_spawned_tasks_get_distinct_cpus_and_pids(machine):
-    release = threading.Event()
-    seen, lock = [], threading.Lock()
+    release = hwemu.completion()
+    seen = []
     n = 7   # tiny has 8 CPUs; init runs on CPU 0
 
     def worker():
-        with lock:
-            seen.append((hwemu.smp_processor_id(), hwemu.current().pid))
-        release.wait(10)
+        seen.append((hwemu.smp_processor_id(), hwemu.current().pid))
+        hwemu.wait_for_completion(release)
         return hwemu.smp_processor_id()
 
     handles = []
     try:
         for _ in range(n):
             handles.append(machine.spawn(worker))
-        deadline = time.monotonic() + 10
-        while len(seen) < n and time.monotonic() < deadline:
-            time.sleep(0.001)
+        assert wait_until(lambda: len(seen) == n)
         cpus = sorted(c for c, _ in seen)
         pids = [p for _, p in seen]
         assert cpus == list(range(1, 8))
@@ -297,15 +293,16 @@ def test_spawned_tasks_get_distinct_cpus_and_pids(machine):
         with pytest.raises(hwemu.MachineError, match="CPUs"):
             machine.spawn(worker)
     finally:
-        release.set()
+        hwemu.complete_all(release)
     assert sorted(h.join(timeout=10) for h in handles) == list(range(1, 8))
     # Their CPUs are free again.
     assert machine.spawn(hwemu.smp_processor_id).join(timeout=10) == 1
 
 
 def test_spawn_on_a_chosen_cpu(machine):
-    release = threading.Event()
-    h = machine.spawn(lambda: (release.wait(10), hwemu.smp_processor_id())[1], cpu=5)
+    release = hwemu.completion()
+    h = machine.spawn(lambda: (hwemu.wait_for_completion(release),
+                               hwemu.smp_processor_id())[1], cpu=5)
     try:
         with pytest.raises(hwemu.MachineError, match="CPU 5"):
             machine.spawn(lambda: None, cpu=5)
@@ -314,25 +311,20 @@ def test_spawn_on_a_chosen_cpu(machine):
         with pytest.raises(hwemu.MachineError):
             machine.spawn(lambda: None, cpu=8)
     finally:
-        release.set()
+        hwemu.complete_all(release)
     assert h.join(timeout=10) == 5
     assert machine.spawn(hwemu.smp_processor_id, cpu=7).join(timeout=10) == 7
 
 
 def test_shutdown_wakes_a_sleeping_task(machine):
-    asleep = threading.Event()
-
     def sleeper():
         hwemu.set_current_state(hwemu.TASK_UNINTERRUPTIBLE)
-        asleep.set()
         hwemu.schedule()
         return "woke up normally"
 
     h = machine.spawn(sleeper)
-    assert asleep.wait(10)
-    t0 = time.monotonic()
+    assert wait_until(lambda: h.task.state == hwemu.TASK_UNINTERRUPTIBLE)
     machine.shutdown(timeout=5)
-    assert time.monotonic() - t0 < 4
     assert machine.down and not h.is_alive()
     with pytest.raises(hwemu.MachineDown, match="shutting down"):
         h.join(timeout=1)
@@ -340,20 +332,18 @@ def test_shutdown_wakes_a_sleeping_task(machine):
 
 def test_shutdown_wakes_a_task_that_goes_to_sleep_during_shutdown(machine):
     def late_sleeper():
-        while not machine.going_down:
-            time.sleep(0.001)
-        time.sleep(0.2)             # shutdown() has called wake_all() by now
+        try:
+            hwemu.msleep(10_000)
+        except hwemu.MachineDown:   # shutdown() woke every task by now
+            pass
         hwemu.set_current_state(hwemu.TASK_UNINTERRUPTIBLE)
-        hwemu.schedule()
+        hwemu.schedule()   # a sleep after the stop began must not hold it up
 
     h = machine.spawn(late_sleeper)
-    try:
-        machine.shutdown(timeout=1)
-        with pytest.raises(hwemu.MachineDown):
-            h.join(timeout=1)
-    finally:
-        if not machine.down:
-            machine.shutdown(timeout=5)   # this second wake_all() reaches the sleeper
+    assert wait_until(lambda: h.task.state == hwemu.TASK_UNINTERRUPTIBLE)
+    machine.shutdown(timeout=1)
+    with pytest.raises(hwemu.MachineDown):
+        h.join(timeout=1)
 
 
 # ---------------------------------------------------------------------------- selfcheck

@@ -11,7 +11,6 @@ hanging it.
 import random
 import re
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -436,13 +435,13 @@ class BlockingBackend(Backend):
     def __init__(self):
         super().__init__()
         self.block = False
-        self.entered = threading.Event()
-        self.release = threading.Event()
+        self.entered = hwemu.completion()
+        self.release = hwemu.completion()
 
     def alloc(self, gfp, pool_data):
         if self.block:
-            self.entered.set()
-            assert self.release.wait(JOIN)
+            hwemu.complete(self.entered)
+            hwemu.wait_for_completion(self.release)
         return super().alloc(gfp, pool_data)
 
 
@@ -452,13 +451,13 @@ def test_resize_grow_new_min_nr_takes_effect_before_the_refill(machine):
     pool = create(b, 2)
     b.block = True
     t = machine.spawn(mempool_resize, pool, 4, name="mp_resize")
-    assert b.entered.wait(JOIN)
+    hwemu.wait_for_completion(b.entered)
     assert min_nr(pool) == 4 and curr_nr(pool) == 2
     x = hwemu.kmalloc(64, GFP_KERNEL)
     mempool_free(x, pool)                      # taken: the pool is short of 4
     assert curr_nr(pool) == 3 and b.freed == []
     b.block = False
-    b.release.set()
+    hwemu.complete_all(b.release)
     assert t.join(JOIN) == 0
     assert curr_nr(pool) == 4
     assert reserve(pool) == b.allocated[:2] + [x, b.allocated[2]]
@@ -470,11 +469,11 @@ def test_resize_grow_refill_raced_by_frees_gives_the_element_back(machine):
     pool = create(b, 2)
     b.block = True
     t = machine.spawn(mempool_resize, pool, 3, name="mp_resize")
-    assert b.entered.wait(JOIN)
+    hwemu.wait_for_completion(b.entered)
     x = hwemu.kmalloc(64, GFP_KERNEL)
     mempool_free(x, pool)                      # fills the pool to the new minimum
     b.block = False
-    b.release.set()
+    hwemu.complete_all(b.release)
     assert t.join(JOIN) == 0
     assert curr_nr(pool) == 3 and reserve(pool)[-1] == x
     assert b.freed == [b.allocated[-1]]        # "raced": free_fn gets it
@@ -485,23 +484,23 @@ def test_resize_grow_raced_by_a_bigger_resize(machine, monkeypatch):
     """A grow that finds min_nr already >= its target frees its new array."""
     b = Backend()
     pool = create(b, 2)
-    entered, release = threading.Event(), threading.Event()
+    entered, release = hwemu.completion(), hwemu.completion()
     real = mempool._mempool.kmalloc_array
     first = [True]
 
     def slow_kmalloc_array(n, size, flags):
         if first[0]:
             first[0] = False
-            entered.set()
-            assert release.wait(JOIN)
+            hwemu.complete(entered)
+            hwemu.wait_for_completion(release)
         return real(n, size, flags)
 
     monkeypatch.setattr(mempool._mempool, "kmalloc_array", slow_kmalloc_array)
     before = live_objects(machine)
     t = machine.spawn(mempool_resize, pool, 4, name="mp_resize")
-    assert entered.wait(JOIN)
+    hwemu.wait_for_completion(entered)
     assert mempool_resize(pool, 5) == 0
-    release.set()
+    hwemu.complete_all(release)
     assert t.join(JOIN) == 0
     assert (min_nr(pool), curr_nr(pool)) == (5, 5)
     # The loser's array was freed: only the 3 new elements (and the bigger array
@@ -855,9 +854,7 @@ def test_zero_min_pool_waiter_is_woken_by_a_free(machine):
 # ================================================================ waiting (§1.3.7)
 
 def test_waiter_is_woken_by_a_free_from_another_task_and_gets_that_element(boot):
-    # time_scale 1: a 5 s timeout would be 5 real seconds, so a quick return proves
-    # the waiter was woken by the free, not by the timeout.
-    m = boot("tiny", machine__time_scale=1)
+    m = boot("tiny")
     b = Backend()
     pool = create(b, 2)
     drain(pool)
@@ -866,10 +863,11 @@ def test_waiter_is_woken_by_a_free_from_another_task_and_gets_that_element(boot)
     t = spawn_alloc(m, pool, GFP_KERNEL)
     assert wait_until(lambda: sleeping_on_pool(t, pool)), m.dmesg()
     x = hwemu.kmalloc(64, GFP_KERNEL)
-    start = time.monotonic()
+    start = hwemu.ktime_get()
     m.spawn(mempool_free, x, pool, name="mp_freer").join(JOIN)
     assert t.join(3.0) == x
-    assert time.monotonic() - start < 2.0
+    # Woken by the free, not by the 5 s timeout.
+    assert hwemu.ktime_get() - start < 1_000_000_000
     assert b.masks == [KERNEL_FIRST, KERNEL_FULL, KERNEL_FULL]
     assert curr_nr(pool) == 0
     mempool_free(x, pool)
@@ -885,7 +883,7 @@ def test_waiter_without_frees_retries_every_5_hz_and_never_returns_null(machine,
     b.fail = True
     b.clear()
     t = spawn_alloc(machine, pool, GFP_KERNEL)
-    time.sleep(0.4)                 # 40 emulated seconds: about 8 timeouts of 5 s
+    hwemu.msleep(40_000)            # 40 emulated seconds: about 8 timeouts of 5 s
     assert t.is_alive()             # still waiting, no NULL
     masks = list(b.masks)
     jiffies = list(b.jiffies)[:len(masks)]
@@ -1242,7 +1240,7 @@ def test_kasan_disables_poisoning(boot):
 
 @pytest.fixture
 def i386_debug(boot):
-    return boot("i386-highmem", debug__slub_debug_on=True, machine__time_scale=100)
+    return boot("i386-highmem", debug__slub_debug_on=True)
 
 
 def sub_pages(page, order):
@@ -1643,8 +1641,8 @@ def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch):
         return real_sleep(timeout)
 
     monkeypatch.setattr(hwemu.sched, "io_schedule_timeout", io_schedule_timeout)
-    stop = threading.Event()
-    hog_ready = threading.Event()
+    stop = []
+    hog_ready = hwemu.completion()
     lock = threading.Lock()
     outstanding = set()
     nulls = []                  # allocations with direct reclaim that returned NULL
@@ -1674,13 +1672,13 @@ def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch):
                     break
                 grabbed.append(p)
             stats["grabbed"] = len(grabbed)
-            hog_ready.set()
-            while not stop.is_set():
+            hwemu.complete_all(hog_ready)
+            while not stop:
                 hwemu.msleep(20)
         except hwemu.Killed:
             pass
         finally:
-            hog_ready.set()
+            hwemu.complete_all(hog_ready)
             for p in grabbed:
                 hwemu.kfree(p)
         return hwemu.release_anon_pages()
@@ -1722,13 +1720,13 @@ def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch):
         return seed
 
     h = m.spawn(hog, name="memhog")
-    assert hog_ready.wait(JOIN)
+    hwemu.wait_for_completion(hog_ready)
     workers = [m.spawn(worker, seed, name=f"mpw{seed}") for seed in range(8)]
-    deadline = time.monotonic() + 30
-    while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+    deadline = hwemu.ktime_get() + 300 * 10**9
+    while any(w.is_alive() for w in workers) and hwemu.ktime_get() < deadline:
         sample()
-        time.sleep(0.0005)
-    stop.set()
+        hwemu.msleep(1)
+    stop.append(True)
     assert [w.join(JOIN) for w in workers] == list(range(8))
     h.join(JOIN)
     assert nulls == []

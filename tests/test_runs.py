@@ -9,14 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 from conftest import CONFIGS
 
 import hwemu
 import mempool
-from hwemu import GFP_KERNEL
+from hwemu import GFP_KERNEL, MachineDown, msleep
 from hwemu.config import (ExpectConfig, _condition, format_duration, load_config, parse_duration,
                           resolve)
 from hwemu.runs import Run, report
@@ -700,26 +699,50 @@ def test_run_api_reports_a_task_that_raised():
     assert "Task died: explode/0: RuntimeError: boom" in report.summary(result)
 
 
-RELEASE = threading.Event()
-
-
 def ignore_stopping(run):
     """A workload that never looks at run.stopping()."""
-    RELEASE.wait(60)
+    while True:
+        msleep(10)
 
 
-def test_a_task_that_ignores_the_stop_still_gives_a_result(monkeypatch):
+def ignore_shutdown(run):
+    """A workload that does not stop when its machine goes down either."""
+    while True:
+        try:
+            msleep(10)
+        except MachineDown:
+            run.count("ignored")
+
+
+def test_a_task_that_ignores_the_stop_is_stopped_by_shutdown(monkeypatch):
+    import hwemu.runs
+    monkeypatch.setattr(hwemu.runs, "JOIN_SECONDS", 0.2)
+    cfg = small_machine(duration="50ms", custom=[{"function": "test_runs:ignore_stopping"}])
+    result = Run(load_config(cfg)).execute()
+    # 15 characters of comm; the join waited 0.2 s of emulated time, no wall time.
+    assert result["task_errors"] == [
+        "ignore_stoppi/0: still running 0.2s (emulated) after the stop"]
+    blocked = result["blocked_tasks"]
+    assert "sysrq: Show Blocked State" in blocked
+    assert re.search(r"task:ignore_stoppi/0 state:D .*pid:2 ", blocked)
+    assert "msleep" in blocked and "ignore_stopping" in blocked
+    result["expectations"] = []
+    assert report.exit_code(result) == 1
+
+
+def test_a_task_that_ignores_the_shutdown_still_gives_a_result(monkeypatch):
     import hwemu.runs
     monkeypatch.setattr(hwemu.runs, "JOIN_SECONDS", 0.2)
     monkeypatch.setattr(hwemu.runs, "SHUTDOWN_SECONDS", 0.2)
-    cfg = small_machine(duration="50ms", custom=[{"function": "test_runs:ignore_stopping"}])
-    try:
-        result = Run(load_config(cfg)).execute()
-    finally:
-        RELEASE.set()   # let the thread end; its machine stays up (shutdown failed)
+    cfg = small_machine(duration="50ms", custom=[{"function": "test_runs:ignore_shutdown"}])
+    run = Run(load_config(cfg))
+    result = run.execute()
     errors = result["task_errors"]
-    assert errors[0] == "ignore_stoppi/0: still running 0.2s after the stop"   # 15: comm
-    assert "still running" in errors[1] and "shutdown" in errors[1]
+    assert errors[0] == "ignore_shutdo/0: still running 0.2s (emulated) after the stop"
+    assert errors[1] == ("shutdown of 'api': task(s) still running after 0.2s: "
+                         "ignore_shutdo/0/2")
+    # The machine stays up: nothing is unmapped under the task.
+    assert [t.comm for t in run.machine.sched.tasks.values()] == ["init", "ignore_shutdo/0"]
     result["expectations"] = []
     assert report.exit_code(result) == 1
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .base import _CHECKS_ERROR, Loc, _dotted, _inner_model
-from .schema import Config
+from .schema import REMOVED_KEYS, Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +101,8 @@ _REWORDED = {
 def _message(error: Mapping[str, Any]) -> str:
     """A short human message for one pydantic error."""
     if error["type"] == "extra_forbidden":
+        if tuple(error["loc"]) in REMOVED_KEYS:
+            return REMOVED_KEYS[tuple(error["loc"])]
         key = str(error["loc"][-1])
         model = _model_at(tuple(error["loc"][:-1]))
         names = list(model.model_fields) if model else []

@@ -179,6 +179,10 @@ class MemoryHogConfig(BaseModel):
                         "which GFP_NOIO/GFP_NOFS allocations cannot.")
     chunk: int = Field(default=256, ge=1, le=1 << 20,
                        description="Pages added per step.")
+    rate: Size = Field(default=256 * M, ge=0,
+                       description="Bytes read into memory per second of emulated time "
+                       "(the bandwidth of the file the hog reads); 0: as fast as the "
+                       "CPU goes.")
 
 
 class ResizeConfig(BaseModel):

@@ -18,7 +18,8 @@ from pydantic import AfterValidator, BaseModel, Field, create_model, model_valid
 from ..fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, Knob
 from ..mmzone import LOCAL_DISTANCE, MAX_NUMNODES, REMOTE_DISTANCE
 from .base import _MODEL_CONFIG, G, K, Loc, M, Size, _raise_checks, format_size
-from .run import ExpectConfig, RunConfig
+from ..strategy import STRATEGIES
+from .run import Duration, ExpectConfig, RunConfig
 
 # ACPI SLIT reserves 255 for "unreachable"; hwemu has no unreachable nodes.
 MAX_DISTANCE = 254
@@ -190,6 +191,45 @@ class FaultInjectionConfig(BaseModel):
     )
 
 
+# Keys that once existed: their config gets this message instead of "unknown key".
+REMOVED_KEYS: dict[Loc, str] = {
+    ("machine", "time_scale"): "removed: emulated time now belongs to the machine (each "
+    "scheduling point costs machine.sched.step_cost, and when no task can run the clock "
+    "jumps to the next timer), so it no longer follows the wall clock; delete this key",
+}
+
+
+class SchedConfig(BaseModel):
+    """The deterministic scheduler (hwemu/sched.py, hwemu/strategy.py): one task runs at
+    a time, the strategy picks the next from the seed, and emulated time advances by
+    ``step_cost`` per scheduling point."""
+
+    model_config = _MODEL_CONFIG
+
+    strategy: Literal[STRATEGIES] = Field(  # type: ignore[valid-type]
+        default="random",
+        description="random (switch at a preemption point with probability preempt), "
+        "pct (random priorities and depth-1 priority change points: Burckhardt et al., "
+        "ASPLOS 2010) or round_robin (switch at every preemption point).")
+    seed: int = Field(default=0, description="Seed of the strategy's choices; the same "
+                      "config and seed give the same run on any host.")
+    preempt: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False,
+                           description="random: the chance of a switch at each "
+                           "preemption point.")
+    depth: int = Field(default=3, ge=1, le=64, description="pct: the bug depth d; d - 1 "
+                       "priority change points per schedule.")
+    steps: int = Field(default=1000, ge=1, le=1 << 40,
+                       description="pct: the scheduling points a schedule is expected to "
+                       "have; change points are drawn below it.")
+    step_cost: Duration = Field(default=250, ge=1, le=1_000_000_000,
+                                description="Emulated time each scheduling point costs the "
+                                "CPU that runs it (1ns..1s).")
+    hung_task_timeout_secs: int = Field(default=120, ge=0, le=1 << 31,
+                                        description="khungtaskd: report a task in D state "
+                                        "not woken for this many emulated seconds; 0: "
+                                        "never.")
+
+
 class MachineConfig(BaseModel):
     """The emulated machine: architecture, memory layout, CPUs and timer."""
 
@@ -216,11 +256,9 @@ class MachineConfig(BaseModel):
     hz: Literal[100, 250, 300, 1000] = Field(
         default=250, description="CONFIG_HZ: timer ticks per second."
     )
-    time_scale: float = Field(
-        default=1.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="Emulated time runs this many times faster than wall-clock time.",
+    sched: SchedConfig = Field(
+        default_factory=lambda: SchedConfig(),
+        description="The scheduler: who runs when, and what emulated time costs.",
     )
     zone_dma: bool = Field(
         default=True, description="CONFIG_ZONE_DMA: ZONE_DMA covers the first 16M."

@@ -1,18 +1,22 @@
 """Machine runs (``hwemu run``): a config's ``run:`` scenario on a booted machine.
 
 :class:`Run` boots the machine, creates the pools, starts every workload as a task on
-a CPU of its own (CPU 0, the booting thread, watches: it samples pool fill levels and
-free memory for the progress display and the plots), stops the workloads when the
-duration has passed, the counted workloads are done, or the user pressed Ctrl-C,
-and gathers the result: a JSON-ready dict that :mod:`hwemu.runs.report` turns into
-the summary, the expectations and KTAP.
+a CPU of its own (CPU 0, the booting thread, watches: every ``SAMPLE_NS`` of emulated
+time it samples pool fill levels and free memory for the progress display and the
+plots), stops the workloads when the duration has passed, the counted workloads are
+done, or the user pressed Ctrl-C (or sent SIGTERM/SIGHUP), and gathers the result: a
+JSON-ready dict that :mod:`hwemu.runs.report` turns into the summary, the
+expectations and KTAP. Everything but ``wall_seconds`` is a function of the config and
+its seeds: the machine is deterministic (see :mod:`hwemu.sched`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import random
+import signal
 import threading
 import time
 from typing import Any
@@ -21,20 +25,23 @@ import mempool
 from mempool.stats import stats_of
 
 from ..access import load
-from ..bug import MachineDown, MachineError
+from ..bug import Deadlock, MachineDown, MachineError
 from ..config import Config, RunConfig, resolve
 from ..config import plain as _plain
 from ..gfp import GFP_KERNEL
 from ..machine import boot
 from ..mmzone import ZONE_NAMES
-from ..sched import TASK_COMM_LEN
+from ..printk import KERN_ERR
+from ..sched import TASK_COMM_LEN, TASK_INTERRUPTIBLE, schedule_hrtimeout, set_current_state
+from ..timer import NSEC_PER_SEC
 from ..slab import kmem_cache_create, kmem_cache_destroy
 from . import workloads
 from .workloads import Counters
 
-SAMPLE_SECONDS = 0.05   # wall-clock time between samples of CPU 0
-JOIN_SECONDS = 30       # how long stopping workloads may take before shutdown
+SAMPLE_NS = 50_000_000  # emulated time between samples of CPU 0
+JOIN_SECONDS = 30       # emulated time stopping workloads may take before shutdown
 SHUTDOWN_SECONDS = 5    # and then how long shutdown waits for what is left
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 @dataclasses.dataclass
@@ -62,7 +69,8 @@ class Run:
         self.config = config
         self.cfg: RunConfig = config.run
         self.seed = self.cfg.seed
-        self.stop = threading.Event()
+        self.stopped = False                 # the workloads must stop now
+        self.stop_signal: int | None = None   # the signal that stopped the run
         self.pools: dict[str, Pool] = {}
         self.customs = []
         for i, custom in enumerate(self.cfg.custom):
@@ -73,6 +81,8 @@ class Run:
                 raise ImportError(f"run.custom.{i}.function: {exc}") from None
         self.tasks: list[Task] = []
         self.samples: dict = {"t": [], "ops": [], "pools": {}, "nodes": {}}
+        self.blocked = ""   # the stacks of the tasks that did not stop, if any
+        self.end_ns = 0
         self.machine: Any = None   # set by execute(): the booted machine
         self.clock: Any = None
         self.deadline = self.start_ns = 0
@@ -84,8 +94,9 @@ class Run:
         return random.Random(f"hwemu run {self.seed} {name}")
 
     def stopping(self) -> bool:
-        """Whether workloads should stop: duration over, or the run was stopped."""
-        return self.stop.is_set() or self.clock.now_ns() >= self.deadline
+        """Whether workloads should stop: duration over (on the asking CPU's clock), or
+        the run was stopped."""
+        return self.stopped or self.clock.now_ns() >= self.deadline
 
     def min_nr(self, name: str) -> int:
         """``pool->min_nr`` now (a resize workload changes it)."""
@@ -99,7 +110,8 @@ class Run:
         wall = time.monotonic()
         machine = self.machine = boot(self.config)
         try:
-            result = self._run(progress)
+            with self._signals():
+                result = self._run(progress)
         except BaseException:
             machine.shutdown(SHUTDOWN_SECONDS)
             raise
@@ -117,14 +129,11 @@ class Run:
         self._create_pools()
         self.start_ns = self.clock.now_ns()
         self.deadline = self.start_ns + self.cfg.duration
-        interrupted = False
-        try:
-            self._start()
-            self._watch(progress)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            self.stop.set()
+        self._start()
+        self._watch(progress)
+        self.end_ns = self.clock.now_ns()
+        interrupted = self.stop_signal is not None
+        self.stopped = True   # everyone, whatever their clocks say
         errors = self._join()
         self._sample()
         pools = self._pool_results()
@@ -195,7 +204,33 @@ class Run:
             if self.stopping() or self.machine.bugs.panic or (
                     foreground and not any(t.handle.is_alive() for t in foreground)):
                 return
-            time.sleep(SAMPLE_SECONDS)
+            set_current_state(TASK_INTERRUPTIBLE)
+            schedule_hrtimeout(SAMPLE_NS)
+
+    @contextlib.contextmanager
+    def _signals(self):
+        """The first SIGINT, SIGTERM or SIGHUP stops the workloads (a partial result);
+        a second SIGINT interrupts at once (``KeyboardInterrupt``)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def first(signum, frame):
+            if self.stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+            self.stopped = True
+
+        saved = {}
+        for name in STOP_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                saved[signum] = signal.signal(signum, first)
+        try:
+            yield
+        finally:
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
 
     def ops(self) -> int:
         """Operations so far: elements allocated from every pool."""
@@ -217,18 +252,32 @@ class Run:
             samples["nodes"].setdefault(nid, []).append(free)
 
     def _join(self) -> list[str]:
-        """Wait for every task; what killed one is returned as a line of text."""
+        """Wait for every task (``JOIN_SECONDS`` of emulated time in all); what killed
+        one, or keeps it from stopping, is returned as a line of text, with the stacks
+        of the tasks that are stuck."""
         errors = []
-        deadline = time.monotonic() + JOIN_SECONDS
+        deadline = self.clock.now_ns() + JOIN_SECONDS * NSEC_PER_SEC
+        stuck = False
         for task in self.tasks:
+            left = max(0, deadline - self.clock.now_ns()) / NSEC_PER_SEC
             try:
-                task.handle.join(max(0.0, deadline - time.monotonic()))
+                task.handle.join(left)
             except TimeoutError:
-                errors.append(f"{task.name}: still running {JOIN_SECONDS}s after the stop")
+                errors.append(f"{task.name}: still running {JOIN_SECONDS}s (emulated) "
+                              "after the stop")
+                stuck = True
+            except Deadlock as exc:
+                errors.append(f"{task.name}: {exc}")
+                self.blocked = exc.text
+                break
             except MachineDown:
                 pass
             except Exception as exc:   # what the task died of; already in the log
                 errors.append(f"{task.name}: {type(exc).__name__}: {exc}")
+        if stuck and not self.blocked:
+            self.blocked = self.machine.sched.blocked_report(
+                "hwemu run: tasks that did not stop; the blocked ones:")
+            self.machine.log.printk(self.blocked, KERN_ERR)
         return errors
 
     def _pool_results(self) -> dict[str, dict]:
@@ -258,8 +307,10 @@ class Run:
             "machine": machine.name,
             "seed": self.seed,
             "interrupted": interrupted,
+            "signal": (signal.Signals(self.stop_signal).name
+                       if self.stop_signal is not None else None),
             "wall_seconds": 0.0,   # set once the machine is down
-            "emulated_seconds": round(self.samples["t"][-1], 3),
+            "emulated_seconds": round((self.end_ns - self.start_ns) / NSEC_PER_SEC, 3),
             "pools": pools,
             "workloads": {k: dict(sorted(c.items())) for k, c in work.items()},
             "zones": zones,
@@ -271,6 +322,8 @@ class Run:
             "warnings": len(machine.warnings),
             "tainted": machine.tainted,
             "task_errors": errors,
+            "blocked_tasks": self.blocked,
+            "hung_tasks": list(machine.bugs.hung_tasks),
             "dmesg": machine.dmesg(),   # OOM reports, WARNs, fault injection...
             "samples": self.samples,
             "config": _plain(resolve(self.config), None),

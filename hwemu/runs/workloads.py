@@ -13,7 +13,6 @@ import collections
 import heapq
 import importlib
 import itertools
-import threading
 
 import mempool
 
@@ -77,52 +76,48 @@ class Disk:
     """A block device: requests complete ``latency`` after submission, in hard
     interrupt context on the disk's CPU (the CPU the device's IRQ is routed to).
 
-    The device is hardware, so it waits on a host condition rather than a kernel wait
-    queue; what it does on completion runs through :func:`hwemu.run_in_interrupt`.
+    The device's CPU sleeps (an hrtimer) until the earliest request is due, or until a
+    submission or the last submitter's exit wakes it; what it does on completion runs
+    through :func:`hwemu.run_in_interrupt`.
     """
 
     def __init__(self, run, cfg):
         self.run, self.cfg = run, cfg
         self.pool = run.pools[cfg.pool]
         self.queue: list = []            # heap of (due_ns, seq, submitter, rq, tag)
-        self.cond = threading.Condition()
+        self.idle = WaitQueueHead()      # where the disk's CPU waits
         self.seq = itertools.count()
         self.submitters_left = cfg.submitters
         self.counters = Counters()
 
     def submit(self, submitter, rq: int, tag: int, latency_ns: int) -> None:
         due = self.run.clock.now_ns() + latency_ns
-        with self.cond:
-            seq = next(self.seq)
-            heapq.heappush(self.queue, (due, seq, submitter, rq, tag))
-            if self.queue[0][1] == seq:   # the earliest now: the disk sleeps too long
-                self.cond.notify()
+        seq = next(self.seq)
+        heapq.heappush(self.queue, (due, seq, submitter, rq, tag))
+        if self.queue[0][1] == seq:   # the earliest now: the disk sleeps too long
+            self.idle.wake_up()
 
     def submitter_done(self) -> None:
-        with self.cond:
-            self.submitters_left -= 1
-            self.cond.notify()
+        self.submitters_left -= 1
+        self.idle.wake_up()
 
     def run_disk(self) -> None:
         """The disk's task: deliver due completions until every submitter is done
         and nothing is in flight."""
         clock = self.run.clock
-        while True:
-            with self.cond:
-                while True:
-                    if not self.queue:
-                        if not self.submitters_left:
-                            return
-                        self.cond.wait(0.1)
-                        continue
-                    wait_ns = self.queue[0][0] - clock.now_ns()
-                    if wait_ns <= 0:
-                        break
-                    self.cond.wait(wait_ns / clock.scale / 1e9)
-                now, due = clock.now_ns(), []
-                while self.queue and self.queue[0][0] <= now:
-                    due.append(heapq.heappop(self.queue))
-            sched.run_in_interrupt(self.complete, due)
+        while self.queue or self.submitters_left:
+            wait = DEFINE_WAIT()
+            prepare_to_wait(self.idle, wait, sched.TASK_INTERRUPTIBLE)
+            if not self.queue:
+                sched.schedule()
+            elif self.queue[0][0] > clock.now_ns():
+                sched.schedule_hrtimeout(self.queue[0][0] - clock.now_ns())
+            finish_wait(self.idle, wait)
+            now, due = clock.now_ns(), []
+            while self.queue and self.queue[0][0] <= now:
+                due.append(heapq.heappop(self.queue))
+            if due:
+                sched.run_in_interrupt(self.complete, due)
 
     def complete(self, due: list) -> None:
         """The disk's interrupt handler: check each request's data, free it back to
@@ -144,13 +139,11 @@ class Submitter:
         self.rng = run.rng(f"bio{index}")
         self.counters = Counters()
         self.inflight = 0
-        self.lock = threading.Lock()
         self.wait = WaitQueueHead()
 
     def completed(self) -> None:
         """From the disk's interrupt: one request of ours is done."""
-        with self.lock:
-            self.inflight -= 1
+        self.inflight -= 1
         self.wait.wake_up()
 
     def __call__(self) -> None:
@@ -167,8 +160,7 @@ class Submitter:
                     continue
                 tag = self.rng.getrandbits(64)
                 fill(pool, rq, tag)
-                with self.lock:
-                    self.inflight += 1
+                self.inflight += 1
                 latency = cfg.latency.min + round(self.rng.expovariate(1 / spread)
                                                   if spread else 0)
                 self.disk.submit(self, rq, tag, latency)
@@ -232,20 +224,27 @@ def net_rx(run, cfg, counters: Counters) -> None:
 def memory_hog(run, cfg, counters: Counters) -> None:
     """Keep ``fill`` percent of the machine's memory in page cache (reclaim takes it
     back, the hog reads more) or in anonymous memory (held until the OOM killer
-    kills the hog)."""
+    kills the hog). Reading takes time: the hog adds at most ``rate`` bytes per
+    emulated second, waiting for its reads (in D state, as in IO wait) between
+    chunks."""
     machine = run.machine
     managed = sum(z.managed_pages for z in machine.page_alloc.zones)
     target = managed * cfg.fill // 100
     counters["target_pages"] = target
     vmstat = machine.vmstat
+    task = current()
+    read_ns = PAGE_SIZE * 1_000_000_000 // cfg.rate if cfg.rate else 0   # per page
+    reads_done = task.now   # when the reads issued so far complete
     try:
         while not run.stopping():
             have = vmstat["nr_file_pages"] if cfg.reclaimable else machine.vmscan.rss(
-                current().pid)
+                task.pid)
             counters["peak_pages"] = max(counters["peak_pages"], have)
             want = min(cfg.chunk, target - have)
             got = 0
             if want > 0:
+                reads_done = max(reads_done, task.now) + want * read_ns
+                _io_wait_until(task, reads_done)
                 got = (add_to_page_cache(want, dirty=cfg.dirty) if cfg.reclaimable
                        else add_anon_pages(want))
                 counters["pages_added"] += got
@@ -253,6 +252,15 @@ def memory_hog(run, cfg, counters: Counters) -> None:
                 sched.schedule_timeout_uninterruptible(1)
     except bug.Killed:
         counters["oom_killed"] += 1
+
+
+def _io_wait_until(task, end: int) -> None:
+    """Sleep in IO wait until ``task``'s clock reaches ``end`` (ns)."""
+    task.in_iowait = True
+    try:
+        sched.sleep_until(end)
+    finally:
+        task.in_iowait = False
 
 
 # ---------------------------------------------------------------- resize
