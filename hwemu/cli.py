@@ -1,26 +1,31 @@
 """The ``hwemu`` command (also ``python -m hwemu``).
 
-``hwemu run [CONFIG] [--set key=value ...] [--seed N] [--duration D] [--json OUT]
-[--plot DIR] [--ktap]`` boots the machine a config describes and runs its ``run:``
-scenario (hwemu.runs): progress on stderr, then the summary, the expectations and any
-KASAN reports on stdout. A config without ``run:`` gets the bring-up job instead: a
-page of every zone of every node is allocated, written and read back through kmap and
-kmap_local (highmem from every CPU), and the boot log, memory map and
-/proc/buddyinfo are printed. ``--show-config`` prints the resolved config.
+``hwemu run [CONFIG] [--set key=value ...] [--seed N] [--strategy S] [--sched-seed K]
+[--duration D] [--json OUT] [--plot DIR] [--ktap] [--explore N]`` boots the machine a
+config describes and runs its ``run:`` scenario (hwemu.runs): progress on stderr, then
+the summary, the expectations and any KASAN reports on stdout; a run that fails ends
+with the ``Replay:`` command that runs it again, the same on any host. ``--explore N``
+runs N schedules (hwemu/explore.py's idea for runs) and stops at the first that fails.
+A config without ``run:`` gets the bring-up job instead: a page of every zone of every
+node is allocated, written and read back through kmap and kmap_local (highmem from
+every CPU), and the boot log, memory map and /proc/buddyinfo are printed.
+``--show-config`` prints the resolved config.
 
 ``hwemu validate CONFIG`` checks a config and reports every problem; ``hwemu show
 CONFIG`` prints the memory layout the kernel prints at boot; ``hwemu proc CONFIG PATH``
 boots and prints one /proc file; ``hwemu config-reference`` prints every config key
 (docs/config.md).
 
-Exit codes: 0 success; 1 the machine failed, a workload died or an expectation did
-not hold; 2 bad config or usage; 130 interrupted (after the partial summary).
+Exit codes: 0 success; 1 the machine failed or deadlocked, a workload died or an
+expectation did not hold; 2 bad config or usage; 130 interrupted (after the partial
+summary).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import sys
 
 import yaml
@@ -34,6 +39,7 @@ from .gfp import (__GFP_NOWARN, __GFP_THISNODE, GFP_DMA, GFP_DMA32, GFP_HIGHUSER
 from .machine import boot
 from .mmzone import ZONE_HIGHMEM, ZONE_NAMES
 from .page_types import PAGE_SHIFT, PAGE_SIZE
+from .strategy import STRATEGIES
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -97,6 +103,10 @@ def cmd_run(args) -> int:
     overrides = _overrides(args.set)
     if args.seed is not None:
         overrides["fault_injection.seed"] = args.seed
+    if args.strategy is not None:
+        overrides["machine.sched.strategy"] = args.strategy
+    if args.sched_seed is not None:
+        overrides["machine.sched.seed"] = args.sched_seed
     config = load_config(args.config, overrides=overrides)
     if config.run is not None and (args.seed is not None or args.duration is not None):
         # Only a config that has a run gets one from these flags.
@@ -108,7 +118,22 @@ def cmd_run(args) -> int:
         return 0
     if config.run is None:
         return bring_up_job(config)
+    if args.explore:
+        return explore_job(config, args, overrides)
     return run_job(config, args)
+
+
+def replay_line(args, schedule: dict, steps: int | None = None) -> str:
+    """The command that runs ``schedule`` again: this command with its schedule."""
+    words = ["hwemu", "run"] + ([args.config] if args.config else [])
+    words += [w for pair in args.set for w in ("--set", pair)]
+    for flag, value in (("--seed", args.seed), ("--duration", args.duration)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += ["--strategy", schedule["strategy"], "--sched-seed", str(schedule["seed"])]
+    if steps is not None:
+        words += ["--set", f"machine.sched.steps={steps}"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def bring_up_job(config) -> int:
@@ -140,13 +165,12 @@ def run_job(config, args) -> int:
             print("hwemu: --plot needs matplotlib: pip install 'hwemu[plot]'",
                   file=sys.stderr)
             return 2
-    search = (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
     try:   # everything that can fail before the run, not after it
         if args.json:
             open(args.json, "a").close()
         if args.plot:
             os.makedirs(args.plot, exist_ok=True)
-        run = Run(config, search)
+        run = Run(config, _search(args))
     except (ImportError, OSError) as exc:
         print(f"hwemu: {exc}", file=sys.stderr)
         return 2
@@ -158,10 +182,7 @@ def run_job(config, args) -> int:
         result = run.execute(progress)
     finally:
         progress.close()
-    result["expectations"] = report.expectations(result, config.expect)
-    sys.stdout.write(report.summary(result))
-    for n, kasan in enumerate(result["kasan_reports"], 1):
-        print(f"\nKASAN report {n} of {len(result['kasan_reports'])}:\n{kasan['text']}")
+    code = _report(result, config)
     if args.ktap:
         sys.stdout.write("\n" + report.ktap(result))
     if args.json:
@@ -174,7 +195,68 @@ def run_job(config, args) -> int:
             print(f"hwemu: wrote {path}", file=sys.stderr)
         with open(os.path.join(args.plot, "config.yaml"), "w") as f:
             f.write(dump_config(resolve(config)))
+    if code == 1:
+        print(f"\nReplay: {replay_line(args, result['schedule'])}")
+    return code
+
+
+def _search(args) -> tuple[str, ...]:
+    """Where custom workloads are imported from: the config's directory."""
+    return (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
+
+
+def _report(result: dict, config) -> int:
+    """Print the summary and the KASAN reports of a run; its exit code."""
+    from .runs import report
+    result["expectations"] = report.expectations(result, config.expect)
+    sys.stdout.write(report.summary(result))
+    for n, kasan in enumerate(result["kasan_reports"], 1):
+        print(f"\nKASAN report {n} of {len(result['kasan_reports'])}:\n{kasan['text']}")
+    if result["blocked_tasks"]:
+        print(f"\n{result['blocked_tasks']}")
     return report.exit_code(result)
+
+
+def explore_job(config, args, overrides: dict) -> int:
+    """``--explore N``: the run under N schedules (machine.sched.seed, seed + 1...),
+    one line each on stderr; the first that fails is reported in full with its replay
+    line. With pct, each schedule expects the most steps one before it took."""
+    from .runs import Run, report
+    sched = config.machine.sched
+    steps = sched.steps if sched.strategy == "pct" else None
+    most = 0   # the most steps a schedule took
+    seen: set[str] = set()
+    for k in range(args.explore):
+        schedule = {"strategy": sched.strategy, "seed": sched.seed + k}
+        extra = {"machine.sched.seed": schedule["seed"]}
+        if steps is not None:
+            extra["machine.sched.steps"] = steps
+        cfg = load_config(args.config, overrides={**overrides, **extra})
+        try:
+            result = Run(cfg, _search(args)).execute()
+        except ImportError as exc:
+            print(f"hwemu: {exc}", file=sys.stderr)
+            return 2
+        result["expectations"] = report.expectations(result, cfg.expect)
+        code = report.exit_code(result)
+        did = result["schedule"]
+        seen.add(did["interleaving"])
+        print(f"hwemu: schedule {k + 1}/{args.explore}: {sched.strategy} seed "
+              f"{schedule['seed']}: {did['steps']} points, {did['switches']} switches: "
+              f"{'ok' if code == 0 else 'FAILED'}", file=sys.stderr)
+        if code:
+            _report(result, cfg)
+            if code == 1:
+                print(f"\nReplay: {replay_line(args, schedule, steps)}")
+                print(f"hwemu: schedule {k + 1} of {args.explore} failed; "
+                      f"{k} passed before it")
+            return code
+        most = max(most, did["steps"])
+        if steps is not None:
+            steps = most
+    print(f"hwemu: {args.explore} schedules ({sched.strategy}, seeds {sched.seed}.."
+          f"{sched.seed + args.explore - 1}) passed; {len(seen)} distinct interleavings")
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -214,6 +296,13 @@ def cmd_proc(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 1")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwemu", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +322,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--show-config", action="store_true",
                      help="print the fully resolved config (YAML) and exit")
     run.add_argument("--seed", type=int, help="seed of the run and of fault injection")
+    run.add_argument("--strategy", choices=STRATEGIES,
+                     help="the scheduler's strategy (machine.sched.strategy)")
+    run.add_argument("--sched-seed", type=int, metavar="K",
+                     help="the seed of the schedule (machine.sched.seed)")
+    run.add_argument("--explore", type=_positive, metavar="N",
+                     help="run N schedules (seeds K, K+1...); stop at the first that "
+                          "fails and print its replay line")
     run.add_argument("--duration", metavar="D",
                      help="emulated time the run lasts at most, e.g. 10s or 500ms")
     run.add_argument("--json", metavar="OUT", help="write the result and resolved config")

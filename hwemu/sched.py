@@ -14,7 +14,9 @@ Time: every CPU has its own clock (:mod:`hwemu.timer`). Each scheduling point co
 running CPU ``machine.sched.step_cost`` of emulated time; a wake-up, a spawn or a join
 carries the clock of the task that caused it. Timers fire when the running CPU's clock
 passes them; when no task can run, the clocks jump to the next timer. When nothing can
-run and no timer is pending, the machine is deadlocked: it says so at once with the
+run and no timer that could wake a task is pending (an *observer*'s timeout, a join's
+or a watcher's, wakes only itself), while a task waits in D state or on a spinlock, or
+no timer at all is pending, the machine is deadlocked: it says so at once with the
 stacks of every blocked task (sysrq-w's format) and raises :class:`~hwemu.Deadlock` in
 the machine's first task. khungtaskd reports a task that stays in D state without
 being woken for ``hung_task_timeout_secs``.
@@ -54,6 +56,7 @@ PREEMPT_MASK, SOFTIRQ_MASK, HARDIRQ_MASK, NMI_MASK = 0xFF, 0xFF00, 0xF0000, 0xF0
 IRQ_COUNT_MASK = NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK   # irq_count(): in_interrupt()
 
 HUNG_TASK_WARNINGS = 10   # sysctl_hung_task_warnings: reports before khungtaskd stops
+FNV_PRIME, MASK64 = 0x100000001B3, (1 << 64) - 1   # the interleaving's fingerprint
 
 
 class CPU:
@@ -92,7 +95,7 @@ class Task:
         self.alloc_tag = None      # current->alloc_tag (memory allocation profiling)
         self.glet: Any = None      # its greenlet.greenlet
         self.timer: tuple | None = None     # the live entry of the machine's timers
-        self.join_wait = False     # blocked in join(): its timer does not count as pending
+        self.observer = False      # only watches (joins, samples): its timeouts wake no one
         self.spinning_on: Any = None   # the SpinLock it waits for (state stays RUNNING)
         self.nvcsw = 0
         self.hung_nvcsw = -1       # nvcsw when khungtaskd last looked
@@ -148,6 +151,9 @@ class Scheduler:
         self.timers = timer.TimerQueue()
         self.step_cost = cfg.step_cost
         self.steps = 0                     # scheduling points so far
+        self.switches = 0                  # context switches so far
+        self.interleaving = 0              # fingerprint of the tasks switched to, in order
+        self.died: list[tuple[Task, BaseException]] = []   # tasks killed by an exception
         self.strategy = make_strategy(cfg)
         self.countdown = self.strategy.countdown()
         self.boot: Task | None = None      # the machine's first task (the booting thread)
@@ -237,6 +243,8 @@ class Scheduler:
             handle.exception = fatal = exc
         except BaseException as exc:  # the task dies; join() re-raises
             handle.exception = exc
+            if not isinstance(exc, (MachineDown, greenlet.GreenletExit)):
+                self.died.append((task, exc))
             if not isinstance(exc, (bug.KernelError, greenlet.GreenletExit)):
                 self.machine.log.printk(f"{task.comm}/{task.pid} died: "
                                         f"{type(exc).__name__}: {exc}", KERN_ERR)
@@ -314,7 +322,6 @@ class Scheduler:
         if task.exited or task is self.curr or task in self.runnable:
             return False
         task.timer = None
-        task.join_wait = False
         if task.now < at:
             task.now = at
         self.runnable.append(task)
@@ -337,10 +344,13 @@ class Scheduler:
 
     def _pick(self, prev: Task, exiting: bool = False) -> Task:
         """The next task to run, ``prev`` having stopped; jumps the clocks to the next
-        timer while nothing can run; raises :class:`Deadlock` when nothing ever can
-        (only the timeouts of joins are pending: those joins can never succeed)."""
+        timer while nothing can run. Raises :class:`Deadlock` when a task is stuck for
+        good: blocked in D state (or spinning) with only observers' timeouts pending
+        (a join or a watcher waking up cannot help it), or blocked with no timer at
+        all pending."""
         while not self.runnable:
-            if not self.timers.any_live(lambda t: not t.join_wait):
+            if not self.timers.any_live(_wakes_someone) and (
+                    self._stuck() or not self.timers.any_live(_any)):
                 return self._deadlock(prev, exiting)
             expires, _, task = self.timers.pop_earliest()
             self.latest = max(self.latest, expires)
@@ -350,12 +360,20 @@ class Scheduler:
         self.runnable.remove(nxt)
         return nxt
 
+    def _stuck(self) -> bool:
+        """Whether a task that is not an observer waits in D state or spins."""
+        return any((t.state & TASK_UNINTERRUPTIBLE or t.spinning_on is not None)
+                   and not t.observer and t is not self.curr and t not in self.runnable
+                   for t in self.tasks.values())
+
     def _switch(self, prev: Task, nxt: Task) -> None:
         """Run ``nxt`` instead of ``prev``; returns when ``prev`` runs again."""
         if nxt is prev:
             self.curr = prev
             return
         prev.nvcsw += 1
+        self.switches += 1
+        self.interleaving = (self.interleaving ^ nxt.pid) * FNV_PRIME & MASK64
         self.latest = max(self.latest, prev.now)
         self.curr = nxt
         assert nxt.glet is not None
@@ -395,15 +413,15 @@ class Scheduler:
             raise MachineError(f"join: {task} cannot wait for itself")
         expires = None if timeout is None else me.now + int(timeout * timer.NSEC_PER_SEC)
         task.exit_waiters.append(me)
+        observer, me.observer = me.observer, True
         try:
             while not task.exited:
                 if expires is not None and me.now >= expires:
                     raise TimeoutError(f"task {task.comm}/{task.pid} still running after "
                                        f"{timeout}s (emulated)")
-                me.join_wait = True
                 self.block(me, expires)
         finally:
-            me.join_wait = False
+            me.observer = observer
             task.exit_waiters.remove(me)
 
     # ------------------------------------------------------------ reports
@@ -418,12 +436,12 @@ class Scheduler:
         return "\n".join(lines)
 
     def _deadlock(self, prev: Task, exiting: bool) -> Task:
-        """Nothing can run and no timer is pending: report, then raise in the first
+        """Nothing can run and nothing can wake the stuck: report, then raise in the first
         task (the one that drives the machine). ``prev`` (the task that stopped) stays
         blocked; if it is woken later, it goes on from here: it is returned."""
         text = self.blocked_report(
             f"hwemu: deadlock on machine {self.machine.name!r}: no task can run and no "
-            "timer is pending; the blocked tasks:")
+            "timer that could wake one is pending; the blocked tasks:")
         self.machine.log.printk(text, KERN_ERR)
         self.machine.bugs.deadlock = self.machine.bugs.deadlock or text
         exc = Deadlock(f"deadlock on machine {self.machine.name!r}: every task is "
@@ -483,6 +501,14 @@ class Scheduler:
             except (TimeoutError, Deadlock):
                 pass
         return [t for t in self.tasks.values() if t is not me]
+
+
+def _wakes_someone(task: Task) -> bool:
+    return not task.observer
+
+
+def _any(task: Task) -> bool:
+    return True
 
 
 def sched_show_task(task: Task) -> list[str]:

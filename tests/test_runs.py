@@ -499,7 +499,9 @@ def fake_result(**overrides):
                       "net_rx": {"received": 5, "drops": 4, "io_errors": 1}},
         "zones": [], "vm": {"oom_kill": 0}, "kasan_reports": [], "bugs": 0, "warnings": 2,
         "tainted": "Not tainted", "task_errors": [], "panic": None, "samples": {},
-        "expectations": [],
+        "expectations": [], "deadlock": "", "blocked_tasks": "", "hung_tasks": [],
+        "schedule": {"strategy": "random", "seed": 0, "steps": 100, "switches": 10,
+                     "interleaving": "00000000deadbeef"},
     }
     result.update(overrides)
     return result
@@ -546,6 +548,7 @@ def test_exit_code():
     assert report.exit_code(fake_result(expectations=[ok], task_errors=["x/0: E: e"])) == 1
     assert report.exit_code(fake_result(expectations=[ok], panic="Kernel panic - not "
                                         "syncing: x")) == 1
+    assert report.exit_code(fake_result(expectations=[ok], deadlock="deadlock on m")) == 1
     assert report.exit_code(fake_result(expectations=[ok], interrupted=True)) == 130
     assert report.exit_code(fake_result(expectations=[bad], interrupted=True)) == 130
 
@@ -696,7 +699,7 @@ def test_run_api_reports_a_task_that_raised():
     assert result["workloads"] == {"test_runs:explode": {"before": 1}}
     result["expectations"] = []
     assert report.exit_code(result) == 1
-    assert "Task died: explode/0: RuntimeError: boom" in report.summary(result)
+    assert "Task failed: explode/0: RuntimeError: boom" in report.summary(result)
 
 
 def ignore_stopping(run):

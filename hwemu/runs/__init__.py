@@ -25,6 +25,7 @@ import mempool
 from mempool.stats import stats_of
 
 from ..access import load
+from ..current import current
 from ..bug import Deadlock, MachineDown, MachineError
 from ..config import Config, RunConfig, resolve
 from ..config import plain as _plain
@@ -82,6 +83,7 @@ class Run:
         self.tasks: list[Task] = []
         self.samples: dict = {"t": [], "ops": [], "pools": {}, "nodes": {}}
         self.blocked = ""   # the stacks of the tasks that did not stop, if any
+        self.deadlock = ""  # what the deadlock report said, if the machine deadlocked
         self.end_ns = 0
         self.machine: Any = None   # set by execute(): the booted machine
         self.clock: Any = None
@@ -130,14 +132,15 @@ class Run:
         self.start_ns = self.clock.now_ns()
         self.deadline = self.start_ns + self.cfg.duration
         self._start()
-        self._watch(progress)
+        deadlock = self._watch(progress)
         self.end_ns = self.clock.now_ns()
         interrupted = self.stop_signal is not None
         self.stopped = True   # everyone, whatever their clocks say
-        errors = self._join()
+        # After a deadlock no task can run: nothing to join, shutdown stops them.
+        errors = [] if deadlock else self._join()
         self._sample()
         pools = self._pool_results()
-        if not errors:   # a dead task may hold elements: leave the pools be
+        if not errors and not deadlock:   # a task may hold elements: leave the pools be
             self._destroy_pools()   # a leaked element WARNs, and counts
         return self._result(pools, interrupted, errors)
 
@@ -193,19 +196,28 @@ class Run:
                 self._spawn(custom.function, name, functools.partial(fn, task),
                             task.counters)
 
-    def _watch(self, progress) -> None:
+    def _watch(self, progress) -> bool:
         """CPU 0: sample until the foreground workloads are done (if there are any),
-        time is up, or the kernel panicked (a real machine stops there)."""
+        time is up, the kernel panicked (a real machine stops there) or the machine
+        deadlocked (then ``self.deadlock`` says so and True is returned). The watcher is
+        an observer: its wake-ups do not keep a deadlocked machine going."""
         foreground = [t for t in self.tasks if t.foreground]
-        while True:
-            self._sample()
-            if progress:
-                progress(self, self.samples)
-            if self.stopping() or self.machine.bugs.panic or (
-                    foreground and not any(t.handle.is_alive() for t in foreground)):
-                return
-            set_current_state(TASK_INTERRUPTIBLE)
-            schedule_hrtimeout(SAMPLE_NS)
+        current().observer = True
+        try:
+            while True:
+                self._sample()
+                if progress:
+                    progress(self, self.samples)
+                if self.stopping() or self.machine.bugs.panic or (
+                        foreground and not any(t.handle.is_alive() for t in foreground)):
+                    return False
+                set_current_state(TASK_INTERRUPTIBLE)
+                schedule_hrtimeout(SAMPLE_NS)
+        except Deadlock as exc:
+            self.blocked, self.deadlock = exc.text, str(exc)
+            return True
+        finally:
+            current().observer = False
 
     @contextlib.contextmanager
     def _signals(self):
@@ -303,9 +315,13 @@ class Run:
                   "high": z.high_wmark_pages(), "reclaimed": z.nr_reclaimed}
                  for z in machine.page_alloc.zones if z.managed_pages]
         vm = machine.vmstat.snapshot()
+        sched, sched_cfg = machine.sched, self.config.machine.sched
         return {
             "machine": machine.name,
             "seed": self.seed,
+            "schedule": {"strategy": sched_cfg.strategy, "seed": sched_cfg.seed,
+                         "steps": sched.steps, "switches": sched.switches,
+                         "interleaving": f"{sched.interleaving:016x}"},
             "interrupted": interrupted,
             "signal": (signal.Signals(self.stop_signal).name
                        if self.stop_signal is not None else None),
@@ -322,6 +338,7 @@ class Run:
             "warnings": len(machine.warnings),
             "tainted": machine.tainted,
             "task_errors": errors,
+            "deadlock": self.deadlock,
             "blocked_tasks": self.blocked,
             "hung_tasks": list(machine.bugs.hung_tasks),
             "dmesg": machine.dmesg(),   # OOM reports, WARNs, fault injection...

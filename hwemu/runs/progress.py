@@ -1,5 +1,6 @@
-"""Live progress of a run on stderr: a rich display on a terminal, plain periodic lines
-otherwise (CI logs, pipes). Both show elapsed emulated time, operations per second,
+"""Live progress of a run on stderr: a rich display on a terminal, refreshed in wall
+time; otherwise (CI logs, pipes) a plain line per second of emulated time and one at
+the end, the same on any host. Both show elapsed emulated time, operations per second,
 each pool's fill level, free memory per node and the KASAN report count.
 """
 from __future__ import annotations
@@ -9,8 +10,8 @@ import time
 
 from .report import mib
 
-PLAIN_SECONDS = 1.0    # wall-clock time between plain lines
-LIVE_SECONDS = 0.25    # and between refreshes of the live display
+PLAIN_SECONDS = 1.0    # emulated time between plain lines
+LIVE_SECONDS = 0.25    # wall-clock time between refreshes of the live display
 
 
 def status(run, samples: dict) -> dict:
@@ -42,6 +43,7 @@ class Progress:
         self.stream = stream
         self.live = None
         self.last = 0.0
+        self.pending: dict | None = None   # the status not printed yet (plain mode)
         if stream.isatty():
             from rich.console import Console
             from rich.live import Live
@@ -50,15 +52,21 @@ class Progress:
             self.live.start()
 
     def __call__(self, run, samples: dict) -> None:
-        now = time.monotonic()
-        if now - self.last < (LIVE_SECONDS if self.live else PLAIN_SECONDS):
-            return
-        self.last = now
-        s = status(run, samples)
         if self.live:
-            self.live.update(self._table(s), refresh=True)
+            now = time.monotonic()
+            if now - self.last >= LIVE_SECONDS:
+                self.last = now
+                self.live.update(self._table(status(run, samples)), refresh=True)
         else:
-            print(plain_line(s), file=self.stream, flush=True)
+            self.pending = status(run, samples)
+            if self.pending["t"] - self.last >= PLAIN_SECONDS:
+                self._print()
+
+    def _print(self) -> None:
+        assert self.pending is not None
+        self.last = self.pending["t"]
+        print(plain_line(self.pending), file=self.stream, flush=True)
+        self.pending = None
 
     @staticmethod
     def _table(s: dict):
@@ -77,5 +85,8 @@ class Progress:
         return table
 
     def close(self) -> None:
+        """Stop the live display; in plain mode, print the last sample if it was not."""
         if self.live:
             self.live.stop()
+        elif self.pending:
+            self._print()

@@ -62,8 +62,8 @@ def exit_code(result: dict) -> int:
     interrupted; else 1."""
     if result["interrupted"]:
         return 130
-    if result["task_errors"] or result["panic"] or not all(e["ok"] for e in
-                                                            result["expectations"]):
+    if result["task_errors"] or result["panic"] or result["deadlock"] or \
+            not all(e["ok"] for e in result["expectations"]):
         return 1
     return 0
 
@@ -88,9 +88,13 @@ def _pool_kind(p: dict) -> str:
 def summary(result: dict) -> str:
     """The summary a run prints: pools, workloads, memory, reclaim, bugs, expectations."""
     state = "interrupted after" if result["interrupted"] else "ran"
+    sched = result["schedule"]
     lines = [f"hwemu run: {result['machine']}, seed {result['seed']}: {state} "
              f"{result['emulated_seconds']:.2f}s of emulated time "
-             f"({result['wall_seconds']:.2f}s wall)", ""]
+             f"({result['wall_seconds']:.2f}s wall)",
+             f"Schedule: {sched['strategy']}, seed {sched['seed']}: {sched['steps']} "
+             f"scheduling points, {sched['switches']} switches, interleaving "
+             f"{sched['interleaving']}", ""]
     if result["pools"]:
         lines.append("Pools (min_nr at the end; allocations from the allocator or the "
                      "reserve; frees to the reserve or the allocator):")
@@ -120,7 +124,9 @@ def summary(result: dict) -> str:
               f"{vm['pgsteal_direct']} pages; OOM kills {vm['oom_kill']}",
               f"Bugs: {len(result['kasan_reports'])} KASAN reports, {result['bugs']} oopses, "
               f"{result['warnings']} warnings; {result['tainted']}"]
-    lines += [f"Task died: {e}" for e in result["task_errors"]]
+    lines += [f"Task failed: {e}" for e in result["task_errors"]]
+    if result["deadlock"]:
+        lines.append(f"Deadlock: {result['deadlock']} (their stacks follow)")
     if result["panic"]:
         lines.append(f"The run stopped at: {result['panic']}")
     if result["expectations"]:
@@ -139,7 +145,8 @@ def ktap(result: dict) -> str:
     died, not interrupted), so a CI parser sees every check."""
     checks = [(e["ok"], e["metric"], f"{e['metric']} {e['condition']}, got "
                f"{_number(e['value'])}") for e in result["expectations"]]
-    problems = result["task_errors"] + ([result["panic"]] if result["panic"] else [])
+    problems = result["task_errors"] + [p for p in (result["panic"], result["deadlock"])
+                                        if p]
     ran = not problems and not result["interrupted"]
     why = "; ".join(problems) or ("interrupted" if result["interrupted"] else "completed")
     checks.append((ran, "run", why))
