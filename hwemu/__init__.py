@@ -9,6 +9,7 @@ from .bug import BUG, BUG_ON, WARN, WARN_ON, WARN_ON_ONCE, WARN_ONCE, panic
 from .errors import *  # every exception the emulated kernel raises
 from .config import Config, ConfigError, load_config
 from .current import current
+from .explore import ExploreFailure, explore, replay
 from .gfp import *  # noqa: F401,F403  every __GFP_* / GFP_* flag, gfp_t, format_gfp, parse_gfp
 from .highmem import (KM_MAX_IDX, kmap, kmap_atomic, kmap_flush_unused, kmap_local_page, kunmap,
                       kunmap_atomic, kunmap_local)

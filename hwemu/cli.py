@@ -126,13 +126,12 @@ def cmd_run(args) -> int:
 def replay_line(args, schedule: dict, steps: int | None = None) -> str:
     """The command that runs ``schedule`` again: this command with its schedule."""
     words = ["hwemu", "run"] + ([args.config] if args.config else [])
-    words += [w for pair in args.set for w in ("--set", pair)]
+    sets = args.set + ([f"machine.sched.steps={steps}"] if steps is not None else [])
+    words += [w for pair in sets for w in ("--set", pair)]
     for flag, value in (("--seed", args.seed), ("--duration", args.duration)):
         if value is not None:
             words += [flag, str(value)]
     words += ["--strategy", schedule["strategy"], "--sched-seed", str(schedule["seed"])]
-    if steps is not None:
-        words += ["--set", f"machine.sched.steps={steps}"]
     return " ".join(shlex.quote(w) for w in words)
 
 

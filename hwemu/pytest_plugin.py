@@ -14,6 +14,12 @@ Loaded automatically through the ``pytest11`` entry point ``hwemu``. It offers:
 - fixture ``expect_kasan_report``: :func:`hwemu.kasan.expect_report`, KUnit's
   ``KUNIT_EXPECT_KASAN_FAIL``: ``with expect_kasan_report("slab-out-of-bounds"):``.
   Reports made inside it are marked ``expected``.
+- marker ``@pytest.mark.hwemu_explore(schedules=100, strategy="pct", seed=0)``: the test
+  (which takes ``hwemu_machine``, spawns tasks and checks what they did) runs once per
+  schedule on a fresh machine, through :func:`hwemu.explore`; the first schedule that
+  fails fails the test with the option that replays it:
+  ``--hwemu-schedule=STRATEGY:SEED[:STEPS]`` runs the explored tests under that one
+  schedule. Each schedule gets the checks below.
 
 After a test that passed, on every machine the plugin booted and that is still up:
 
@@ -36,6 +42,7 @@ references (any object still allocated is a leak) and KUnit's resource API.
 """
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import pytest
@@ -43,8 +50,10 @@ import pytest
 import hwemu
 import hwemu.kasan
 from hwemu.current import current_on, swap
+from hwemu.strategy import STRATEGIES
 
 _TRACKER = pytest.StashKey["_Tracker"]()
+_SCHEDULE = pytest.StashKey[tuple]()   # --hwemu-schedule, parsed
 
 
 # ---------------------------------------------------------------- hooks
@@ -53,6 +62,9 @@ def pytest_addoption(parser) -> None:
     parser.addini("hwemu_config", "config of the hwemu_machine fixture when no "
                   "hwemu_config marker says otherwise: a YAML path relative to the rootdir "
                   "(default: the packaged default machine)", default="")
+    parser.addoption("--hwemu-schedule", metavar="STRATEGY:SEED[:STEPS]", default=None,
+                     help="run hwemu_explore tests under this one schedule (the replay "
+                     "of a failure they reported)")
 
 
 def pytest_configure(config) -> None:
@@ -63,6 +75,76 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "hwemu_allow_leaks: do not fail the test for pages or slab objects it "
         "allocated and did not free")
+    config.addinivalue_line(
+        "markers", "hwemu_explore(schedules=100, strategy='pct', seed=0): run the test once "
+        "per schedule, each on a fresh hwemu_machine; stop at the first that fails")
+    schedule = config.getoption("hwemu_schedule", None)
+    if schedule:
+        config.stash[_SCHEDULE] = _schedule(schedule)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """An ``hwemu_explore`` test: :func:`hwemu.explore` runs it, one machine per
+    schedule, with the checks of a plain test after each."""
+    marker = pyfuncitem.get_closest_marker("hwemu_explore")
+    if marker is None:
+        return None
+    options = {"schedules": 100, "strategy": "pct", "seed": 0, **marker.kwargs}
+    config, overrides = _marker_config(pyfuncitem)
+    config, overrides = _Tracker(pyfuncitem.config).source(config, **overrides)
+    leaks = pyfuncitem.get_closest_marker("hwemu_allow_leaks") is None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+
+    def body(machine) -> None:
+        tracker = _Tracker(pyfuncitem.config)
+        tracker.watch(machine)
+        if "hwemu_machine" in args:
+            args["hwemu_machine"] = machine
+        pyfuncitem.obj(**args)
+        sched = machine.sched
+        for task in list(sched.tasks.values()):   # checked once every task is done
+            if task is not sched.boot:
+                sched.join(task, None)
+        problems = tracker.leaks(machine) if leaks else []
+        if problems:
+            raise MemoryLeak("\n\n".join(problems))
+
+    replay = pyfuncitem.config.stash.get(_SCHEDULE, None)
+    try:
+        if replay:
+            hwemu.replay(body, *replay, config, overrides)
+        else:
+            hwemu.explore(body, options["schedules"], options["strategy"],
+                          options["seed"], config, overrides)
+    except hwemu.ExploreFailure as exc:
+        failure = exc
+    else:
+        return True
+    s, cause = failure.schedule, failure.cause
+    again = f"{s.strategy}:{s.seed}" + (f":{s.steps}" if s.steps is not None else "")
+    where = "" if cause is None or isinstance(cause, MemoryLeak) else \
+        "\n" + "".join(traceback.format_exception(cause))
+    pytest.fail("\n".join(["hwemu: " + str(failure).splitlines()[0], *failure.problems,
+                           f"replay: pytest '{pyfuncitem.nodeid}' --hwemu-schedule={again}"])
+                + where, pytrace=False)
+
+
+class MemoryLeak(AssertionError):
+    """An explored test leaked memory (the message says what)."""
+
+
+def _schedule(text: str) -> tuple[str, int, int | None]:
+    """``STRATEGY:SEED[:STEPS]`` of ``--hwemu-schedule``."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3) or parts[0] not in STRATEGIES:
+            raise ValueError
+        return parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        raise pytest.UsageError(f"--hwemu-schedule={text}: expected STRATEGY:SEED[:STEPS] "
+                                f"(STRATEGY one of {', '.join(STRATEGIES)}), e.g. pct:17:412"
+                                ) from None
 
 
 @pytest.hookimpl(trylast=True)
@@ -105,11 +187,21 @@ def hwemu_boot(request):
 
 @pytest.fixture
 def hwemu_machine(request, hwemu_boot):
-    """The machine of this test, from the closest ``hwemu_config`` marker."""
-    marker = request.node.get_closest_marker("hwemu_config")
+    """The machine of this test, from the closest ``hwemu_config`` marker (None for an
+    ``hwemu_explore`` test: each schedule boots its own)."""
+    if request.node.get_closest_marker("hwemu_explore") is not None:
+        return None
+    config, overrides = _marker_config(request.node)
+    return hwemu_boot(config, **overrides)
+
+
+def _marker_config(item) -> tuple:
+    """``(config, overrides)`` of the closest ``hwemu_config`` marker."""
+    marker = item.get_closest_marker("hwemu_config")
     if marker is None:
-        return hwemu_boot()
-    return hwemu_boot(*marker.args, **marker.kwargs)
+        return None, {}
+    return (marker.args[0] if marker.args else marker.kwargs.get("config")), \
+        {k: v for k, v in marker.kwargs.items() if k != "config"}
 
 
 @pytest.fixture
@@ -129,13 +221,21 @@ class _Tracker:
         self.baseline: dict[hwemu.Machine, tuple] = {}
         self.checked = False
 
-    def boot(self, config=None, **overrides) -> hwemu.Machine:
+    def source(self, config=None, **overrides) -> tuple:
+        """``(config, dotted overrides)`` for :func:`hwemu.boot`: None is the ini option
+        or the packaged default; a relative path is taken from the rootdir."""
         if config is None:
             config = self.config.getini("hwemu_config") or None
         if isinstance(config, (str, Path)):
             config = self.config.rootpath / config   # an absolute path stays as it is
-        m = hwemu.boot(config, overrides={k.replace("__", "."): v
-                                          for k, v in overrides.items()})
+        return config, {k.replace("__", "."): v for k, v in overrides.items()}
+
+    def boot(self, config=None, **overrides) -> hwemu.Machine:
+        config, dotted = self.source(config, **overrides)
+        return self.watch(hwemu.boot(config, overrides=dotted))
+
+    def watch(self, m) -> hwemu.Machine:
+        """Check ``m`` after the test: note its state now."""
         self.machines.append(m)
         self.baseline[m] = (len(m.kasan.reports), *_call_on(m, lambda: _usage(m)))
         return m
@@ -153,8 +253,10 @@ class _Tracker:
             out.append(f"hwemu: {len(reports)} unexpected KASAN report(s) on machine "
                        f"{m.name!r} (expect them with hwemu.kasan.expect_report()):\n"
                        + "\n".join(r.text for r in reports))
-        if not leaks:
-            return out
+        return out + self.leaks(m) if leaks else out
+
+    def leaks(self, m) -> list[str]:
+        """The slab objects and pages allocated since :meth:`watch` and not freed."""
         _, pages0, live0 = self.baseline[m]
         pages, live = _call_on(m, lambda: _usage(m))
         lines = []
@@ -169,11 +271,10 @@ class _Tracker:
             n = pages0 - pages
             lines.append(f"  {n} page{'s' * (n != 1)} not returned to the page allocator"
                          + (" (the slabs of those objects included)" if lines else ""))
-        if lines:
-            out.append(f"hwemu: memory leaked by the test on machine {m.name!r} (mark the "
-                       "test @pytest.mark.hwemu_allow_leaks to allow it):\n"
-                       + "\n".join(lines))
-        return out
+        if not lines:
+            return []
+        return [f"hwemu: memory leaked by the test on machine {m.name!r} (mark the "
+                "test @pytest.mark.hwemu_allow_leaks to allow it):\n" + "\n".join(lines)]
 
 
 def _usage(m) -> tuple[int, dict]:

@@ -152,7 +152,7 @@ class Scheduler:
         self.step_cost = cfg.step_cost
         self.steps = 0                     # scheduling points so far
         self.switches = 0                  # context switches so far
-        self.interleaving = 0              # fingerprint of the tasks switched to, in order
+        self.interleaving = 0              # fingerprint of each switch: step, next task
         self.died: list[tuple[Task, BaseException]] = []   # tasks killed by an exception
         self.strategy = make_strategy(cfg)
         self.countdown = self.strategy.countdown()
@@ -373,7 +373,9 @@ class Scheduler:
             return
         prev.nvcsw += 1
         self.switches += 1
-        self.interleaving = (self.interleaving ^ nxt.pid) * FNV_PRIME & MASK64
+        # Who ran next and at which point: the interleaving, folded FNV-1 style.
+        h = (self.interleaving ^ self.steps) * FNV_PRIME
+        self.interleaving = (h ^ nxt.pid) * FNV_PRIME & MASK64
         self.latest = max(self.latest, prev.now)
         self.curr = nxt
         assert nxt.glet is not None

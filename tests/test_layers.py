@@ -31,7 +31,8 @@ LAYERS = (
     # the mempool port
     ("mempool",),
     # what users run: the package API, runs, the CLI, the pytest plugin
-    ("hwemu", "hwemu.runs", "hwemu.cli", "hwemu.pytest_plugin", "hwemu.__main__"),
+    ("hwemu", "hwemu.explore", "hwemu.runs", "hwemu.cli", "hwemu.pytest_plugin",
+     "hwemu.__main__"),
 )
 
 
