@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run test check bench docs clean
+.PHONY: run test test-under-load check bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: $(STAMP)
 
 test: check
 	$(BIN)/python -m pytest -q
+
+# The suite beside two CPU burners: tests/test_vmscan.py 20 times, the suite 5 times.
+test-under-load: $(STAMP)
+	$(BIN)/python tests/under_load.py
 
 # What the code states, checked: lint, types, and commit subjects of 72 characters at
 # most (since the commit the rule was first checked at).
