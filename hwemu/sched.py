@@ -30,6 +30,7 @@ for ever (a soft lockup).
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from typing import Any, Callable
 
@@ -397,8 +398,6 @@ class Scheduler:
         self.curr = boot
         assert self.curr.glet is not None
 
-    bug.STACK_INLINE.update((block.__code__, _switch.__code__, point.__code__,
-                             _consult.__code__))
 
     # ------------------------------------------------------------ join
 
@@ -421,8 +420,10 @@ class Scheduler:
                 if expires is not None and me.now >= expires:
                     raise TimeoutError(f"task {task.comm}/{task.pid} still running after "
                                        f"{timeout}s (emulated)")
+                me.state = TASK_KILLABLE   # as kthread_stop() waits: D, never "hung"
                 self.block(me, expires)
         finally:
+            me.state = TASK_RUNNING
             me.observer = observer
             task.exit_waiters.remove(me)
 
@@ -467,8 +468,9 @@ class Scheduler:
             return
         self.hung_check = self.latest + self.hung_timeout
         for task in sorted(self.tasks.values(), key=lambda t: t.pid):
-            blocked = task.state & TASK_UNINTERRUPTIBLE and task is not self.curr \
-                and task not in self.runnable
+            # A killable sleep is not a hung one (check_hung_task()).
+            blocked = task.state & TASK_KILLABLE == TASK_UNINTERRUPTIBLE and \
+                task is not self.curr and task not in self.runnable
             if not blocked:
                 continue
             if task.hung_nvcsw == task.nvcsw and self.hung_warnings and \
@@ -505,6 +507,12 @@ class Scheduler:
         return [t for t in self.tasks.values() if t is not me]
 
 
+# The scheduler's own frames: a stack shows where the task called into it.
+bug.STACK_INLINE.update(fn.__code__ for fn in (
+    Scheduler.block, Scheduler._switch, Scheduler.point, Scheduler._consult,
+    Scheduler._pick, Scheduler.blocked_report, Scheduler._deadlock))
+
+
 def _wakes_someone(task: Task) -> bool:
     return not task.observer
 
@@ -517,7 +525,11 @@ def sched_show_task(task: Task) -> list[str]:
     """``sched_show_task()``: the task's line and its stack (Python frames)."""
     state = "D" if task.state & TASK_UNINTERRUPTIBLE else \
         "S" if task.state & TASK_INTERRUPTIBLE else "R"
-    frame = task.glet.gr_frame if task.glet is not None else None
+    frame: Any = None
+    if task.glet is greenlet.getcurrent():   # the task that found the deadlock
+        frame = sys._getframe(1)
+    elif task.glet is not None:
+        frame = task.glet.gr_frame
     return [f"task:{task.comm:<15.15} state:{state} stack:0     pid:{task.pid:<5} "
             f"tgid:{task.pid:<5} ppid:{0 if task.pid == 1 else 1:<6} task_flags:0x0000 "
             "flags:0x00000000",

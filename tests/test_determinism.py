@@ -272,9 +272,6 @@ def test_the_deadlock_replays_to_the_same_output(abba):
     assert replay.stderr == proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="hwemu bug: the task whose block finds the "
-                   "deadlock is the running greenlet (gr_frame is None), so its Call "
-                   "Trace in the deadlock report is empty")
 def test_the_deadlock_report_has_each_blocked_tasks_stack(abba):
     proc, _, result, _ = abba
     sections = task_sections(result["blocked_tasks"])
