@@ -68,10 +68,10 @@ def test_default_config():
     cfg = load_config()
     m = cfg.machine
     assert (m.arch, m.cpus, m.hz) == ("x86_64", 8, 250)
-    assert m.node_ranges == ((0, G // 2), (G // 2, G))
+    assert m.node_ranges == ((0, G // 4), (G // 4, G // 2))
     assert m.distances == ((10, 21), (21, 10))
     assert (m.highmem_enabled, m.dma32_enabled, m.last_pkmap) == (False, True, 0)
-    assert m.lowmem_limit == m.ram_end == G
+    assert m.lowmem_limit == m.ram_end == G // 2
     assert m.vmalloc_size == G
     assert cfg.kasan.enabled is False
 

@@ -35,12 +35,12 @@ TIMESTAMP_RE = re.compile(r"^\[ *\d+\.\d{6}\] ", re.M)
 
 # --duration of the example configs whose own duration is long (the rest end early on
 # their own: fault-injection after 3000 requests per submitter, at ~0.2 s; kasan-uaf
-# after 200 requests, at ~0.05 s). The default (10s) does ~0.75 s of CPU per emulated
-# second; its hog fills the 1G machine at ~4.2 s, and only then is kswapd woken and
-# the pool's reserve used: 4.5 s is the shortest run that shows them (4 wakes, 2560
-# reserve allocations). highmem-page-pool (3s, ~2 s of CPU per emulated second) and
-# net-rx (5s) are cut to 1 s. Each config's three runs go side by side (two CPUs).
-DURATIONS = {"default.yaml": "4500ms", "highmem-page-pool.yaml": "1s", "net-rx.yaml": "1s"}
+# after 200 requests, at ~0.05 s). The default (10s) does ~0.5 s of CPU per emulated
+# second; its hog fills the 512M machine at ~2 s, and only then is kswapd woken and
+# the pool's reserve used: 2.5 s shows them (4 wakes, ~1300 reserve allocations).
+# highmem-page-pool (3s, ~2 s of CPU per emulated second) and net-rx (5s) are cut to
+# 1 s. Each config's three runs go side by side (two CPUs).
+DURATIONS = {"default.yaml": "2500ms", "highmem-page-pool.yaml": "1s", "net-rx.yaml": "1s"}
 
 
 def run_configs():
@@ -170,18 +170,18 @@ def test_example_config_runs_are_identical_but_for_wall_time(name, tmp_path):
         assert result["workloads"]["memory_hog"]["pages_added"] > 0
         assert result["vm"]["kswapd_wake"] > 0
         assert result["pools"]["bio"]["alloc_reserve"] > 0
-        assert result["emulated_seconds"] == 4.5
+        assert result["emulated_seconds"] == 2.5
         assert result["schedule"]["switches"] > 0
 
 
 # ---------------------------------------------------------------- 2. seeds and schedules
 
 def default_schedule(strategy, seed):
-    """The schedule of 0.3 s of the default run (4 submitters, the disk, the hog,
-    kswapd) under ``strategy`` and ``seed``."""
+    """The schedule of 0.1 s of the default run (4 submitters, the disk, the hog)
+    under ``strategy`` and ``seed``."""
     config = load_config(None, overrides={"machine.sched.strategy": strategy,
                                           "machine.sched.seed": seed,
-                                          "run.duration": "300ms"})
+                                          "run.duration": "100ms"})
     result = Run(config).execute()
     assert result["task_errors"] == [] and not result["deadlock"]
     return result["schedule"]
