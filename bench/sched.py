@@ -54,25 +54,21 @@ def event_ping_pong(n: int) -> float:
 
     cpu = {min(os.sched_getaffinity(0))}
 
-    def a() -> None:
+    def side(me: int, mine: threading.Event, theirs: threading.Event) -> None:
+        """Thread ``me``: 0 serves first, 1 answers."""
         os.sched_setaffinity(threading.get_native_id(), cpu)
         t = time.thread_time_ns()
         for _ in range(n):
-            ping.set()
-            pong.wait()
-            pong.clear()
-        spent[0] = time.thread_time_ns() - t
+            if me == 0:
+                theirs.set()
+            mine.wait()
+            mine.clear()
+            if me == 1:
+                theirs.set()
+        spent[me] = time.thread_time_ns() - t
 
-    def b() -> None:
-        os.sched_setaffinity(threading.get_native_id(), cpu)
-        t = time.thread_time_ns()
-        for _ in range(n):
-            ping.wait()
-            ping.clear()
-            pong.set()
-        spent[1] = time.thread_time_ns() - t
-
-    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    threads = [threading.Thread(target=side, args=(0, pong, ping)),
+               threading.Thread(target=side, args=(1, ping, pong))]
     for thread in threads:
         thread.start()
     for thread in threads:
