@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/hwemu run $(CONFIG)
 
+# The suite on every core (pytest-xdist); a single file runs serially with plain pytest.
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal
+
 test: check
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # The suite beside two CPU burners: tests/test_vmscan.py 20 times, the suite 5 times.
 test-under-load: $(STAMP)

@@ -3,8 +3,8 @@
 CI hosts are busy; a test whose result depends on how fast the host runs is a bug. This
 starts CPU-burning processes (two by default, as many as a 2-core CI host has cores),
 then runs tests/test_vmscan.py ``--vmscan`` times and the whole suite ``--suite`` times
-beside them, each in a fresh pytest process, and prints how many runs passed. It exits
-1 unless every run passed.
+(on every core, as ``make test`` runs it) beside them, each in a fresh pytest process,
+and prints how many runs passed. It exits 1 unless every run passed.
 
     python tests/under_load.py [--burners 2] [--vmscan 20] [--suite 5]
 """
@@ -45,7 +45,7 @@ def main() -> int:
     burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(args.burners)]
     try:
         vmscan = runs("tests/test_vmscan.py", ["tests/test_vmscan.py"], args.vmscan)
-        suite = runs("suite", [], args.suite)
+        suite = runs("suite", ["-n", "auto", "--dist", "worksteal"], args.suite)
     finally:
         for burner in burners:
             burner.kill()
