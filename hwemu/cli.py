@@ -194,7 +194,8 @@ def run_job(config, args) -> int:
             print(f"hwemu: wrote {path}", file=sys.stderr)
         with open(os.path.join(args.plot, "config.yaml"), "w") as f:
             f.write(dump_config(resolve(config)))
-    if code == 1:
+    # A run that failed, or where the kernel complained, can be run again as it was.
+    if code == 1 or result["kasan_reports"] or result["bugs"] or result["hung_tasks"]:
         print(f"\nReplay: {replay_line(args, result['schedule'])}")
     return code
 

@@ -103,6 +103,7 @@ def test_example_configs_run_and_meet_their_expectations(args, pool, kind, tmp_p
     lines = expectation_lines(r.stdout)
     assert len(lines) == len(declared_expectations(config)) > 0
     assert all(line.startswith("  ok    ") for line in lines), lines
+    assert "Replay:" not in r.stdout   # nothing failed, nothing to replay
     result = json.loads(out.read_text())
     assert result["task_errors"] == [] and result["interrupted"] is False
     assert [e["metric"] for e in result["expectations"]] == declared_expectations(config)
@@ -166,6 +167,15 @@ def test_kasan_uaf_run_reports_the_use_after_free_and_exits_1(tmp_path):
     assert "Allocated by task" in block and "Freed by task" in block
     assert "buggy_driver.py:20" in block        # the store after the free
     assert "KASAN report 2" not in out
+    assert out.endswith(f"\nReplay: hwemu run {CONFIGS / 'kasan-uaf.yaml'} --strategy random "
+                        "--sched-seed 0\n")
+
+
+def test_a_kasan_report_that_was_expected_still_prints_the_replay_line(tmp_path):
+    r = hwemu_cli("run", CONFIGS / "kasan-uaf.yaml", "--set", "expect.kasan_reports=1",
+                  cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "\nReplay: hwemu run " in r.stdout and "--set expect.kasan_reports=1" in r.stdout
 
 
 # ---------------------------------------------------------------- --set, --seed
