@@ -25,17 +25,17 @@ import mempool
 from mempool.stats import stats_of
 
 from ..access import load
-from ..current import current
 from ..bug import Deadlock, MachineDown, MachineError
 from ..config import Config, RunConfig, resolve
 from ..config import plain as _plain
+from ..current import current
 from ..gfp import GFP_KERNEL
 from ..machine import boot
 from ..mmzone import ZONE_NAMES
 from ..printk import KERN_ERR
 from ..sched import TASK_COMM_LEN, TASK_INTERRUPTIBLE, schedule_hrtimeout, set_current_state
-from ..timer import NSEC_PER_SEC
 from ..slab import kmem_cache_create, kmem_cache_destroy
+from ..timer import NSEC_PER_SEC
 from . import workloads
 from .workloads import Counters
 
