@@ -37,8 +37,11 @@ check: $(STAMP)
 	  if [ -n "$$long" ]; then echo "commit subjects over 72 characters:"; \
 	    echo "$$long"; exit 1; fi; fi
 
+# Every benchmark, each after a failure too; fails if any missed a target.
+BENCHES := boot alloc kasan mempool sched run
 bench: $(STAMP)
-	$(BIN)/python bench/boot.py
+	@status=0; for b in $(BENCHES); do echo "== bench/$$b.py"; \
+	  $(BIN)/python bench/$$b.py || status=1; echo; done; exit $$status
 
 docs: $(STAMP)
 	$(BIN)/hwemu config-reference > docs/config.md

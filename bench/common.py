@@ -1,21 +1,71 @@
-"""What every benchmark here shares: best-of timing, rotating repetitions with ratios
-against a baseline measured in the same repetition, and the naive Python baseline."""
+"""What every benchmark here shares: rotating repetitions with ratios against a
+baseline measured in the same repetition, thread CPU timing, the naive Python
+baseline, targets that depend on the C accelerator, and the table's target column."""
 from __future__ import annotations
 
+import operator
+import os
 import statistics
+import sys
 import threading
 import time
 from typing import Any, Callable
 
+# The scripts here are named after what they measure (bench/mempool.py after the
+# mempool package, bench/sched.py after the standard library's sched module): once a
+# script has imported this module, take their folder off the import path, or "import
+# mempool" anywhere (hwemu.runs does) would import a script.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-def best_ns(fn, n: int, rounds: int = 5) -> float:
-    """Best of ``rounds`` runs of ``fn(n)``, in ns per iteration."""
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter_ns()
-        fn(n)
-        best = min(best, (time.perf_counter_ns() - t) / n)
-    return best
+
+def accelerated() -> bool:
+    """True if the C accelerator is active: ``hwemu._speedups`` imports and
+    ``HWEMU_PURE=1`` does not force the pure-Python path."""
+    try:
+        import hwemu._speedups  # noqa: F401
+    except ImportError:
+        return False
+    return os.environ.get("HWEMU_PURE") != "1"
+
+
+def mode() -> str:
+    """One line saying which path of hwemu is measured (printed above every table)."""
+    if os.environ.get("HWEMU_PURE") == "1":
+        return "pure Python (HWEMU_PURE=1)"
+    return "C accelerator active" if accelerated() else "pure Python (hwemu._speedups not built)"
+
+
+class Target:
+    """The target of one figure: ``op`` (``"<="``, ``"<"`` or ``">="``) and a limit
+    when the C accelerator is active, and ``pure`` when it is not (None: the target
+    applies only when accelerated, and a pure-Python run shows "(accel only)")."""
+
+    OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
+
+    def __init__(self, op: str, accel: float, pure: float | None = None):
+        self.op, self.accel, self.pure = op, accel, pure
+
+    @property
+    def limit(self) -> float | None:
+        """The limit that applies in this run, or None."""
+        return self.accel if accelerated() else self.pure
+
+    @property
+    def cell(self) -> str:
+        """The text of the target column."""
+        return "(accel only)" if self.limit is None else f"{self.op} {self.limit:g}"
+
+    def missed(self, value: float) -> bool:
+        """True if ``value`` misses the limit that applies (never if none applies)."""
+        return self.limit is not None and not self.OPS[self.op](value, self.limit)
+
+
+def cpu_ns_per(fn: Callable[[int], Any], n: int) -> float:
+    """``fn(n)`` timed in thread CPU time of the calling thread, in ns per iteration."""
+    t = time.thread_time_ns()
+    fn(n)
+    return (time.thread_time_ns() - t) / n
 
 
 def list_lock_pairs(pairs: int) -> None:
@@ -28,6 +78,27 @@ def list_lock_pairs(pairs: int) -> None:
             x = free.pop()
         with lock:
             free.append(x)
+
+
+def naive_pair_ns(pairs: int) -> float:
+    """Thread CPU ns per pair of :func:`list_lock_pairs`."""
+    return cpu_ns_per(list_lock_pairs, pairs)
+
+
+def call_on(machine, fn: Callable[[], Any]) -> Any:
+    """``fn()`` as this thread's task on ``machine`` (as hwemu/pytest_plugin.py's
+    ``_call_on``): a thread that booted several machines is a task of each, and
+    ``current`` is the newest one, so switch ``current`` for the call."""
+    from hwemu.current import current_on, swap
+
+    task = current_on(machine)
+    if task is None:
+        raise RuntimeError(f"this thread did not boot {machine!r}")
+    saved = swap(task)
+    try:
+        return fn()
+    finally:
+        swap(saved)
 
 
 def rotate(cases: dict[str, Callable[[], Any]], reps: int) -> dict[str, list]:

@@ -1,57 +1,100 @@
-"""What KASAN costs: checked against unchecked loads, kmalloc/kfree with KASAN on and off.
+"""What KASAN costs: the same operations with KASAN on against KASAN off, both sides
+measured in the same repetition.
 
-All numbers come from one run on the tiny config, each the best of several rounds;
-the baselines are the same operations on a machine without KASAN.
+Three machines are booted once beforehand from configs/tiny.yaml: KASAN off, KASAN on
+(``kasan.stacktrace: true``: every allocation and free records its stack), and KASAN on
+without stack traces. Each case runs in the booting thread as its task on one of them
+(``current`` switched as hwemu/pytest_plugin.py's ``_call_on`` does) and is thread CPU
+ns per operation of N: a ``kmalloc(64, GFP_KERNEL)`` + ``kfree`` pair, or a checked
+8-byte load (``hwemu.load(obj, 8)``) of a live 64-byte kmalloc object. The ratio of a
+row is its KASAN on case over the KASAN off case of the same repetition (median over
+the repetitions).
 
-    python bench/kasan.py [--n N]
+Every repetition runs every case once, in rotating order (bench/common.py). Targets,
+when the C accelerator is active only: kmalloc pair with stack traces <= 2x, checked
+load <= 1.5x; the kmalloc pair without stack traces has none. The script exits 1 if a
+target that applies is missed.
+
+    python bench/kasan.py [--reps R] [--n N]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import statistics
+import sys
 
-from common import best_ns
+from common import Target, call_on, cpu_ns_per, median_ratio, mode, rotate
 
 import hwemu
 
-TARGETS = {"load": 4.0, "kmalloc (stacktrace on)": 3.0}
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "tiny.yaml")
+MACHINES = {"off": {"kasan.enabled": False, "kasan.stacktrace": True},
+            "on": {"kasan.enabled": True, "kasan.stacktrace": True},
+            "on, no stacks": {"kasan.enabled": True, "kasan.stacktrace": False}}
+# row: (operation, KASAN on machine, target)
+ROWS = {"kmalloc(64) pair, stack traces on": ("pair", "on", Target("<=", 2)),
+        "checked 8-byte load": ("load", "on", Target("<=", 1.5)),
+        "kmalloc(64) pair, stack traces off": ("pair", "on, no stacks", None)}
+PAIRS_PER_LOAD = 4   # a pair costs several loads: fewer of them
 
 
-def measure(kasan: bool, stacktrace: bool, n: int) -> tuple[float, float]:
-    """(ns per 8-byte load, ns per kmalloc(64)+kfree pair) on a fresh machine."""
-    overrides = {"kasan.enabled": kasan, "kasan.stacktrace": stacktrace}
-    with hwemu.boot("configs/tiny.yaml", overrides=overrides):
-        obj = hwemu.kmalloc(64, hwemu.GFP_KERNEL)
+def loads(obj: int, n: int) -> None:
+    load = hwemu.load
+    for _ in range(n):
+        load(obj, 8)
 
-        def loads(k: int) -> None:
-            load = hwemu.load
-            for _ in range(k):
-                load(obj, 8)
 
-        def pairs(k: int) -> None:
-            kmalloc, kfree, gfp = hwemu.kmalloc, hwemu.kfree, hwemu.GFP_KERNEL
-            for _ in range(k):
-                kfree(kmalloc(64, gfp))
-
-        result = best_ns(loads, n), best_ns(pairs, n // 4)
-        hwemu.kfree(obj)
-        return result
+def pairs(n: int) -> None:
+    kmalloc, kfree, gfp = hwemu.kmalloc, hwemu.kfree, hwemu.GFP_KERNEL
+    for _ in range(n):
+        kfree(kmalloc(64, gfp))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=40000)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--n", type=int, default=40000,
+                        help=f"loads per case (pairs: N/{PAIRS_PER_LOAD})")
     args = parser.parse_args()
-    off_load, off_pair = measure(False, True, args.n)
-    on_load, on_pair = measure(True, True, args.n)
-    _, nostack_pair = measure(True, False, args.n)
-    rows = [("load", off_load, on_load),
-            ("kmalloc (stacktrace on)", off_pair, on_pair),
-            ("kmalloc (stacktrace off)", off_pair, nostack_pair)]
-    print(f"{'operation':<26} {'KASAN off ns':>12} {'KASAN on ns':>12} {'ratio':>6} {'target':>7}")
-    for name, off, on in rows:
-        target = TARGETS.get(name)
-        mark = f"<= {target:.0f}" if target else ""
-        print(f"{name:<26} {off:12.0f} {on:12.0f} {on / off:6.2f} {mark:>7}")
+    n_loads, n_pairs = args.n, args.n // PAIRS_PER_LOAD
+    with contextlib.ExitStack() as stack:
+        machines, objs = {}, {}
+        for name, overrides in MACHINES.items():
+            machine = stack.enter_context(hwemu.boot(TINY, overrides=overrides))
+            objs[name] = call_on(machine, lambda: hwemu.kmalloc(64, hwemu.GFP_KERNEL))
+            stack.callback(call_on, machine, lambda o=objs[name]: hwemu.kfree(o))
+            machines[name] = machine
+
+        def case(op: str, kasan: str):
+            if op == "load":
+                return lambda: call_on(machines[kasan], lambda: cpu_ns_per(
+                    lambda k: loads(objs[kasan], k), n_loads))
+            return lambda: call_on(machines[kasan], lambda: cpu_ns_per(pairs, n_pairs))
+
+        cases = {f"{op}, KASAN {kasan}": case(op, kasan)
+                 for op, kasan in [("pair", "off"), ("pair", "on"), ("pair", "on, no stacks"),
+                                   ("load", "off"), ("load", "on")]}
+        results = rotate(cases, args.reps)
+
+    print(mode())
+    missed = []
+    print(f"{'operation':<36} {'KASAN off ns':>12} {'KASAN on ns':>12} {'ratio':>7} "
+          f"{'target':>13}")
+    for name, (op, kasan, target) in ROWS.items():
+        on, off = f"{op}, KASAN {kasan}", f"{op}, KASAN off"
+        ratio = median_ratio(results, on, off)
+        if target is not None and target.missed(ratio):
+            missed.append(f"{name} ({target.cell}x)")
+        print(f"{name:<36} {statistics.median(results[off]):12.0f} "
+              f"{statistics.median(results[on]):12.0f} {ratio:7.3f} "
+              f"{target.cell if target else '':>13}")
+    print(f"\nmedians of {args.reps} repetitions, {n_pairs} pairs or {n_loads} loads per "
+          "case, thread CPU time")
+    if missed:
+        print(f"missed the target: {', '.join(missed)}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

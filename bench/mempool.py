@@ -1,64 +1,139 @@
-"""mempool pairs against a naive pool measured in the same run.
+"""mempool pairs against a naive pool, and 8 tasks sharing one pool against one task.
 
 The baseline is a pool of ints in a Python list under a ``threading.Lock`` (alloc pops,
-free pushes: bench/common.py). The reserve pair is ``mempool_alloc_preallocated`` +
-``mempool_free``; the allocator pair is ``mempool_alloc(GFP_KERNEL)`` + ``mempool_free`` on a full
-kmalloc pool (the element comes from kmalloc and goes back to kfree).
+free pushes: ``list_lock_pairs`` in bench/common.py). The pair rows run on a kmalloc
+pool of 16 elements of 64 bytes on configs/tiny.yaml, one machine with KASAN off and
+one with KASAN on, both booted once beforehand: the reserve pair is
+``mempool_alloc_preallocated`` + ``mempool_free`` (the element leaves and rejoins the
+reserve), the allocator pair ``mempool_alloc(pool, GFP_KERNEL)`` + ``mempool_free`` on
+the full pool (the element comes from kmalloc and goes back to kfree). Each row is
+thread CPU ns per pair of N pairs, run in the booting thread.
 
-    python bench/mempool.py [--pairs N]
+"8 tasks on one pool": a third machine (tiny, ``machine.cpus: 9``) with one pool of
+the same kind; 8 tasks spawned together do N/8 reserve pairs each on it, against one
+task doing N alone. Every task runs in the booting thread (one at a time, see
+hwemu/sched.py), so each case is the booting thread's CPU time from the spawns to the
+last join. The figure is the 8 tasks' pairs per CPU second over the lone task's.
+
+Every repetition runs every case once, in rotating order (bench/common.py); a ratio is
+the median of the per-repetition ratios against the baseline of the same repetition.
+Targets (C accelerator active; pure Python in parentheses): reserve pair, KASAN off
+<= 3x (<= 5x); allocator pair, KASAN off <= 4x (<= 6x); 8 tasks >= 0.9 of one task
+(accelerated only). The KASAN on rows have no target. The script exits 1 if a target
+that applies is missed.
+
+    python bench/mempool.py [--reps R] [--pairs N]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import sys
+import time
 
-from common import best_ns, list_lock_pairs
+from common import Target, call_on, cpu_ns_per, median_ratio, mode, naive_pair_ns, rotate
 
-# This file is named after the package it measures: keep its own folder off the
-# import path, or "import mempool" would import this script.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
-    os.path.abspath(__file__))]
+import hwemu
+import mempool
 
-import hwemu  # noqa: E402
-import mempool  # noqa: E402
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "tiny.yaml")
+BASELINE = "naive pool (baseline)"
+TARGETS = {"reserve, KASAN off": Target("<=", 3, 5),
+           "allocator, KASAN off": Target("<=", 4, 6),
+           "reserve, KASAN on": None,
+           "allocator, KASAN on": None}
+ONE, EIGHT = "1 task", "8 tasks"
+TASKS_TARGET = Target(">=", 0.9)
 
-TARGETS = {"reserve, debug off": 1.5, "allocator, KASAN off": 5.0}
+
+def reserve_pairs(pool: int, n: int) -> None:
+    """``n`` reserve pairs; the reserve must never be empty (a NULL would be free)."""
+    alloc, free = mempool.mempool_alloc_preallocated, mempool.mempool_free
+    for _ in range(n):
+        element = alloc(pool)
+        if not element:
+            raise RuntimeError("mempool_alloc_preallocated() returned NULL")
+        free(element, pool)
 
 
-def measure(kasan: bool, pairs: int) -> tuple[float, float]:
-    """(reserve pair ns, allocator pair ns) on a fresh machine."""
-    with hwemu.boot("configs/tiny.yaml", overrides={"kasan.enabled": kasan}):
-        pool = mempool.mempool_create_kmalloc_pool(16, 64)
+def allocator_pairs(pool: int, n: int) -> None:
+    """``n`` allocator pairs on a full pool."""
+    alloc, free, gfp = mempool.mempool_alloc, mempool.mempool_free, hwemu.GFP_KERNEL
+    for _ in range(n):
+        free(alloc(pool, gfp), pool)
 
-        def reserve(k: int) -> None:
-            for _ in range(k):
-                mempool.mempool_free(mempool.mempool_alloc_preallocated(pool), pool)
 
-        def allocator(k: int) -> None:
-            for _ in range(k):
-                mempool.mempool_free(mempool.mempool_alloc(pool, hwemu.GFP_KERNEL), pool)
+def tasks_ns(machine, pool: int, tasks: int, pairs: int) -> float:
+    """Thread CPU ns per pair of ``tasks`` tasks doing ``pairs // tasks`` reserve pairs
+    each on ``pool``, spawns to last join."""
+    each = pairs // tasks
 
-        result = best_ns(reserve, pairs), best_ns(allocator, pairs)
-        mempool.mempool_destroy(pool)
-        return result
+    def run() -> float:
+        t = time.thread_time_ns()
+        handles = [machine.spawn(reserve_pairs, pool, each, name=f"pairs{i}")
+                   for i in range(tasks)]
+        for handle in handles:
+            handle.join()
+        return (time.thread_time_ns() - t) / (each * tasks)
+
+    return call_on(machine, run)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=10000)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=8000, help="pairs per case")
     args = parser.parse_args()
-    base = best_ns(list_lock_pairs, args.pairs)
-    off = measure(False, args.pairs)
-    on = measure(True, args.pairs)
-    print(f"{'pair':<24} {'ns':>8} {'x baseline':>11} {'target':>7}")
-    print(f"{'baseline':<24} {base:8.0f} {1.0:11.2f}")
-    rows = [("reserve, debug off", off[0]), ("allocator, KASAN off", off[1]),
-            ("reserve, KASAN on", on[0]), ("allocator, KASAN on", on[1])]
-    for name, ns in rows:
+    n = args.pairs
+    with contextlib.ExitStack() as stack:
+        machines, pools = {}, {}
+        for name, overrides in {"off": {"kasan.enabled": False},
+                                "on": {"kasan.enabled": True},
+                                "tasks": {"kasan.enabled": False, "machine.cpus": 9}}.items():
+            machine = stack.enter_context(hwemu.boot(TINY, overrides=overrides))
+            pool = call_on(machine, lambda: mempool.mempool_create_kmalloc_pool(16, 64))
+            stack.callback(call_on, machine, lambda p=pool: mempool.mempool_destroy(p))
+            machines[name], pools[name] = machine, pool
+
+        def pairs_case(kind: str, fn) -> float:
+            return call_on(machines[kind], lambda: cpu_ns_per(lambda k: fn(pools[kind], k), n))
+
+        cases = {BASELINE: lambda: naive_pair_ns(n),
+                 "reserve, KASAN off": lambda: pairs_case("off", reserve_pairs),
+                 "allocator, KASAN off": lambda: pairs_case("off", allocator_pairs),
+                 "reserve, KASAN on": lambda: pairs_case("on", reserve_pairs),
+                 "allocator, KASAN on": lambda: pairs_case("on", allocator_pairs),
+                 ONE: lambda: tasks_ns(machines["tasks"], pools["tasks"], 1, n),
+                 EIGHT: lambda: tasks_ns(machines["tasks"], pools["tasks"], 8, n)}
+        results = rotate(cases, args.reps)
+
+    print(mode())
+    missed = []
+    print(f"{'pair':<28} {'ns':>8} {'x baseline':>11} {'target':>13}")
+    for name in [BASELINE, *TARGETS]:
+        ns = statistics.median(results[name])
+        ratio = median_ratio(results, name, BASELINE)
         target = TARGETS.get(name)
-        mark = f"<= {target:g}" if target else ""
-        print(f"{name:<24} {ns:8.0f} {ns / base:11.2f} {mark:>7}")
+        if target is not None and target.missed(ratio):
+            missed.append(f"{name} ({target.cell}x)")
+        print(f"{name:<28} {ns:8.0f} {ratio:11.3f} {target.cell if target else '':>13}")
+
+    print(f"\n{'8 tasks on one pool':<28} {'pairs/CPU s':>11} {'x 1 task':>8} {'target':>13}")
+    # Throughput is the inverse of ns per pair: 8 tasks / 1 task = 1 task ns / 8 tasks ns.
+    ratio = median_ratio(results, ONE, EIGHT)
+    for name in (ONE, EIGHT):
+        rate = 1e9 / statistics.median(results[name])
+        cell = TASKS_TARGET.cell if name == EIGHT else ""
+        print(f"{name:<28} {rate:11.0f} {ratio if name == EIGHT else 1.0:8.3f} {cell:>13}")
+    if TASKS_TARGET.missed(ratio):
+        missed.append(f"8 tasks on one pool ({TASKS_TARGET.cell} of 1 task)")
+    print(f"\nmedians of {args.reps} repetitions, {n} pairs per case (8 tasks: {n // 8} "
+          "each), thread CPU time")
+    if missed:
+        print(f"missed the target: {', '.join(missed)}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 
-from common import median_ratio, rotate
+from common import median_ratio, mode, rotate
 
 # This file has the name of the standard library's sched module: keep its own folder
 # off the import path, or "import sched" anywhere would import this script.
@@ -124,6 +124,7 @@ def main() -> None:
     cases[SCENARIO] = lambda: scenario(args.duration)
     results = rotate(cases, args.reps)
 
+    print(mode())
     print(f"{'round trip':<26} {'ns':>8} {'ns/switch':>10} {'x baseline':>11} {'target':>7}")
     missed = []
     for name in [BASELINE, *SWITCH_ROWS]:
