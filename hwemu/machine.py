@@ -11,7 +11,7 @@ import functools
 import os
 import resource
 
-from . import sched, spinlock, timer, wait
+from . import sched, timer, wait
 from .alloc_tag import AllocTags
 from .bug import UTS_RELEASE, BugState, MachineDown, MachineError
 from .config import Config, format_size, load_config
@@ -117,7 +117,7 @@ class Machine:
         self.bugs = BugState(self)
         self.warnings: list[str] = []
         self.oops_flags = "PREEMPT SMP" + (" KASAN" if config.kasan.enabled else "") + " NOPTI"
-        self.spinlocks: dict[int, spinlock.SpinLock] = {}
+        self.lock_spinners: dict[int, list] = {}   # spinlock_t * -> tasks spinning on it
         self.waitqueues: dict[int, wait.WaitQueueHead] = {}
         self.nodes = build_nodes(cfg)
         self.highmem: Highmem | None = None

@@ -1,21 +1,22 @@
 """Emulation of kernel/locking/spinlock.c and spinlock_debug.c: ``spinlock_t``.
 
-A ``spinlock_t`` in emulated memory holds the debug magic written by
-:func:`spin_lock_init`; the host lock behind it is looked up by address. Misuse
-(recursion, unlocking a lock not held, a lock never initialised) is reported as
+A ``spinlock_t`` in emulated memory is the kernel's with ``CONFIG_DEBUG_SPINLOCK``: the
+lock word, the debug magic written by :func:`spin_lock_init`, the owner's CPU and the
+owner, all read and written there (the word operations are hardware primitives: the
+C accelerator may do them). The emulator's own locks are :class:`SpinLock` objects.
+Misuse (recursion, unlocking a lock not held, a lock never initialised) is reported as
 spinlock_debug.c does and raised as :class:`~hwemu.bug.KernelBug` (the kernel would
 hang). Taking a lock disables preemption (and interrupts for the ``_irqsave`` forms),
 so sleeping under it gives the might_sleep splat.
 """
 from __future__ import annotations
 
-from . import access, bug, vmem
+from . import access, bug
 from .current import current
 from .printk import KERN_EMERG
 from .sched import PREEMPT_OFFSET, Task
 
 SPINLOCK_MAGIC = 0xDEAD4EAD  # kernel/locking/spinlock_debug.c
-SPINLOCK_T_SIZE = 4          # sizeof(spinlock_t) without lock debugging
 
 
 class SpinLock:
@@ -93,47 +94,150 @@ class SpinLock:
         return self.owner is not None
 
 
-def spin_bug(lock: SpinLock | None, msg: str, magic: int, addr: int = 0) -> bug.KernelBug:
+def spin_bug(lock: SpinLock | None, msg: str, magic: int, addr: int = 0,
+             owner: Task | None = None, owner_cpu: int = -1) -> bug.KernelBug:
     """``spin_dump()``: the report for a misused spinlock; returns the exception."""
     task = current()
     machine = task.machine
-    owner = lock.owner if lock else None
+    if lock is not None:
+        owner, owner_cpu = lock.owner, lock.owner.cpu.id if lock.owner else -1
     who = f"{owner.comm}/{owner.pid}" if owner else "<none>/-1"
     head = f"BUG: spinlock {msg} on CPU#{task.cpu.id}, {task.comm}/{task.pid}"
     text = (f"{head}\n lock: {addr or (lock.addr if lock else 0):#x}, .magic: {magic:08x}, "
-            f".owner: {who}, .owner_cpu: {owner.cpu.id if owner else -1}")
+            f".owner: {who}, .owner_cpu: {owner_cpu}")
     machine.log.printk(text, KERN_EMERG)
     text += "\n" + bug.dump_stack(machine, task, bug.caller(3), KERN_EMERG)
     return bug.KernelBug(head, text)
 
 
+# ---------------------------------------------------------------- spinlock_t in memory
+#
+# struct raw_spinlock with CONFIG_DEBUG_SPINLOCK, 64-bit: the lock word
+# (arch_spinlock_t), magic, owner_cpu and owner. The owner is a task; tasks have no
+# address in emulated memory, so the word holds its pid. The emulator's own extra: a
+# lock word of RAW_CONTENDED says a task spins on it (its tasks wait in
+# machine.lock_spinners), so that the release finds them with no lookup otherwise.
+RAW_LOCK, MAGIC, OWNER_CPU, OWNER = 0, 4, 8, 16   # field offsets
+RAW_UNLOCKED, RAW_LOCKED, RAW_CONTENDED = 0, 1, 2
+OWNER_CPU_INIT, OWNER_INIT = 0xFFFF_FFFF, (1 << 64) - 1   # -1, SPINLOCK_OWNER_INIT
+_UNOWNED = OWNER_CPU_INIT | OWNER_INIT << 64      # owner_cpu, padding, owner: 16 bytes
+SPINLOCK_T_SIZE = 24                                 # sizeof(spinlock_t)
+# What the word operations below say (0: done).
+BUSY, WAITERS = 1, 2
+BAD_MAGIC, RECURSION, CPU_RECURSION, ALREADY_UNLOCKED, WRONG_OWNER, WRONG_CPU = range(3, 9)
+_BUGS = {BAD_MAGIC: "bad magic", RECURSION: "recursion", CPU_RECURSION: "cpu recursion",
+         ALREADY_UNLOCKED: "already unlocked", WRONG_OWNER: "wrong owner",
+         WRONG_CPU: "wrong CPU"}
+
+
+def spin_trylock_word(lock: int, cpu: int, owner: int) -> int:
+    """``debug_spin_lock_before()``, ``arch_spin_trylock()`` and
+    ``debug_spin_lock_after()`` on the word at ``lock``: 0 when taken, :data:`BUSY`
+    when another owner holds it (the word is then marked contended), or the bug."""
+    word = access.load(lock, 8)
+    if word >> 32 != SPINLOCK_MAGIC:
+        return BAD_MAGIC
+    held = access.load(lock + OWNER_CPU, 16)
+    if held >> 64 == owner:
+        return RECURSION
+    if held & 0xFFFF_FFFF == cpu:
+        return CPU_RECURSION
+    if word & 0xFFFF_FFFF:
+        access.store(lock, 4, RAW_CONTENDED)
+        return BUSY
+    access.store(lock, 4, RAW_LOCKED)
+    access.store(lock + OWNER_CPU, 16, cpu | owner << 64)
+    return 0
+
+
+def spin_unlock_word(lock: int, cpu: int, owner: int) -> int:
+    """``debug_spin_unlock()`` and ``arch_spin_unlock()`` on the word at ``lock``: 0,
+    :data:`WAITERS` when tasks spin on it, or the bug (the word is then unchanged)."""
+    word = access.load(lock, 8)
+    if word >> 32 != SPINLOCK_MAGIC:
+        return BAD_MAGIC
+    if not word & 0xFFFF_FFFF:
+        return ALREADY_UNLOCKED
+    held = access.load(lock + OWNER_CPU, 16)
+    if held >> 64 != owner:
+        return WRONG_OWNER
+    if held & 0xFFFF_FFFF != cpu:
+        return WRONG_CPU
+    access.store(lock + OWNER_CPU, 16, _UNOWNED)
+    access.store(lock, 4, RAW_UNLOCKED)
+    return WAITERS if word & 0xFFFF_FFFF == RAW_CONTENDED else 0
+
+
 def spin_lock_init(lock: int) -> None:
-    """``spin_lock_init(spinlock_t *lock)``: write the debug magic, bind a host lock."""
-    machine = vmem.space_of(lock).machine
-    access.store(lock, 4, SPINLOCK_MAGIC)
-    machine.spinlocks[lock] = SpinLock(lock)
+    """``spin_lock_init(spinlock_t *lock)``: unlocked, the debug magic, no owner."""
+    access.store(lock, 8, SPINLOCK_MAGIC << 32 | RAW_UNLOCKED)
+    access.store(lock + OWNER_CPU, 16, _UNOWNED)
 
 
-def _spinlock(lock: int) -> SpinLock:
-    """The host lock behind ``spinlock_t *lock``; ``spin_bug()`` on bad magic."""
-    magic = access.load(lock, 4)
-    obj = vmem.space_of(lock).machine.spinlocks.get(lock)
-    if magic == SPINLOCK_MAGIC and obj is not None:
-        return obj
-    raise spin_bug(obj, "bad magic", magic, lock)
+def _lock_bug(lock: int, status: int) -> bug.KernelBug:
+    """The spin_dump() of a failed word operation, read from the word."""
+    task = current()
+    magic = access.load(lock + MAGIC, 4)
+    held = access.load(lock + OWNER_CPU, 16)
+    owner = task.machine.sched.tasks.get(held >> 64) if held >> 64 != OWNER_INIT else None
+    cpu = held & 0xFFFF_FFFF
+    return spin_bug(None, _BUGS[status], magic, lock, owner,
+                    -1 if cpu == OWNER_CPU_INIT else cpu)
+
+
+def _acquire(lock: int, task: Task) -> None:
+    """Take ``spinlock_t *lock`` for ``task``; spin (yield) while another holds it."""
+    sched = task.machine.sched
+    sched.point(task)
+    while True:
+        status = spin_trylock_word(lock, task.cpu.id, task.pid)
+        if not status:
+            return
+        if status != BUSY:
+            raise _lock_bug(lock, status)
+        # Spin: the holder slept with the lock held; it must run to release it.
+        task.machine.lock_spinners.setdefault(lock, []).append(task)
+        task.spinning_on = lock
+        try:
+            sched.block(task)
+        finally:
+            task.spinning_on = None
+
+
+def _release(lock: int, task: Task) -> None:
+    status = spin_unlock_word(lock, task.cpu.id, task.pid)
+    if status == WAITERS:
+        for spinner in task.machine.lock_spinners.pop(lock, ()):
+            task.machine.sched.wake(spinner, task.now)
+    elif status:
+        raise _lock_bug(lock, status)
 
 
 def spin_lock(lock: int) -> None:
-    _spinlock(lock).lock()
+    task = current()
+    _acquire(lock, task)
+    task.preempt_count += PREEMPT_OFFSET
 
 
 def spin_unlock(lock: int) -> None:
-    _spinlock(lock).unlock()
+    task = current()
+    _release(lock, task)
+    task.preempt_count -= PREEMPT_OFFSET
+    task.machine.sched.point(task)
 
 
 def spin_lock_irqsave(lock: int) -> bool:
-    return _spinlock(lock).lock_irqsave()
+    """``spin_lock_irqsave()``: returns ``flags``."""
+    task = current()
+    _acquire(lock, task)
+    flags, task.irqs_off = task.irqs_off, True
+    task.preempt_count += PREEMPT_OFFSET
+    return flags
 
 
 def spin_unlock_irqrestore(lock: int, flags: bool) -> None:
-    _spinlock(lock).unlock_irqrestore(flags)
+    task = current()
+    _release(lock, task)
+    task.preempt_count -= PREEMPT_OFFSET
+    task.irqs_off = flags
+    task.machine.sched.point(task)

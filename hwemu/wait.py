@@ -1,9 +1,13 @@
 """Emulation of kernel/sched/wait.c and completion.c: wait queues and completions.
 
 A ``wait_queue_head_t`` lives in emulated memory (initialised by
-:func:`init_waitqueue_head`, which writes its spinlock's debug magic) or is a
-:class:`WaitQueueHead` object of the emulator's own. ``DEFINE_WAIT`` entries wake and
-dequeue themselves (``autoremove_wake_function``); exclusive waiters queue at the tail.
+:func:`init_waitqueue_head`: its spinlock and an empty list head) or is a
+:class:`WaitQueueHead` object of the emulator's own. The entries of a head in memory
+are host objects; the head's list says whether there are any (``next`` points to
+itself when empty, to ``LIST_POISON1`` otherwise), so that ``wq_has_sleeper()`` and a
+``wake_up()`` of an empty queue read memory as the kernel does and go no further.
+``DEFINE_WAIT`` entries wake and dequeue themselves (``autoremove_wake_function``);
+exclusive waiters queue at the tail.
 A wake-up wakes its tasks as one step (the kernel holds the queue's lock), then is a
 preemption point. A ``struct completion`` (:class:`completion`) is a count and a wait
 queue: what tests and drivers use to wait for another task.
@@ -15,9 +19,11 @@ from .current import current
 from .printk import KERN_ERR
 from .sched import (MAX_SCHEDULE_TIMEOUT, TASK_RUNNING, TASK_UNINTERRUPTIBLE, Task,
                     schedule_timeout, set_current_state, try_to_wake_up)
-from .spinlock import SPINLOCK_MAGIC
+from .spinlock import MAGIC, SPINLOCK_MAGIC, SPINLOCK_T_SIZE, spin_lock_init
 
-WAIT_QUEUE_HEAD_T_SIZE = 24  # spinlock_t + padding + struct list_head
+HEAD = SPINLOCK_T_SIZE                       # offsetof(wait_queue_head_t, head)
+WAIT_QUEUE_HEAD_T_SIZE = HEAD + 16           # spinlock_t + struct list_head
+LIST_POISON1 = 0xDEAD000000000100            # where a non-empty head's list points
 
 
 class WaitQueueEntry:
@@ -41,18 +47,29 @@ class WaitQueueHead:
 
     def __init__(self, addr: int = 0):
         self._entries: list[WaitQueueEntry] = []
-        self.addr = addr
+        self.addr = addr   # the head in emulated memory, or 0
+
+    def _mark(self) -> None:
+        """Make the list head in memory say whether entries are queued."""
+        if self.addr:
+            head = self.addr + HEAD
+            to = LIST_POISON1 if self._entries else head
+            access.store(head, 16, to | to << 64)
 
     def add(self, wait: WaitQueueEntry) -> None:
         if not wait.queued:
             wait.queued = True
             # Exclusive waiters queue at the tail, others at the head (as the kernel).
             self._entries.insert(len(self._entries) if wait.exclusive else 0, wait)
+            if len(self._entries) == 1:
+                self._mark()
 
     def remove(self, wait: WaitQueueEntry) -> None:
         if wait.queued:
             wait.queued = False
             self._entries.remove(wait)
+            if not self._entries:
+                self._mark()
 
     def wake_up(self, nr_exclusive: int = 1) -> int:
         """``__wake_up()``: wake every non-exclusive waiter and ``nr_exclusive`` others,
@@ -67,6 +84,8 @@ class WaitQueueHead:
                 nr_exclusive -= 1
                 if nr_exclusive == 0:
                     break
+        if woken and not self._entries:
+            self._mark()
         waker = current()
         waker.machine.sched.point(waker)
         return woken
@@ -76,23 +95,36 @@ class WaitQueueHead:
 
 
 def init_waitqueue_head(wq: int) -> None:
-    """``init_waitqueue_head(wait_queue_head_t *wq)`` for a head in emulated memory."""
-    machine = vmem.space_of(wq).machine
-    access.store(wq, 4, SPINLOCK_MAGIC)
-    machine.waitqueues[wq] = WaitQueueHead(wq)
+    """``init_waitqueue_head(wait_queue_head_t *wq)`` for a head in emulated memory:
+    its lock, an empty list."""
+    spin_lock_init(wq)
+    head = wq + HEAD
+    access.store(head, 16, head | head << 64)
+    vmem.space_of(wq).machine.waitqueues.pop(wq, None)   # a head used before is new
 
 
 def _waitqueue(wq) -> WaitQueueHead:
+    """The entries of ``wq``: the object itself, or those of a head in memory (made
+    when the first entry is queued)."""
     if isinstance(wq, WaitQueueHead):
         return wq
     machine = vmem.space_of(wq).machine
-    head = machine.waitqueues.get(wq)
-    if head is None or access.load(wq, 4) != SPINLOCK_MAGIC:
+    if access.load(wq + MAGIC, 4) != SPINLOCK_MAGIC:
         task = current()
         machine.log.printk(f"BUG: wait queue head {wq:#x} used before "
                            "init_waitqueue_head()", KERN_ERR)
         raise bug.bug_report(machine, task, bug.caller(3))
+    head = machine.waitqueues.get(wq)
+    if head is None:
+        head = machine.waitqueues[wq] = WaitQueueHead(wq)
     return head
+
+
+def _empty(wq) -> bool:
+    """``list_empty(&wq->head)``: read where the kernel reads it."""
+    if isinstance(wq, WaitQueueHead):
+        return not wq._entries
+    return access.load(wq + HEAD, 8) == wq + HEAD
 
 
 def prepare_to_wait(wq, wait: WaitQueueEntry, state: int) -> None:
@@ -117,16 +149,21 @@ def remove_wait_queue(wq, wait: WaitQueueEntry) -> None:
 
 def wake_up(wq) -> int:
     """``wake_up(wq)``: returns how many tasks were woken."""
+    if _empty(wq):   # nothing queued: the wake-up is only its preemption point
+        waker = current()
+        waker.machine.sched.point(waker)
+        return 0
     return _waitqueue(wq).wake_up()
 
 
 def waitqueue_active(wq) -> bool:
-    return _waitqueue(wq).active()
+    """``waitqueue_active()``: ``!list_empty(&wq->head)``."""
+    return not _empty(wq)
 
 
 def wq_has_sleeper(wq) -> bool:
-    """``wq_has_sleeper()``: the full barrier is implied by the host lock/GIL."""
-    return _waitqueue(wq).active()
+    """``wq_has_sleeper()``: the full barrier is implied by one task running at a time."""
+    return not _empty(wq)
 
 
 # ---------------------------------------------------------------- completions

@@ -50,7 +50,6 @@ class struct_mempool(ctypes.Structure):
         ("lock", ctypes.c_uint8 * SPINLOCK_T_SIZE),          # spinlock_t
         ("min_nr", ctypes.c_int32),
         ("curr_nr", ctypes.c_int32),
-        ("_pad", ctypes.c_uint32),
         ("elements", ctypes.c_uint64),    # void **
         ("pool_data", ctypes.c_uint64),   # void *
         ("alloc", ctypes.c_uint64),       # mempool_alloc_t *
@@ -105,11 +104,17 @@ _FIELD = {name: (getattr(struct_mempool, name).offset, "<" + _CODES[ctype])
 
 
 def _struct_of(first: str, last: str) -> struct.Struct:
-    """The format of the fields ``first``..``last`` as they lie in memory."""
+    """The format of the fields ``first``..``last`` as they lie in memory, padding
+    included."""
     names = [field[0] for field in struct_mempool._fields_]
-    fields = struct_mempool._fields_[names.index(first):names.index(last) + 1]
-    return struct.Struct("<" + "".join(f"{ctypes.sizeof(ctype)}x" if name.startswith("_")
-                                       else _CODES[ctype] for name, ctype, *_ in fields))
+    fmt, at = "<", getattr(struct_mempool, first).offset
+    for name, ctype, *_ in struct_mempool._fields_[names.index(first):names.index(last) + 1]:
+        offset = getattr(struct_mempool, name).offset
+        if offset > at:   # the compiler's padding before an aligned field
+            fmt += f"{offset - at}x"
+        fmt += _CODES[ctype]
+        at = offset + ctypes.sizeof(ctype)
+    return struct.Struct(fmt)
 
 
 _FIELDS = _struct_of("min_nr", "free")

@@ -62,10 +62,10 @@ def test_mempool_reserve_to_the_creator_fresh_elements_to_the_allocating_line(pr
     e = mempool.mempool_alloc(pool, hwemu.GFP_KERNEL); line_a = here()
     r = mempool.mempool_alloc_preallocated(pool)
     info = allocinfo(prof)
-    # 4 reserved elements (kmalloc-128), the struct (72 bytes: kmalloc-96) and the
+    # 4 reserved elements (kmalloc-128), the struct (104 bytes: kmalloc-128) and the
     # array (4 pointers: kmalloc-32) belong to the creating line; handing out a
     # reserved element does not move its charge.
-    assert info[site(line_c, func)] == (4 * 128 + 96 + 32, 6)
+    assert info[site(line_c, func)] == (4 * 128 + 128 + 32, 6)
     assert info[site(line_a, func)] == (128, 1)
     mempool.mempool_free(r, pool)
     mempool.mempool_free(e, pool)           # the pool is full: kfree()
@@ -121,7 +121,7 @@ def test_page_pool_elements_are_charged_to_the_pool_lines(prof):
     pool = mempool.mempool_create_page_pool(2, 1); line_c = here()
     e = mempool.mempool_alloc(pool, hwemu.GFP_KERNEL); line_a = here()
     info = allocinfo(prof)
-    assert info[site(line_c, func)] == (2 * 8192 + 96 + 16, 4)   # pages, struct, array
+    assert info[site(line_c, func)] == (2 * 8192 + 128 + 16, 4)   # pages, struct, array
     assert info[site(line_a, func)] == (8192, 1)
     assert not any(key.startswith("mempool/") for key in info)
     mempool.mempool_free(e, pool)

@@ -396,7 +396,10 @@ def test_no_lost_wakeup_between_condition_check_and_schedule(boot, via_waitqueue
 def test_wake_up_wakes_all_waiters_on_emulated_waitqueue(machine):
     wq = direct_map(200) + 128
     hwemu.init_waitqueue_head(wq)
-    assert hwemu.load(wq, 4) == 0xDEAD4EAD
+    # wait_queue_head_t: its spinlock_t (24 bytes with lock debugging), then the list
+    # head, empty: next and prev point to itself.
+    assert hwemu.load(wq + 4, 4) == 0xDEAD4EAD
+    assert hwemu.load(wq + 24, 16) == (wq + 24) | (wq + 24) << 64
     assert not wq_has_sleeper(wq) and not hwemu.waitqueue_active(wq)
     flag = {"go": False}
 
@@ -417,6 +420,7 @@ def test_wake_up_wakes_all_waiters_on_emulated_waitqueue(machine):
     hwemu.msleep(20)
     assert all(h.is_alive() for h in hs)
     assert wq_has_sleeper(wq) and hwemu.waitqueue_active(wq)
+    assert hwemu.load(wq + 24, 8) != wq + 24   # the list is not empty
     flag["go"] = True
     assert wake_up(wq) == 3
     results = [h.join(timeout=10) for h in hs]
@@ -453,11 +457,17 @@ def test_spinlock_on_emulated_memory(machine):
     lock = direct_map(300) + 64
     assert hwemu.load(lock, 4) == 0
     hwemu.spin_lock_init(lock)
-    assert hwemu.load(lock, 4) == 0xDEAD4EAD
+    # raw_spinlock with CONFIG_DEBUG_SPINLOCK: raw_lock, magic, owner_cpu, owner.
+    unlocked = (0, 0xDEAD4EAD, 0xFFFFFFFF, (1 << 64) - 1)
+    fields = lambda: (hwemu.load(lock, 4), hwemu.load(lock + 4, 4),  # noqa: E731
+                      hwemu.load(lock + 8, 4), hwemu.load(lock + 16, 8))
+    assert fields() == unlocked
     flags = hwemu.spin_lock_irqsave(lock)
     assert flags is False
+    assert fields() == (1, 0xDEAD4EAD, 0, 1)   # held by init/1 on CPU 0 (pid for owner)
     assert irqs_disabled() and preempt_count() == 1 and in_atomic()
     hwemu.spin_unlock_irqrestore(lock, flags)
+    assert fields() == unlocked
     assert not irqs_disabled() and preempt_count() == 0
     # With IRQs already off, the saved flags keep them off after the unlock.
     local_irq_disable()
@@ -539,7 +549,8 @@ def test_spinlock_used_before_init_is_bad_magic(machine):
         hwemu.spin_lock_irqsave(lock)
     lines = log_lines(machine)
     assert "BUG: spinlock bad magic on CPU#0, init/1" in lines
-    assert f" lock: {lock:#x}, .magic: 00000000, .owner: <none>/-1, .owner_cpu: -1" in lines
+    # spin_dump() prints owner_cpu as it is in memory: 0 in zeroed memory.
+    assert f" lock: {lock:#x}, .magic: 00000000, .owner: <none>/-1, .owner_cpu: 0" in lines
     # spin_dump(): the report and the stack of the bad call, not a BUG() oops.
     assert " spin_lock_irqsave+" in exc.value.text
     assert f"tests/test_sched.py:{line + 1}\n" in exc.value.text
