@@ -16,17 +16,7 @@ import threading
 from . import bug
 from .bug import source_path
 from .current import current
-
-# How many live machines profile: while none does, a hook is one test of a global (the
-# kernel's mem_alloc_profiling static key), not a lookup of the current task.
-_profiling = 0
-_profiling_lock = threading.Lock()
-
-
-def _static_key(delta: int) -> None:
-    global _profiling
-    with _profiling_lock:
-        _profiling += delta
+from .jump_label import MEM_PROFILING
 
 
 class AllocTag:
@@ -48,13 +38,13 @@ class AllocTags:
         self._charged: dict[object, tuple[AllocTag, int]] = {}   # what -> (tag, bytes)
         self._lock = threading.Lock()
         if enabled:
-            _static_key(1)
+            MEM_PROFILING.inc()   # while no machine profiles, a hook tests one global
 
     def close(self) -> None:
         """The machine is down: its hooks no longer count."""
         if self.enabled:
             self.enabled = False
-            _static_key(-1)
+            MEM_PROFILING.dec()
 
     def tag_at(self, frame) -> AllocTag:
         """The tag of the line ``frame`` is executing (created on first use)."""
@@ -115,7 +105,7 @@ def alloc_hooks(noprof):
     """``alloc_hooks()``: the profiled public function around ``noprof``."""
     @functools.wraps(noprof)
     def hooked(*args, **kwargs):
-        if not _profiling:
+        if not MEM_PROFILING.enabled:
             return noprof(*args, **kwargs)
         task = current()
         tags = task.machine.alloc_tags

@@ -11,7 +11,7 @@ import functools
 import os
 import resource
 
-from . import sched, timer, wait
+from . import jump_label, sched, timer, wait
 from .alloc_tag import AllocTags
 from .bug import UTS_RELEASE, BugState, MachineDown, MachineError
 from .config import Config, format_size, load_config
@@ -118,6 +118,8 @@ class Machine:
         self.warnings: list[str] = []
         self.oops_flags = "PREEMPT SMP" + (" KASAN" if config.kasan.enabled else "") + " NOPTI"
         self.lock_spinners: dict[int, list] = {}   # spinlock_t * -> tasks spinning on it
+        # register_reboot_notifier(): called at shutdown, before the memory goes.
+        self.reboot_notifiers: list = []
         self.waitqueues: dict[int, wait.WaitQueueHead] = {}
         self.nodes = build_nodes(cfg)
         self.highmem: Highmem | None = None
@@ -141,6 +143,12 @@ class Machine:
         self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
         self.kasan = Kasan(self, config.kasan)
         self.kasan_check = self.kasan.check_access if self.kasan.enabled else None
+        # The static keys of this machine's features, on until shutdown.
+        self.static_keys = [key for key, on in ((jump_label.KASAN, self.kasan.enabled),
+                                                (jump_label.SLUB_DEBUG, self.slub_debug_on))
+                            if on]
+        for key in self.static_keys:
+            key.inc()
         self.vmstat = VmStat()
         self.fault = FaultInjection(self, config.fault_injection)
         self.alloc_tags = AllocTags(config.vm.mem_profiling)
@@ -295,8 +303,12 @@ class Machine:
                                f"{timeout}s: "
                                f"{', '.join(f'{t.comm}/{t.pid}' for t in stuck)}")
         self.log.printk("reboot: Power down")
+        for notifier in self.reboot_notifiers:   # the layers above let go of the machine
+            notifier()
         self.down = True
         self.alloc_tags.close()
+        for key in self.static_keys:
+            key.dec()
         if me is not None:
             leave(me)
         self.space.release()

@@ -11,6 +11,8 @@ so sleeping under it gives the might_sleep splat.
 """
 from __future__ import annotations
 
+import struct
+
 from . import access, bug
 from .current import current
 from .printk import KERN_EMERG
@@ -120,7 +122,6 @@ def spin_bug(lock: SpinLock | None, msg: str, magic: int, addr: int = 0,
 RAW_LOCK, MAGIC, OWNER_CPU, OWNER = 0, 4, 8, 16   # field offsets
 RAW_UNLOCKED, RAW_LOCKED, RAW_CONTENDED = 0, 1, 2
 OWNER_CPU_INIT, OWNER_INIT = 0xFFFF_FFFF, (1 << 64) - 1   # -1, SPINLOCK_OWNER_INIT
-_UNOWNED = OWNER_CPU_INIT | OWNER_INIT << 64      # owner_cpu, padding, owner: 16 bytes
 SPINLOCK_T_SIZE = 24                                 # sizeof(spinlock_t)
 # What the word operations below say (0: done).
 BUSY, WAITERS = 1, 2
@@ -130,48 +131,49 @@ _BUGS = {BAD_MAGIC: "bad magic", RECURSION: "recursion", CPU_RECURSION: "cpu rec
          WRONG_CPU: "wrong CPU"}
 
 
+_WORD = struct.Struct("<IIIxxxxQ")   # raw_lock, magic, owner_cpu, (padding), owner
+
+
 def spin_trylock_word(lock: int, cpu: int, owner: int) -> int:
     """``debug_spin_lock_before()``, ``arch_spin_trylock()`` and
     ``debug_spin_lock_after()`` on the word at ``lock``: 0 when taken, :data:`BUSY`
     when another owner holds it (the word is then marked contended), or the bug."""
-    word = access.load(lock, 8)
-    if word >> 32 != SPINLOCK_MAGIC:
+    raw, magic, held_cpu, held = _WORD.unpack(access.read_bytes(lock, SPINLOCK_T_SIZE))
+    if magic != SPINLOCK_MAGIC:
         return BAD_MAGIC
-    held = access.load(lock + OWNER_CPU, 16)
-    if held >> 64 == owner:
+    if held == owner:
         return RECURSION
-    if held & 0xFFFF_FFFF == cpu:
+    if held_cpu == cpu:
         return CPU_RECURSION
-    if word & 0xFFFF_FFFF:
+    if raw:
         access.store(lock, 4, RAW_CONTENDED)
         return BUSY
-    access.store(lock, 4, RAW_LOCKED)
-    access.store(lock + OWNER_CPU, 16, cpu | owner << 64)
+    access.write_bytes(lock, _WORD.pack(RAW_LOCKED, magic, cpu, owner))
     return 0
 
 
 def spin_unlock_word(lock: int, cpu: int, owner: int) -> int:
     """``debug_spin_unlock()`` and ``arch_spin_unlock()`` on the word at ``lock``: 0,
     :data:`WAITERS` when tasks spin on it, or the bug (the word is then unchanged)."""
-    word = access.load(lock, 8)
-    if word >> 32 != SPINLOCK_MAGIC:
+    raw, magic, held_cpu, held = _WORD.unpack(access.read_bytes(lock, SPINLOCK_T_SIZE))
+    if magic != SPINLOCK_MAGIC:
         return BAD_MAGIC
-    if not word & 0xFFFF_FFFF:
+    if not raw:
         return ALREADY_UNLOCKED
-    held = access.load(lock + OWNER_CPU, 16)
-    if held >> 64 != owner:
+    if held != owner:
         return WRONG_OWNER
-    if held & 0xFFFF_FFFF != cpu:
+    if held_cpu != cpu:
         return WRONG_CPU
-    access.store(lock + OWNER_CPU, 16, _UNOWNED)
-    access.store(lock, 4, RAW_UNLOCKED)
-    return WAITERS if word & 0xFFFF_FFFF == RAW_CONTENDED else 0
+    access.write_bytes(lock, _UNLOCKED)
+    return WAITERS if raw == RAW_CONTENDED else 0
+
+
+_UNLOCKED = _WORD.pack(RAW_UNLOCKED, SPINLOCK_MAGIC, OWNER_CPU_INIT, OWNER_INIT)
 
 
 def spin_lock_init(lock: int) -> None:
     """``spin_lock_init(spinlock_t *lock)``: unlocked, the debug magic, no owner."""
-    access.store(lock, 8, SPINLOCK_MAGIC << 32 | RAW_UNLOCKED)
-    access.store(lock + OWNER_CPU, 16, _UNOWNED)
+    access.write_bytes(lock, _UNLOCKED)
 
 
 def _lock_bug(lock: int, status: int) -> bug.KernelBug:
@@ -228,15 +230,23 @@ def spin_unlock(lock: int) -> None:
 
 def spin_lock_irqsave(lock: int) -> bool:
     """``spin_lock_irqsave()``: returns ``flags``."""
-    task = current()
+    return task_lock_irqsave(lock, current())
+
+
+def spin_unlock_irqrestore(lock: int, flags: bool) -> None:
+    task_unlock_irqrestore(lock, flags, current())
+
+
+def task_lock_irqsave(lock: int, task: Task) -> bool:
+    """:func:`spin_lock_irqsave` for code that has ``current`` at hand already."""
     _acquire(lock, task)
     flags, task.irqs_off = task.irqs_off, True
     task.preempt_count += PREEMPT_OFFSET
     return flags
 
 
-def spin_unlock_irqrestore(lock: int, flags: bool) -> None:
-    task = current()
+def task_unlock_irqrestore(lock: int, flags: bool, task: Task) -> None:
+    """:func:`spin_unlock_irqrestore` for code that has ``current`` at hand already."""
     _release(lock, task)
     task.preempt_count -= PREEMPT_OFFSET
     task.irqs_off = flags

@@ -17,11 +17,12 @@ import struct
 import sys
 from typing import Any
 
-from hwemu import bug, sched, spinlock
+from hwemu import bug, sched, spinlock, vmem
 from hwemu.access import load, memset, read_bytes, store, write_bytes
 from hwemu.alloc_tag import return_address
 from hwemu.current import current
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
+from hwemu.jump_label import KASAN, SLUB_DEBUG
 from hwemu.gfp import GFP_KERNEL, GFP_NOWAIT, gfp_t
 from hwemu.highmem import kmap_local_page, kunmap_local
 from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
@@ -37,7 +38,7 @@ from hwemu.spinlock import SPINLOCK_T_SIZE
 from hwemu.wait import (DEFINE_WAIT, WAIT_QUEUE_HEAD_T_SIZE, finish_wait, init_waitqueue_head,
                         prepare_to_wait, wake_up, wq_has_sleeper)
 
-from .stats import forget, stats_of
+from .stats import forget, start, stats_of
 
 POISON_INUSE, POISON_FREE, POISON_END = 0x5A, 0x6B, 0xA5
 ENOMEM = 12
@@ -118,12 +119,19 @@ def _struct_of(first: str, last: str) -> struct.Struct:
 
 
 _FIELDS = _struct_of("min_nr", "free")
+_COUNTS = _struct_of("min_nr", "curr_nr")
+MIN_NR, CURR_NR = _FIELD["min_nr"][0], _FIELD["curr_nr"][0]
 
 
 def _fields(pool: int) -> tuple[int, int, int, int, int, int]:
     """One checked read of the pool's fields after the lock: ``(min_nr, curr_nr,
     elements, pool_data, alloc, free)``."""
-    return _FIELDS.unpack(read_bytes(pool + _FIELD["min_nr"][0], _FIELDS.size))
+    return _FIELDS.unpack(read_bytes(pool + MIN_NR, _FIELDS.size))
+
+
+def _counts(pool: int) -> tuple[int, int]:
+    """``(pool->min_nr, pool->curr_nr)``, read at once."""
+    return _COUNTS.unpack(read_bytes(pool + MIN_NR, _COUNTS.size))
 
 
 def _get(pool: int, field: str) -> int:
@@ -148,10 +156,10 @@ def _wait(pool: int) -> int:
 
 # ---------------------------------------------------------------- debug poisoning
 
-def _slub_debug_on() -> bool:
+def _slub_debug_on(pool: int) -> bool:
     """``CONFIG_SLUB_DEBUG_ON`` and not ``kasan_enabled()`` (KASAN keeps metadata in
-    freed objects)."""
-    return current().machine.slub_debug_on
+    freed objects) on the machine of ``pool``; callers test the static key first."""
+    return vmem.space_of(pool).machine.slub_debug_on
 
 
 def poison_error(pool: int, element: int, size: int, byte: int) -> None:
@@ -182,7 +190,7 @@ def __check_element(pool: int, element: int, size: int) -> None:
 
 def check_element(pool: int, element: int) -> None:
     """Verify and clear the poison of an element leaving the reserve."""
-    if not _slub_debug_on():
+    if not _slub_debug_on(pool):
         return
     free = _get(pool, "free")
     pool_data = _get(pool, "pool_data")
@@ -202,7 +210,7 @@ def __poison_element(element: int, size: int) -> None:
 
 def poison_element(pool: int, element: int) -> None:
     """Fill an element entering the reserve with ``POISON_FREE`` and ``POISON_END``."""
-    if not _slub_debug_on():
+    if not _slub_debug_on(pool):
         return
     alloc = _get(pool, "alloc")
     pool_data = _get(pool, "pool_data")
@@ -260,16 +268,18 @@ def kasan_unpoison_element(pool: int, element: int, alloc: int | None = None,
 
 # ---------------------------------------------------------------- the reserve
 
-def add_element(pool: int, element: int) -> None:
-    """Push ``element`` on the reserve (pool lock held); KASAN may refuse it."""
-    min_nr, curr_nr, elements, pool_data, alloc, _ = _fields(pool)
+def add_element(pool: int, element: int, fields: tuple | None = None) -> None:
+    """Push ``element`` on the reserve (pool lock held); KASAN may refuse it.
+    ``fields``: the pool's fields, when the caller has just read them."""
+    min_nr, curr_nr, elements, pool_data, alloc, _ = fields or _fields(pool)
     bug.BUG_ON(min_nr != 0 and curr_nr >= min_nr)
-    poison_element(pool, element)
-    if kasan_poison_element(pool, element, alloc, pool_data):
+    if SLUB_DEBUG.enabled:
+        poison_element(pool, element)
+    if not KASAN.enabled or kasan_poison_element(pool, element, alloc, pool_data):
         store(elements + SIZEOF_PTR * curr_nr, SIZEOF_PTR, element)
-        _set(pool, "curr_nr", curr_nr + 1)
+        store(pool + CURR_NR, 4, curr_nr + 1)
     else:
-        stats_of(pool).add("kasan_dropped")
+        stats_of(pool).kasan_dropped += 1
 
 
 def remove_element(pool: int) -> int:
@@ -277,10 +287,12 @@ def remove_element(pool: int) -> int:
     _, curr_nr, elements, pool_data, alloc, _ = _fields(pool)
     curr_nr -= 1
     bug.BUG_ON(curr_nr < 0)
-    _set(pool, "curr_nr", curr_nr)
+    store(pool + CURR_NR, 4, curr_nr)
     element = load(elements + SIZEOF_PTR * curr_nr, SIZEOF_PTR)
-    kasan_unpoison_element(pool, element, alloc, pool_data)
-    check_element(pool, element)
+    if KASAN.enabled:
+        kasan_unpoison_element(pool, element, alloc, pool_data)
+    if SLUB_DEBUG.enabled:
+        check_element(pool, element)
     return element
 
 
@@ -311,6 +323,7 @@ def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
     ``alloc_fn``/``free_fn`` are function pointers (ints) or Python callables.
     """
     spinlock.spin_lock_init(_lock(pool))
+    stats = start(pool)
     _set(pool, "min_nr", min_nr)
     _set(pool, "pool_data", pool_data)
     _set(pool, "alloc", _as_ptr(alloc_fn))
@@ -327,7 +340,7 @@ def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
             mempool_exit(pool)
             return -ENOMEM
         add_element(pool, element)
-        stats_of(pool).add("preallocated")
+        stats.preallocated += 1
     return 0
 
 
@@ -397,7 +410,7 @@ def mempool_resize(pool: int, new_min_nr: int) -> int:
         flags = spinlock.spin_lock_irqsave(lock)
         if _get(pool, "curr_nr") < _get(pool, "min_nr"):
             add_element(pool, element)
-            stats_of(pool).add("preallocated")
+            stats_of(pool).preallocated += 1
         else:
             spinlock.spin_unlock_irqrestore(lock, flags)
             fn_of(_get(pool, "free"))(element, _get(pool, "pool_data"))   # raced
@@ -421,37 +434,43 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
     """Fill every missing slot of ``elems`` from the reserve, all or nothing; returns
     the new ``allocated``. When the reserve is short and ``gfp`` may sleep, wait on the
     pool (at most 5 s) before returning."""
+    task = current()
     lock = _lock(pool)
-    flags = spinlock.spin_lock_irqsave(lock)
-    if _get(pool, "curr_nr") < count - allocated:
+    flags = spinlock.task_lock_irqsave(lock, task)
+    curr_nr = _counts(pool)[1]
+    if curr_nr < count - allocated:
         if gfp & gfp_t.DIRECT_RECLAIM:
             wait = DEFINE_WAIT()
             # Queued before the lock is dropped: a free in between cannot be missed.
             prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
-            spinlock.spin_unlock_irqrestore(lock, flags)
-            clock = current().machine.clock
+            spinlock.task_unlock_irqrestore(lock, flags, task)
+            clock = task.machine.clock
             slept = clock.now_ns()
             # Wake up now and then: memory pressure may ease without any free.
             sched.io_schedule_timeout(HZ_WAIT * clock.hz)
             finish_wait(_wait(pool), wait)
             stats_of(pool).wait(clock.now_ns() - slept)
         else:
-            spinlock.spin_unlock_irqrestore(lock, flags)
+            spinlock.task_unlock_irqrestore(lock, flags, task)
         return allocated
+    stats_of(pool).reserve_left(curr_nr - (count - allocated))
     while allocated < count:   # the 7.0 form: elems[0..allocated) are filled
         elems[allocated] = remove_element(pool)
         allocated += 1
-    stats_of(pool).reserve_left(_get(pool, "curr_nr"))
-    spinlock.spin_unlock_irqrestore(lock, flags)
-    # smp_wmb(): pairs with the smp_rmb() in mempool_free_bulk(); the GIL orders it.
+    spinlock.task_unlock_irqrestore(lock, flags, task)
+    # smp_wmb(): pairs with the smp_rmb() in mempool_free_bulk(); one task runs at a time.
     return allocated
 
 
-def _fail(attr_name: str, caller) -> bool:
-    """``should_fail_ex(&fail_mempool_alloc*, 1, FAULT_NOWARN)`` and its message."""
-    machine = current().machine
-    if should_fail_ex(getattr(machine.fault, attr_name), 1, FAULT_NOWARN):
-        machine.log.printk(f"forcing mempool usage for {bug.symbol(caller)}", KERN_INFO)
+def _fail(attr_name: str, task) -> bool:
+    """``should_fail_ex(&fail_mempool_alloc*, 1, FAULT_NOWARN)`` and its message,
+    which names the caller of the allocation function that calls this."""
+    attr = getattr(task.machine.fault, attr_name)
+    if not task.fail_nth and not attr.probability:   # what should_fail_ex() tests first
+        return False
+    if should_fail_ex(attr, 1, FAULT_NOWARN):
+        caller = bug.symbol(return_address(2))
+        task.machine.log.printk(f"forcing mempool usage for {caller}", KERN_INFO)
         return True
     return False
 
@@ -466,16 +485,16 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
 
     Never NULL when ``gfp_mask`` has ``__GFP_DIRECT_RECLAIM``: it waits for a free.
     """
-    caller = return_address(1)
     gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
     bug.WARN_ON_ONCE(gfp_mask & gfp_t.ZERO)   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
-    alloc = fn_of(_get(pool, "alloc"))
-    pool_data = _get(pool, "pool_data")
+    task = current()
+    *_, pool_data, alloc_ptr, _ = _fields(pool)
+    alloc = fn_of(alloc_ptr)
     while True:
-        element = 0 if _fail("fail_mempool_alloc", caller) else alloc(gfp_temp, pool_data)
+        element = 0 if _fail("fail_mempool_alloc", task) else alloc(gfp_temp, pool_data)
         if element:
-            stats_of(pool).add("alloc_allocator")
+            stats_of(pool).alloc_allocator += 1
             return element
         elems = [0]
         if not mempool_alloc_from_pool(pool, elems, 1, 0, gfp_temp):
@@ -484,9 +503,9 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
                 continue
             if gfp_mask & gfp_t.DIRECT_RECLAIM:
                 continue   # mempool_alloc_from_pool() slept on pool->wait
-            stats_of(pool).add("alloc_null")
+            stats_of(pool).alloc_null += 1
             return 0
-        stats_of(pool).add("alloc_reserve")
+        stats_of(pool).alloc_reserve += 1
         return elems[0]
 
 
@@ -496,14 +515,14 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
     ``GFP_KERNEL`` semantics; the reserve is used only when it can fill every missing
     slot at once.
     """
-    caller = return_address(1)
     gfp_mask, gfp_temp = mempool_adjust_gfp(GFP_KERNEL)
     bug.WARN_ON_ONCE(count > _get(pool, "min_nr"))   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
     alloc = fn_of(_get(pool, "alloc"))
     pool_data = _get(pool, "pool_data")
+    stats = stats_of(pool)
     allocated = 0
-    use_pool = _fail("fail_mempool_alloc_bulk", caller)
+    use_pool = _fail("fail_mempool_alloc_bulk", current())
     while True:
         while not use_pool and allocated < count:
             elems[allocated] = alloc(gfp_temp, pool_data)
@@ -511,12 +530,12 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
                 use_pool = True
                 break
             allocated += 1
-            stats_of(pool).add("alloc_allocator")
+            stats.alloc_allocator += 1
         if not use_pool:
             return 0
         before = allocated
         allocated = mempool_alloc_from_pool(pool, elems, count, allocated, gfp_temp)
-        stats_of(pool).add("alloc_reserve", allocated - before)
+        stats.alloc_reserve += allocated - before
         gfp_temp = gfp_mask
         use_pool = False
 
@@ -526,7 +545,11 @@ def mempool_alloc_preallocated(pool: int) -> int:
     never sleeps, never calls ``alloc_fn``."""
     elems = [0]
     mempool_alloc_from_pool(pool, elems, 1, 0, GFP_NOWAIT)
-    stats_of(pool).add("alloc_reserve" if elems[0] else "alloc_null")
+    stats = stats_of(pool)
+    if elems[0]:
+        stats.alloc_reserve += 1
+    else:
+        stats.alloc_null += 1
     return elems[0]
 
 
@@ -539,17 +562,18 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
     # smp_rmb() pairs with the smp_wmb() in mempool_alloc_from_pool(): we read a
     # curr_nr at least as new as the allocation of the element being freed.
     lock = _lock(pool)
-    min_nr, curr_nr = _fields(pool)[:2]
+    min_nr, curr_nr = _counts(pool)
     if curr_nr < min_nr:   # lockless pre-check (READ_ONCE)
-        flags = spinlock.spin_lock_irqsave(lock)
+        task = current()
+        flags = spinlock.task_lock_irqsave(lock, task)
         while freed < count:
-            min_nr, curr_nr = _fields(pool)[:2]
-            if curr_nr >= min_nr:
+            fields = _fields(pool)
+            if fields[1] >= fields[0]:
                 break
-            add_element(pool, elems[freed])
+            add_element(pool, elems[freed], fields)
             freed += 1
             added = True
-        spinlock.spin_unlock_irqrestore(lock, flags)
+        spinlock.task_unlock_irqrestore(lock, flags, task)
     elif min_nr == 0 and curr_nr == 0:   # a zero-minimum pool keeps one
         flags = spinlock.spin_lock_irqsave(lock)
         if _get(pool, "curr_nr") == 0:
@@ -560,7 +584,7 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
     if added and wq_has_sleeper(_wait(pool)):
         wake_up(_wait(pool))
     if freed:
-        stats_of(pool).add("free_reserve", freed)
+        stats_of(pool).free_reserve += freed
     return freed
 
 
@@ -568,7 +592,7 @@ def mempool_free(element: int, pool: int) -> None:
     """``mempool_free()``: into the reserve if it is short, else to ``free_fn``."""
     if element and not mempool_free_bulk(pool, [element], 1):
         *_, pool_data, _, free = _fields(pool)
-        stats_of(pool).add("free_allocator")
+        stats_of(pool).free_allocator += 1
         fn_of(free)(element, pool_data)
 
 

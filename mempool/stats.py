@@ -1,13 +1,15 @@
 """Observability of memory pools: per-pool counters. Not part of mm/mempool.c (the
-kernel has no such counters); the port in :mod:`mempool._mempool` reports into it at the
-points named below.
+kernel has no such counters); the port in :mod:`mempool._mempool` counts into them at
+the points named below.
+
+A pool's counters are made when it is initialised and found from its address once per
+call of the port (one task of a machine runs at a time, so they need no lock).
 """
 from __future__ import annotations
 
 import random
-import threading
-import weakref
 
+from hwemu import vmem
 from hwemu.current import current
 
 # Counters, in the order they are shown.
@@ -28,85 +30,87 @@ WAIT_SAMPLES = 10_000
 
 
 class PoolStats:
-    """The counters of one pool."""
+    """The counters of one pool: ``stats.alloc_reserve += 1``."""
+
+    __slots__ = COUNTERS + ("lowest", "_waits", "_rng")
+    preallocated: int
+    alloc_allocator: int
+    alloc_reserve: int
+    alloc_null: int
+    waits: int
+    wait_ns: int
+    max_wait_ns: int
+    free_reserve: int
+    free_allocator: int
+    kasan_dropped: int
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._values = dict.fromkeys(COUNTERS, 0)
+        for name in COUNTERS:
+            setattr(self, name, 0)
+        self.lowest: int | None = None   # the fewest a reserve allocation left
         self._waits: list[int] = []
         self._rng = random.Random(0)
-        self._lowest: int | None = None   # curr_nr after a reserve allocation
 
     def reserve_left(self, curr_nr: int) -> None:
         """An allocation from the reserve left ``curr_nr`` elements in it."""
-        with self._lock:
-            if self._lowest is None or curr_nr < self._lowest:
-                self._lowest = curr_nr
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._values[name] += n
+        if self.lowest is None or curr_nr < self.lowest:
+            self.lowest = curr_nr
 
     def wait(self, ns: int) -> None:
         """One sleep on pool->wait that lasted ``ns`` of emulated time."""
-        with self._lock:
-            values = self._values
-            values["waits"] += 1
-            values["wait_ns"] += ns
-            values["max_wait_ns"] = max(values["max_wait_ns"], ns)
-            if len(self._waits) < WAIT_SAMPLES:
-                self._waits.append(ns)
-            elif (slot := self._rng.randrange(values["waits"])) < WAIT_SAMPLES:
-                self._waits[slot] = ns
+        self.waits += 1
+        self.wait_ns += ns
+        self.max_wait_ns = max(self.max_wait_ns, ns)
+        if len(self._waits) < WAIT_SAMPLES:
+            self._waits.append(ns)
+        elif (slot := self._rng.randrange(self.waits)) < WAIT_SAMPLES:
+            self._waits[slot] = ns
 
     def snapshot(self) -> dict:
         """The counters, and ``lowest_fill``: the fewest elements a reserve allocation
         left in the reserve (None if the reserve was never used)."""
-        with self._lock:
-            return dict(self._values, lowest_fill=self._lowest)
+        return {name: getattr(self, name) for name in COUNTERS} | {"lowest_fill": self.lowest}
 
     def wait_percentile(self, p: float) -> int:
         """The ``p``-th percentile (0..100) of the sleeps, in ns; 0 without any."""
-        with self._lock:
-            waits = sorted(self._waits)
+        waits = sorted(self._waits)
         return waits[min(len(waits) - 1, int(len(waits) * p / 100))] if waits else 0
 
 
-# id(machine) -> {struct mempool * -> PoolStats}; dropped with the machine.
-_POOLS: dict[int, dict[int, PoolStats]] = {}
-_POOLS_LOCK = threading.Lock()
+# struct mempool * -> its counters, for the pools of every live machine. A machine's
+# entries go when it shuts down (its addresses may be another machine's later).
+_STATS: dict[int, PoolStats] = {}
 
 
-def _pools() -> dict[int, PoolStats]:
-    machine = current().machine
-    pools = _POOLS.get(id(machine))
-    if pools is None:
-        with _POOLS_LOCK:
-            pools = _POOLS.get(id(machine))
-            if pools is None:
-                pools = _POOLS[id(machine)] = {}
-                weakref.finalize(machine, _POOLS.pop, id(machine), None)
-    return pools
+def _drop(space) -> None:
+    for pool in [p for p in _STATS if space.base <= p < space.end]:
+        del _STATS[pool]
 
 
-def stats_of(pool: int) -> PoolStats:
-    """The counters of ``pool`` (created on first use)."""
-    pools = _pools()
-    stats = pools.get(pool)
-    if stats is None:
-        with _POOLS_LOCK:
-            stats = pools.setdefault(pool, PoolStats())
+def start(pool: int) -> PoolStats:
+    """Fresh counters for ``pool``, being initialised."""
+    space = vmem.space_of(pool)
+    if not any(space.base <= p < space.end for p in _STATS):   # the machine's first
+        space.machine.reboot_notifiers.append(lambda: _drop(space))
+    stats = _STATS[pool] = PoolStats()
     return stats
 
 
+def stats_of(pool: int) -> PoolStats:
+    """The counters of ``pool`` (made on first use for a pool never initialised)."""
+    stats = _STATS.get(pool)
+    return stats if stats is not None else start(pool)
+
+
 def live_pools() -> list[int]:
-    """The ``struct mempool *`` of every pool of this machine that has counters."""
-    return list(_pools())
+    """The ``struct mempool *`` of every pool of the current machine that has counters."""
+    space = current().machine.space
+    return [p for p in _STATS if space.base <= p < space.end]
 
 
 def forget(pool: int) -> None:
     """``pool`` was exited: its address may be reused by another pool."""
-    _pools().pop(pool, None)
+    _STATS.pop(pool, None)
 
 
 def mempool_stats(pool: int) -> dict[str, int]:

@@ -99,18 +99,18 @@ def test_vmalloc_pages_are_charged_to_the_vmalloc_line(prof):
 
 def test_hooks_stay_live_while_any_machine_profiles(boot):
     """The global fast test only skips the hooks while no live machine profiles."""
-    from hwemu import alloc_tag
-    before = alloc_tag._profiling
+    from hwemu.jump_label import MEM_PROFILING
+    before = MEM_PROFILING.count
     plain = boot("tiny")
-    assert alloc_tag._profiling == before
+    assert MEM_PROFILING.count == before
     m = boot("tiny", vm__mem_profiling=True)
-    assert alloc_tag._profiling == before + 1
+    assert MEM_PROFILING.count == before + 1 and MEM_PROFILING.enabled
     p = hwemu.kmalloc(100, hwemu.GFP_KERNEL); line = here()   # noqa: E702
     assert allocinfo(m)[site(line, "test_hooks_stay_live_while_any_machine_profiles")] == \
         (128, 1)
     hwemu.kfree(p)
     m.shutdown()
-    assert alloc_tag._profiling == before
+    assert MEM_PROFILING.count == before
     assert allocinfo(plain) == {}
 
 

@@ -471,3 +471,14 @@ def test_vm_sysctls_set_the_watermarks(boot):
     assert dma32.min_wmark_pages() == 1024 * 12288 // 16128
     # low - min = max(min / 4, managed * 100 / 10000)
     assert dma32.low_wmark_pages() - dma32.min_wmark_pages() == max(780 // 4, 12288 // 100)
+
+
+def test_static_keys_are_on_while_a_machine_with_the_feature_lives():
+    from hwemu.jump_label import KASAN, SLUB_DEBUG
+    kasan, slub = KASAN.count, SLUB_DEBUG.count
+    with hwemu.boot("configs/tiny.yaml", overrides={"kasan.enabled": True}):
+        assert (KASAN.count, SLUB_DEBUG.count) == (kasan + 1, slub) and KASAN.enabled
+        with hwemu.boot("configs/tiny.yaml", overrides={"debug.slub_debug_on": True}):
+            assert (KASAN.count, SLUB_DEBUG.count) == (kasan + 1, slub + 1)
+    assert (KASAN.count, SLUB_DEBUG.count) == (kasan, slub)
+    assert KASAN.enabled == (kasan > 0) and SLUB_DEBUG.enabled == (slub > 0)
