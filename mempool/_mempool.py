@@ -146,12 +146,15 @@ def _set(pool: int, field: str, value: int) -> None:
     write_bytes(pool + offset, struct.pack(fmt, value))
 
 
+LOCK, WAIT = struct_mempool.lock.offset, struct_mempool.wait.offset
+
+
 def _lock(pool: int) -> int:
-    return pool + struct_mempool.lock.offset
+    return pool + LOCK
 
 
 def _wait(pool: int) -> int:
-    return pool + struct_mempool.wait.offset
+    return pool + WAIT
 
 
 # ---------------------------------------------------------------- debug poisoning
@@ -435,7 +438,7 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
     the new ``allocated``. When the reserve is short and ``gfp`` may sleep, wait on the
     pool (at most 5 s) before returning."""
     task = current()
-    lock = _lock(pool)
+    lock = pool + LOCK
     flags = spinlock.task_lock_irqsave(lock, task)
     curr_nr = _counts(pool)[1]
     if curr_nr < count - allocated:
@@ -486,7 +489,8 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
     Never NULL when ``gfp_mask`` has ``__GFP_DIRECT_RECLAIM``: it waits for a free.
     """
     gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
-    bug.WARN_ON_ONCE(gfp_mask & gfp_t.ZERO)   # VM_WARN_ON_ONCE
+    if gfp_mask & gfp_t.ZERO:
+        bug.WARN_ON_ONCE(True)   # VM_WARN_ON_ONCE(gfp_mask & __GFP_ZERO)
     _might_alloc(gfp_mask)
     task = current()
     *_, pool_data, alloc_ptr, _ = _fields(pool)
@@ -561,7 +565,7 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
     freed, added = 0, False
     # smp_rmb() pairs with the smp_wmb() in mempool_alloc_from_pool(): we read a
     # curr_nr at least as new as the allocation of the element being freed.
-    lock = _lock(pool)
+    lock = pool + LOCK
     min_nr, curr_nr = _counts(pool)
     if curr_nr < min_nr:   # lockless pre-check (READ_ONCE)
         task = current()
@@ -581,8 +585,8 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
             freed += 1
             added = True
         spinlock.spin_unlock_irqrestore(lock, flags)
-    if added and wq_has_sleeper(_wait(pool)):
-        wake_up(_wait(pool))
+    if added and wq_has_sleeper(pool + WAIT):
+        wake_up(pool + WAIT)
     if freed:
         stats_of(pool).free_reserve += freed
     return freed
