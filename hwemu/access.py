@@ -9,11 +9,29 @@ to the machine's log and :class:`~hwemu.bug.Oops` is raised.
 
 Accesses of the direct map take a lock-free fast path; every other region is checked
 and accessed under ``pgtable_lock`` so that no mapping can change in between.
+
+Each accessor here is the Python twin (``py_load``, ...) of a C fast path in the
+optional extension ``hwemu._speedups``: when it imports and ``HWEMU_PURE`` is not
+``"1"``, ``load`` and the others are the C functions (:data:`ACCELERATED` says so). C
+does a direct-map access with a clean (or no) KASAN shadow and hands every other case,
+with its arguments unchanged, to the twin here, which is the reference.
 """
 from __future__ import annotations
 
+import os
+from typing import Callable, TypeVar
+
 from . import bug, vmem
 from .current import current_on, current_or_none
+
+try:   # the optional C fast paths (setup.py); this module's functions are their twins
+    from ._speedups import bind as _bind
+except ImportError:
+    _bind = None
+
+#: True when the accessors are the C fast paths, False when they are the Python twins.
+ACCELERATED = (_bind is not None and vmem._speedups is not None and
+               os.environ.get("HWEMU_PURE") != "1")
 
 _SIZES = (1, 2, 4, 8, 16)
 _U64 = 1 << 64
@@ -153,5 +171,25 @@ def memset(addr: int, c: int, n: int) -> int:
 
 def memcpy(dst: int, src: int, n: int) -> int:
     """``memcpy(dst, src, n)`` (overlap is tolerated, as ``memmove``); returns ``dst``."""
-    write_bytes(dst, read_bytes(src, n))
+    py_write_bytes(dst, py_read_bytes(src, n))
     return dst
+
+
+# The twins keep their names; the public ones become the C fast paths when accelerated.
+py_load, py_store, py_read_bytes, py_write_bytes, py_memset, py_memcpy = (
+    load, store, read_bytes, write_bytes, memset, memcpy)
+
+F = TypeVar("F", bound=Callable)
+
+
+def accelerate(twin: F) -> F:
+    """The C fast path of ``twin`` (a function of this module), handing it every case the
+    fast path does not take."""
+    assert _bind is not None
+    return _bind(twin.__name__, twin)
+
+
+if ACCELERATED:
+    load, store, read_bytes, write_bytes, memset, memcpy = (
+        accelerate(load), accelerate(store), accelerate(read_bytes),
+        accelerate(write_bytes), accelerate(memset), accelerate(memcpy))

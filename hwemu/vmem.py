@@ -12,6 +12,11 @@ Regions whose mappings change at run time (kmap windows, vmalloc) are changed an
 accessed under ``pgtable_lock`` (``init_mm.page_table_lock``), so an access never races
 with an unmap. Libc is called through ``ctypes.PyDLL`` so the GIL is kept: a released
 GIL turns a microsecond syscall into a wait for the next thread switch.
+
+The C fast paths of the hardware primitives (``hwemu._speedups``, when built) touch
+memory only where the registry here says: every live space's reservation, its
+always-mapped span (``fast_lo``/``fast_hi``) and its KASAN shadow (``kasan_shadow``) are
+mirrored there as they change, and a space leaves the mirror before it is unmapped.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import errno
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,6 +51,19 @@ _mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
 _munmap = _libc.munmap
 _munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def _mirror_module() -> Any:
+    """The optional C helper, whose fast paths read the mirror of the registry below;
+    None when it is not built (or was built before the registry)."""
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    return _speedups if hasattr(_speedups, "space_update") else None
+
+
+_speedups = _mirror_module()
 
 
 def align_up(x: int, a: int) -> int:
@@ -105,8 +123,43 @@ class AddressSpace:
         self._starts: list[int] = []
         self.pgtable_lock = threading.Lock()
         self.mv = memoryview((ctypes.c_char * size).from_address(base)).cast("B")
+        self.registered = False   # in the registry (and its C mirror)
         # Fast path: one contiguous, always-mapped span (the direct map without holes).
         self.fast_lo = self.fast_hi = 0
+        # KASAN_SHADOW_OFFSET once the machine's KASAN shadow is mapped, else None.
+        self.kasan_shadow: int | None = None
+
+    def __setattr__(self, name: str, value) -> None:
+        """Attributes are plain, but a change of what the C mirror holds goes there too."""
+        object.__setattr__(self, name, value)
+        if name in _MIRRORED:
+            self._mirror()
+
+    def _mirror(self) -> None:
+        """Check the fast span and the shadow against the region table and tell the C
+        mirror; an empty or half-set span (``fast_lo >= fast_hi``) is no span."""
+        # getattr, not __dict__: a materialised __dict__ slows every attribute read down.
+        if not getattr(self, "registered", False):
+            return
+        lo, hi = getattr(self, "fast_lo", 0), getattr(self, "fast_hi", 0)
+        shadow = getattr(self, "kasan_shadow", None)
+        if lo < hi:
+            self._assert_mapped(lo, hi, "linear", "fast span")
+        if shadow is not None:   # shadow(addr) = (addr >> KASAN_SHADOW_SCALE_SHIFT) + shadow
+            self._assert_mapped((self.base >> 3) + shadow, ((self.end - 1) >> 3) + shadow + 1,
+                                "anon", "KASAN shadow")
+        if _speedups is not None:
+            _speedups.space_update(self.base, lo, hi, shadow or 0)
+
+    def _assert_mapped(self, lo: int, hi: int, kind: str, what: str) -> None:
+        """Raise ValueError unless regions of ``kind`` cover ``[lo, hi)`` without a hole."""
+        addr = lo
+        while addr < hi:
+            region = self.region_at(addr)
+            if region is None or region.kind != kind:
+                raise ValueError(f"{what} {lo:#x}-{hi:#x} of machine {self.machine.name!r}: "
+                                 f"{addr:#x} is not in a {kind} region")
+            addr = region.end
 
     # -------------------------------------------------------------- reservation
 
@@ -136,10 +189,11 @@ class AddressSpace:
 
     def release(self) -> None:
         """Unmap the whole reservation; its addresses now belong to a dead machine."""
-        _unregister(self)
+        _unregister(self)   # out of the C mirror first
         self.regions.clear()
         self._starts.clear()
         self.fast_lo = self.fast_hi = 0
+        self.kasan_shadow = None
         # Views derived from it may live on; nothing may touch them now.
         self.mv = None  # type: ignore[assignment]
         _munmap(self.base, self.size)
@@ -291,19 +345,27 @@ _bases: list[int] = []
 _dead: list[tuple[int, int, str]] = []  # (base, end, name) of shut-down machines
 _DEAD_KEPT = 64
 _last: AddressSpace | None = None
+_MIRRORED = frozenset(("fast_lo", "fast_hi", "kasan_shadow"))
 
 
 def _register(space: AddressSpace) -> None:
     with _lock:
         i = bisect.bisect(_bases, space.base)
+        if _speedups is not None:
+            _speedups.space_register(space.base, space.end)
         _spaces.insert(i, space)
         _bases.insert(i, space.base)
+        space.registered = True
+        space._mirror()
 
 
 def _unregister(space: AddressSpace) -> None:
     global _last
     with _lock:
         i = _spaces.index(space)
+        if _speedups is not None:
+            _speedups.space_unregister(space.base)
+        space.registered = False
         del _spaces[i], _bases[i]
         _dead.append((space.base, space.end, space.machine.name))
         del _dead[:-_DEAD_KEPT]

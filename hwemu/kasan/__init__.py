@@ -10,11 +10,18 @@ accessors of :mod:`hwemu.access` call :meth:`Kasan.check_access` before every ac
 
 Not emulated: tag-based modes, stack and global variables (there are none),
 ``kasan_disable_current()``, KFENCE, the per-CPU quarantine batches (one FIFO).
+
+:meth:`Kasan.check_access`, :meth:`Kasan.poison` and :meth:`Kasan.unpoison` are the
+Python twins of C fast paths in the optional ``hwemu._speedups``: when it imports and
+``HWEMU_PURE`` is not ``"1"`` (:data:`ACCELERATED`), each machine's ``Kasan`` has the C
+functions in their place, which hand every case but a clean check or an aligned write of
+its own shadow to the twin.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import sys
 import threading
 
@@ -29,6 +36,15 @@ from .shadow import (KASAN_GRANULE_MASK, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE, KA
                      KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_REPORT_INVALID_FREE,
                      KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
                      KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
+
+try:   # the optional C fast paths (setup.py); the Kasan methods here are their twins
+    from .._speedups import bind as _bind
+except ImportError:
+    _bind = None
+
+#: True when each machine's check_access/poison/unpoison are the C fast paths.
+ACCELERATED = (_bind is not None and vmem._speedups is not None and
+               os.environ.get("HWEMU_PURE") != "1")
 
 QUARANTINE_FRACTION = 32
 ALLOC_META_SIZE = 16   # struct kasan_alloc_meta: alloc_track + aux_stack[2]
@@ -85,6 +101,18 @@ class Kasan:
         self.delta = machine.KASAN_SHADOW_OFFSET - space.base   # mv index of shadow(0)
         self.max_low_pfn = machine.memmap.max_low_pfn
         self.page_offset = machine.memmap.page_offset
+        if self.enabled:
+            space.kasan_shadow = self.KASAN_SHADOW_OFFSET   # the C mirror may read it now
+            if ACCELERATED:
+                self.accelerate()
+
+    def accelerate(self) -> None:
+        """Put the C fast paths of :meth:`check_access`, :meth:`poison` and
+        :meth:`unpoison` in their place on this instance, each bound to the method."""
+        assert _bind is not None and self.enabled
+        for name in ("check_access", "poison", "unpoison"):
+            twin = getattr(type(self), name).__get__(self)   # the method, even if bound before
+            setattr(self, name, _bind(name, twin, self.space.base))
 
     @staticmethod
     def cache_size(object_size: int, size: int, free_meta_inside: bool) -> int:
