@@ -19,8 +19,17 @@ run: $(STAMP)
 # The suite on every core (pytest-xdist); a single file runs serially with plain pytest.
 PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal
 
-test: check
+# The optional C extension (hwemu._speedups), rebuilt when its source changes.
+SPEEDUPS := $(VENV)/.speedups
+$(SPEEDUPS): $(STAMP) hwemu/_speedups.c setup.py
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(SPEEDUPS)
+
+# Twice: with the C fast paths (when hwemu._speedups is built) and with HWEMU_PURE=1,
+# their pure-Python twins.
+test: check $(SPEEDUPS)
 	$(PYTEST)
+	HWEMU_PURE=1 $(PYTEST)
 
 # The suite beside two CPU burners: tests/test_vmscan.py 20 times, the suite 5 times.
 test-under-load: $(STAMP)
