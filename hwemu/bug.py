@@ -8,10 +8,11 @@ Not emulated: register dumps, ``Code:`` bytes, lockdep state.
 """
 from __future__ import annotations
 
+import dis
 import os
 import sys
 import threading
-from types import FrameType
+from types import CodeType, FrameType
 
 from .current import current
 from .errors import *  # noqa: F403  the exceptions: bug.KernelBug and the like
@@ -99,10 +100,23 @@ def source_path(filename: str) -> str:
     return filename
 
 
+_CACHE = dis.opmap.get("CACHE", -1)   # an inline cache entry after an instruction
+
+
+def code_symbol(code: CodeType, lasti: int) -> str:
+    """``%pS``: ``func+0xOFF/0xSIZE`` of bytecode offset ``lasti`` in ``code``.
+
+    A frame that called a Python function stands past the call's inline cache, one
+    that called a C function on the call: both name the call instruction."""
+    ops, lasti = code.co_code, max(lasti, 0)
+    while lasti and ops[lasti] == _CACHE:
+        lasti -= 2
+    return f"{code.co_name}+{lasti:#x}/{len(ops):#x}"
+
+
 def symbol(frame: FrameType) -> str:
     """``%pS`` of a Python frame: ``func+0xOFF/0xSIZE``."""
-    code = frame.f_code
-    return f"{code.co_name}+{max(frame.f_lasti, 0):#x}/{len(code.co_code):#x}"
+    return code_symbol(frame.f_code, frame.f_lasti)
 
 
 def location(frame: FrameType) -> str:

@@ -14,7 +14,7 @@ import threading
 from array import array
 from types import CodeType, FrameType
 
-from .bug import STACK_BOTTOM, STACK_INLINE, source_path
+from .bug import STACK_BOTTOM, STACK_INLINE, code_symbol, source_path
 
 
 def python_stack_key(skip: int, depth: int) -> bytes:
@@ -80,7 +80,7 @@ class StackDepot:
             if any(stop in path for stop in _STOP) or code in STACK_BOTTOM:
                 break
             if code not in STACK_INLINE:
-                out.append(f" {_symbol(code, lasti)} {path}:{_line(code, lasti)}")
+                out.append(f" {code_symbol(code, lasti)} {path}:{_line(code, lasti)}")
         return out
 
     def __len__(self) -> int:
@@ -94,6 +94,3 @@ def _line(code: CodeType, lasti: int) -> int:
             return line
     return code.co_firstlineno
 
-
-def _symbol(code: CodeType, lasti: int) -> str:
-    return f"{code.co_name}+{max(lasti, 0):#x}/{len(code.co_code):#x}"

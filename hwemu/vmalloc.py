@@ -138,7 +138,7 @@ class vm_struct:
         code = self._code
         if code is None:
             return "0x0"
-        return f"{code.co_name}+{max(self._lasti, 0):#x}/{len(code.co_code):#x}"
+        return bug.code_symbol(code, self._lasti)
 
     @property
     def caller_location(self) -> str:
