@@ -100,17 +100,23 @@ def source_path(filename: str) -> str:
     return filename
 
 
-_CACHE = dis.opmap.get("CACHE", -1)   # an inline cache entry after an instruction
+_CACHE = dis.opmap.get("CACHE", -1)       # an inline cache entry after an instruction
+_PRECALL = dis.opmap.get("PRECALL", -1)   # 3.11: the half of a call before CALL
 
 
 def code_symbol(code: CodeType, lasti: int) -> str:
     """``%pS``: ``func+0xOFF/0xSIZE`` of bytecode offset ``lasti`` in ``code``.
 
-    A frame that called a Python function stands past the call's inline cache, one
-    that called a C function on the call: both name the call instruction."""
+    Where a caller stands depends on its callee and on how warm the call is (past the
+    call's inline cache for a Python callee, on it for a C one, on the ``PRECALL`` of
+    a specialised call in 3.11): every one names the ``CALL`` instruction."""
     ops, lasti = code.co_code, max(lasti, 0)
     while lasti and ops[lasti] == _CACHE:
         lasti -= 2
+    if ops[lasti] == _PRECALL:
+        lasti += 2
+        while ops[lasti] == _CACHE:
+            lasti += 2
     return f"{code.co_name}+{lasti:#x}/{len(ops):#x}"
 
 
