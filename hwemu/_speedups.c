@@ -451,6 +451,93 @@ static PyObject *c_unpoison(FAST_ARGS)
     return SLOW();
 }
 
+/* ------------------------------------------------------------------ hwemu.spinlock */
+
+/* spinlock_t with CONFIG_DEBUG_SPINLOCK, 64-bit: raw_lock, magic, owner_cpu, owner
+ * (hwemu/spinlock.py describes it; these mirror spin_trylock_word and
+ * spin_unlock_word there, statuses included). */
+#define SPINLOCK_T_SIZE 24
+#define SPINLOCK_MAGIC 0xdead4eadu
+enum { SPIN_OK, SPIN_BUSY, SPIN_WAITERS, SPIN_BAD_MAGIC, SPIN_RECURSION, SPIN_CPU_RECURSION,
+       SPIN_ALREADY_UNLOCKED, SPIN_WRONG_OWNER, SPIN_WRONG_CPU };
+enum { RAW_UNLOCKED, RAW_LOCKED, RAW_CONTENDED };
+
+typedef struct {
+    uint32_t raw, magic, owner_cpu, pad;
+    uint64_t owner;
+} SpinWord;
+
+/* (lock, cpu, owner) as exact ints with the lock wholly in a clean fast span. */
+static int spin_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                     uint8_t **lock, uint64_t *cpu, uint64_t *owner)
+{
+    uint64_t addr;
+    if (kwnames != NULL || nargs != 3 || !get_u64(args[0], &addr) ||
+            !get_u64(args[1], cpu) || !get_u64(args[2], owner) ||
+            checked(addr, SPINLOCK_T_SIZE) == NULL)
+        return 0;
+    *lock = (uint8_t *)(uintptr_t)addr;
+    return 1;
+}
+
+static PyObject *c_spin_trylock_word(FAST_ARGS)
+{
+    uint8_t *lock;
+    uint64_t cpu, owner;
+    SpinWord w;
+    if (!spin_args(args, nargs, kwnames, &lock, &cpu, &owner))
+        return SLOW();
+    memcpy(&w, lock, sizeof(w));
+    int status = SPIN_OK;
+    if (w.magic != SPINLOCK_MAGIC)
+        status = SPIN_BAD_MAGIC;
+    else if (w.owner == owner)
+        status = SPIN_RECURSION;
+    else if (w.owner_cpu == cpu)
+        status = SPIN_CPU_RECURSION;
+    else if (w.raw) {
+        w.raw = RAW_CONTENDED;
+        memcpy(lock, &w.raw, sizeof(w.raw));
+        status = SPIN_BUSY;
+    } else {
+        w.raw = RAW_LOCKED;
+        w.owner_cpu = (uint32_t)cpu;
+        w.pad = 0;
+        w.owner = owner;
+        memcpy(lock, &w, sizeof(w));
+    }
+    return PyLong_FromLong(status);
+}
+
+static PyObject *c_spin_unlock_word(FAST_ARGS)
+{
+    uint8_t *lock;
+    uint64_t cpu, owner;
+    SpinWord w;
+    if (!spin_args(args, nargs, kwnames, &lock, &cpu, &owner))
+        return SLOW();
+    memcpy(&w, lock, sizeof(w));
+    int status = SPIN_OK;
+    if (w.magic != SPINLOCK_MAGIC)
+        status = SPIN_BAD_MAGIC;
+    else if (!w.raw)
+        status = SPIN_ALREADY_UNLOCKED;
+    else if (w.owner != owner)
+        status = SPIN_WRONG_OWNER;
+    else if (w.owner_cpu != cpu)
+        status = SPIN_WRONG_CPU;
+    else {
+        if (w.raw == RAW_CONTENDED)
+            status = SPIN_WAITERS;
+        w.raw = RAW_UNLOCKED;
+        w.owner_cpu = 0xffffffffu;
+        w.pad = 0;
+        w.owner = UINT64_MAX;
+        memcpy(lock, &w, sizeof(w));
+    }
+    return PyLong_FromLong(status);
+}
+
 /* ------------------------------------------------------------------ bind() */
 
 typedef struct {
@@ -471,6 +558,8 @@ static Impl impls[] = {
     IMPL(check_access, "(addr, size, write)", 1),
     IMPL(poison, "(addr, size, value)", 1),
     IMPL(unpoison, "(addr, size)", 1),
+    IMPL(spin_trylock_word, "(lock, cpu, owner)", 0),
+    IMPL(spin_unlock_word, "(lock, cpu, owner)", 0),
 };
 
 static PyObject *bind(PyObject *module, PyObject *const *args, Py_ssize_t nargs)

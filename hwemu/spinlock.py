@@ -171,6 +171,12 @@ def spin_unlock_word(lock: int, cpu: int, owner: int) -> int:
 _UNLOCKED = _WORD.pack(RAW_UNLOCKED, SPINLOCK_MAGIC, OWNER_CPU_INIT, OWNER_INIT)
 
 
+py_spin_trylock_word, py_spin_unlock_word = spin_trylock_word, spin_unlock_word
+if access.ACCELERATED:   # the word operations are hardware: the C fast paths
+    spin_trylock_word = access.accelerate(spin_trylock_word)
+    spin_unlock_word = access.accelerate(spin_unlock_word)
+
+
 def spin_lock_init(lock: int) -> None:
     """``spin_lock_init(spinlock_t *lock)``: unlocked, the debug magic, no owner."""
     access.write_bytes(lock, _UNLOCKED)

@@ -21,7 +21,7 @@ import pytest
 from helpers import import_fresh_module
 
 import hwemu
-from hwemu import access, vmem
+from hwemu import access, spinlock, vmem
 from hwemu.errors import MachineDown
 from hwemu.kasan import Kasan
 from hwemu.page_types import PAGE_SIZE
@@ -29,6 +29,7 @@ from hwemu.page_types import PAGE_SIZE
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 SIZES = (1, 2, 4, 8, 16)
 KASAN_METHODS = ("check_access", "poison", "unpoison")
+SPIN_WORDS = ("spin_trylock_word", "spin_unlock_word")
 
 speedups = vmem._speedups
 needs_c = pytest.mark.skipif(speedups is None or access._bind is None,
@@ -43,6 +44,8 @@ def twin_of(m, name):
     """The Python twin of ``name`` for machine ``m``."""
     if name in KASAN_METHODS:
         return getattr(Kasan, name).__get__(m.kasan)
+    if name in SPIN_WORDS:
+        return getattr(spinlock, "py_" + name)
     return getattr(access, "py_" + name)
 
 
@@ -74,6 +77,14 @@ def prepare(m) -> SimpleNamespace:
     ns.end = m.space.end
     with boot(False) as gone:                       # an address of a shut-down machine
         ns.dead = gone.layout["direct map"][0] + 64
+    # spinlock_t words: free, held by pid 7 on CPU 3, spun on, never initialised.
+    ns.lock, ns.held, ns.busy, ns.raw = (ns.buf + 64 + 24 * i for i in range(4))
+    for lock in (ns.lock, ns.held, ns.busy):
+        spinlock.spin_lock_init(lock)
+    spinlock.py_spin_trylock_word(ns.held, 3, 7)
+    spinlock.py_spin_trylock_word(ns.busy, 3, 7)
+    spinlock.py_spin_trylock_word(ns.busy, 4, 8)
+    access.py_write_bytes(ns.raw, bytes(24))
     return ns
 
 
@@ -386,6 +397,37 @@ past-end            ns.end - 8, 16
 
 KASAN_CASES = (table("check_access", CHECK_ACCESS) + table("poison", POISON) +
                table("unpoison", UNPOISON))
+
+SPIN = """
+free                ns.lock, 1, 9
+held-by-another     ns.held, 1, 9
+held-by-me          ns.held, 1, 7
+held-on-my-cpu      ns.held, 3, 9
+contended           ns.busy, 1, 9
+never-initialised   ns.raw, 1, 9
+in-a-redzone        ns.obj + 8, 1, 9
+freed               ns.freed, 1, 9
+vmalloc-guard       ns.vm + P - 8, 1, 9
+shut-down           ns.dead, 1, 9
+null                0, 1, 9
+bool-cpu            ns.lock, True, 9
+negative-owner      ns.lock, 1, -1
+float-lock          float(ns.lock), 1, 9
+keywords            kw=ns.lock; cpu=1, owner=9
+"""
+UNLOCK = SPIN + """mine                ns.held, 3, 7
+mine-contended      ns.busy, 3, 7
+wrong-cpu           ns.held, 4, 7
+"""
+SPIN_CASES = table("spin_trylock_word", SPIN) + table("spin_unlock_word", UNLOCK)
+
+
+@needs_c
+@pytest.mark.parametrize("kasan", [False, True], ids=["kasan-off", "kasan-on"])
+@pytest.mark.parametrize("name,case", [(n, f) for n, _, f in SPIN_CASES],
+                         ids=[f"{n}-{label}" for n, label, _ in SPIN_CASES])
+def test_spinlock_word_twins_agree(name, case, kasan):
+    assert_twins_agree(name, case, kasan)
 
 
 @needs_c
