@@ -9,6 +9,7 @@ kernel's depot pools run out.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from array import array
@@ -30,9 +31,11 @@ def python_stack_key(skip: int, depth: int) -> bytes:
     return array("q", key).tobytes()
 
 
-try:   # the optional C helper (setup.py): the same key, ~10x faster
+try:   # the optional C helper (setup.py): the same key, ~10x faster; HWEMU_PURE=1: not
     from ._speedups import stack_key
 except ImportError:
+    stack_key = python_stack_key
+if os.environ.get("HWEMU_PURE") == "1":
     stack_key = python_stack_key
 
 STACK_DEPTH = 8
