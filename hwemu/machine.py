@@ -311,6 +311,7 @@ class Machine:
             key.dec()
         if me is not None:
             leave(me)
+        self.kasan.mv = None   # its view of the shadow would read unmapped memory now
         self.space.release()
         self.ram.close()
 

@@ -482,3 +482,11 @@ def test_static_keys_are_on_while_a_machine_with_the_feature_lives():
             assert (KASAN.count, SLUB_DEBUG.count) == (kasan + 1, slub + 1)
     assert (KASAN.count, SLUB_DEBUG.count) == (kasan, slub)
     assert KASAN.enabled == (kasan > 0) and SLUB_DEBUG.enabled == (slub > 0)
+
+
+def test_kasan_of_a_shut_down_machine_raises_instead_of_reading_unmapped_memory():
+    m = hwemu.boot("configs/tiny.yaml", overrides={"kasan.enabled": True})
+    addr = m.layout["direct map"][0] + 4096
+    m.shutdown()
+    with pytest.raises(TypeError):   # not a SIGSEGV of the interpreter
+        m.kasan.check_access(addr, 8, False)
