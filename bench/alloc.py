@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import sys
 
-from common import Target, call_on, cpu_ns_per, median_ratio, mode, naive_pair_ns, rotate
+from common import (Target, call_on, cpu_ns_per, exit_if_missed, mode, naive_pair_ns,
+                    pair_table, rotate)
 
 import hwemu
 from hwemu import slab
@@ -74,19 +73,9 @@ def main() -> None:
         slab.kmem_cache_destroy(cache)
 
     print(mode())
-    missed = []
-    print(f"{'pair':<24} {'ns':>8} {'x baseline':>11} {'target':>13}")
-    for name in [BASELINE, *TARGETS]:
-        ns = statistics.median(results[name])
-        ratio = median_ratio(results, name, BASELINE)
-        target = TARGETS.get(name)
-        if target is not None and target.missed(ratio):
-            missed.append(f"{name} ({target.cell}x)")
-        print(f"{name:<24} {ns:8.0f} {ratio:11.3f} {target.cell if target else '':>13}")
+    missed = pair_table(results, BASELINE, TARGETS, 24)
     print(f"\nmedians of {args.reps} repetitions, {n} pairs per case, thread CPU time")
-    if missed:
-        print(f"missed the target: {', '.join(missed)}")
-        sys.exit(1)
+    exit_if_missed(missed)
 
 
 if __name__ == "__main__":

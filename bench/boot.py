@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 
-from common import Target, median_ratio, mode, rotate
+from common import Target, exit_if_missed, median_ratio, mode, rotate
 
 SIZES = {"1G": 1 << 30, "64G": 64 << 30, "1T": 1 << 40}
 NODES = 8
@@ -88,9 +88,7 @@ def main() -> None:
               f"{RSS_TARGET.cell if last else '':>7}")
     print(f"\nmedians of {args.reps} repetitions, one boot per size each, in a fresh "
           "interpreter; boot time in thread CPU time")
-    if missed:
-        print(f"missed the target: {', '.join(missed)}")
-        sys.exit(1)
+    exit_if_missed(missed)
 
 
 if __name__ == "__main__":

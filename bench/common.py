@@ -61,6 +61,30 @@ class Target:
         return self.limit is not None and not self.OPS[self.op](value, self.limit)
 
 
+def pair_table(results: dict[str, list], baseline: str, targets: dict,
+               width: int) -> list[str]:
+    """Print the baseline's row, then one per case of ``targets`` (name -> Target or
+    None): median ns per pair, median ratio to the baseline, the target; returns the
+    cases that missed theirs."""
+    missed = []
+    print(f"{'pair':<{width}} {'ns':>8} {'x baseline':>11} {'target':>13}")
+    for name in [baseline, *targets]:
+        ns = statistics.median(results[name])
+        ratio = median_ratio(results, name, baseline)
+        target = targets.get(name)
+        if target is not None and target.missed(ratio):
+            missed.append(f"{name} ({target.cell}x)")
+        print(f"{name:<{width}} {ns:8.0f} {ratio:11.3f} {target.cell if target else '':>13}")
+    return missed
+
+
+def exit_if_missed(missed: list[str]) -> None:
+    """Say which targets were missed, and exit 1, if any was."""
+    if missed:
+        print(f"missed the target: {', '.join(missed)}")
+        sys.exit(1)
+
+
 def cpu_ns_per(fn: Callable[[int], Any], n: int) -> float:
     """``fn(n)`` timed in thread CPU time of the calling thread, in ns per iteration."""
     t = time.thread_time_ns()

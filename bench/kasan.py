@@ -23,9 +23,8 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 
-from common import Target, call_on, cpu_ns_per, median_ratio, mode, rotate
+from common import Target, call_on, cpu_ns_per, exit_if_missed, median_ratio, mode, rotate
 
 import hwemu
 
@@ -92,9 +91,7 @@ def main() -> None:
               f"{target.cell if target else '':>13}")
     print(f"\nmedians of {args.reps} repetitions, {n_pairs} pairs or {n_loads} loads per "
           "case, thread CPU time")
-    if missed:
-        print(f"missed the target: {', '.join(missed)}")
-        sys.exit(1)
+    exit_if_missed(missed)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import time
 
-from common import Target, call_on, cpu_ns_per, median_ratio, mode, naive_pair_ns, rotate
+from common import (Target, call_on, cpu_ns_per, exit_if_missed, median_ratio, mode,
+                    naive_pair_ns, pair_table, rotate)
 
 import hwemu
 import mempool
@@ -110,15 +110,7 @@ def main() -> None:
         results = rotate(cases, args.reps)
 
     print(mode())
-    missed = []
-    print(f"{'pair':<28} {'ns':>8} {'x baseline':>11} {'target':>13}")
-    for name in [BASELINE, *TARGETS]:
-        ns = statistics.median(results[name])
-        ratio = median_ratio(results, name, BASELINE)
-        target = TARGETS.get(name)
-        if target is not None and target.missed(ratio):
-            missed.append(f"{name} ({target.cell}x)")
-        print(f"{name:<28} {ns:8.0f} {ratio:11.3f} {target.cell if target else '':>13}")
+    missed = pair_table(results, BASELINE, TARGETS, 28)
 
     print(f"\n{'8 tasks on one pool':<28} {'pairs/CPU s':>11} {'x 1 task':>8} {'target':>13}")
     # Throughput is the inverse of ns per pair: 8 tasks / 1 task = 1 task ns / 8 tasks ns.
@@ -131,9 +123,7 @@ def main() -> None:
         missed.append(f"8 tasks on one pool ({TASKS_TARGET.cell} of 1 task)")
     print(f"\nmedians of {args.reps} repetitions, {n} pairs per case (8 tasks: {n // 8} "
           "each), thread CPU time")
-    if missed:
-        print(f"missed the target: {', '.join(missed)}")
-        sys.exit(1)
+    exit_if_missed(missed)
 
 
 if __name__ == "__main__":
