@@ -97,7 +97,7 @@ class Task:
         self.glet: Any = None      # its greenlet.greenlet
         self.timer: tuple | None = None     # the live entry of the machine's timers
         self.observer = False      # only watches (joins, samples): its timeouts wake no one
-        self.spinning_on: Any = None   # the SpinLock it waits for (state stays RUNNING)
+        self.spinning_on: Any = None   # the lock it spins on (spinlock_t * or SpinLock)
         self.nvcsw = 0
         self.hung_nvcsw = -1       # nvcsw when khungtaskd last looked
         self.blocked_since = 0
@@ -196,8 +196,7 @@ class Scheduler:
             chosen = self.cpus[cpu]
             if chosen.task is not None:
                 raise MachineError(f"spawn: CPU {cpu} already runs {chosen.task}")
-        now = self.curr.now if self.curr is not None else self.latest
-        task = Task(self.machine, self._next_pid, comm, chosen, now)
+        task = Task(self.machine, self._next_pid, comm, chosen, self.now_ns())
         self._next_pid += 1
         chosen.task = task
         self.tasks[task.pid] = task
@@ -364,8 +363,11 @@ class Scheduler:
     def _stuck(self) -> bool:
         """Whether a task that is not an observer waits in D state or spins."""
         return any((t.state & TASK_UNINTERRUPTIBLE or t.spinning_on is not None)
-                   and not t.observer and t is not self.curr and t not in self.runnable
-                   for t in self.tasks.values())
+                   and not t.observer and self._waiting(t) for t in self.tasks.values())
+
+    def _waiting(self, task: Task) -> bool:
+        """Whether ``task`` is blocked: neither running nor runnable (nor exited)."""
+        return task is not self.curr and task not in self.runnable
 
     def _switch(self, prev: Task, nxt: Task) -> None:
         """Run ``nxt`` instead of ``prev``; returns when ``prev`` runs again."""
@@ -396,8 +398,6 @@ class Scheduler:
         boot.timer = None
         boot.state = TASK_RUNNING
         self.curr = boot
-        assert self.curr.glet is not None
-
 
     # ------------------------------------------------------------ join
 
@@ -433,9 +433,8 @@ class Scheduler:
         """Every task that waits, with its stack, as sysrq-w prints them."""
         lines = [header, "sysrq: Show Blocked State"]
         for task in sorted(self.tasks.values(), key=lambda t: t.pid):
-            if task is self.curr or task in self.runnable:
-                continue
-            lines += sched_show_task(task)
+            if self._waiting(task):
+                lines += sched_show_task(task)
         return "\n".join(lines)
 
     def _deadlock(self, prev: Task, exiting: bool) -> Task:
@@ -469,9 +468,7 @@ class Scheduler:
         self.hung_check = self.latest + self.hung_timeout
         for task in sorted(self.tasks.values(), key=lambda t: t.pid):
             # A killable sleep is not a hung one (check_hung_task()).
-            blocked = task.state & TASK_KILLABLE == TASK_UNINTERRUPTIBLE and \
-                task is not self.curr and task not in self.runnable
-            if not blocked:
+            if task.state & TASK_KILLABLE != TASK_UNINTERRUPTIBLE or not self._waiting(task):
                 continue
             if task.hung_nvcsw == task.nvcsw and self.hung_warnings and \
                     self.latest - task.blocked_since > self.hung_timeout:
@@ -692,8 +689,7 @@ def try_to_wake_up(task: Task) -> bool:
     was_sleeping = task.state != TASK_RUNNING
     task.state = TASK_RUNNING
     sched = task.machine.sched
-    waker = sched.curr
-    sched.wake(task, waker.now if waker is not None else sched.latest)
+    sched.wake(task, sched.now_ns())
     return was_sleeping
 
 
