@@ -84,9 +84,10 @@ class Exploration:
 
 
 def run_schedule(fn: Callable, schedule: Schedule, config=None,
-                 overrides: dict | None = None) -> Outcome:
+                 overrides: dict | None = None, check: Callable | None = None) -> Outcome:
     """Boot a machine for ``schedule``, run ``fn(machine)`` and its tasks, shut down;
-    what went wrong is in the outcome's ``problems``."""
+    what went wrong is in the outcome's ``problems``. ``check(machine)``, when given,
+    returns more problems, once every task is done (a test's leak check)."""
     machine = boot(_config(config, {**(overrides or {}), **schedule.overrides()}))
     sched = machine.sched
     problems: list[str] = []
@@ -97,7 +98,9 @@ def run_schedule(fn: Callable, schedule: Schedule, config=None,
             fn(machine)
             for task in list(sched.tasks.values()):
                 if task is not sched.boot:
-                    machine.sched.join(task, JOIN_SECONDS)
+                    sched.join(task, JOIN_SECONDS)
+            if check is not None:
+                problems += check(machine)
         except Exception as exc:   # what fn raised, a deadlock, a join that timed out
             cause = exc
             problems.append(f"{type(exc).__name__}: {exc}")
@@ -117,13 +120,15 @@ def run_schedule(fn: Callable, schedule: Schedule, config=None,
 
 
 def explore(fn: Callable, schedules: int = 100, strategy: str = "pct", seed: int = 0,
-            config=None, overrides: dict | None = None) -> Exploration:
+            config=None, overrides: dict | None = None,
+            check: Callable | None = None) -> Exploration:
     """Run ``fn(machine)`` under ``schedules`` schedules (seeds ``seed``,
     ``seed + 1``...); raise :class:`ExploreFailure` at the first that fails.
 
     :param fn: builds the test on a fresh machine: spawns tasks, may join them
     :param config: a path, a dict or a :class:`~hwemu.config.Config` (None: the
         packaged default); ``overrides`` are dotted keys applied on top
+    :param check: ``check(machine)`` -> problems (texts), once every task is done
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
@@ -133,7 +138,7 @@ def explore(fn: Callable, schedules: int = 100, strategy: str = "pct", seed: int
     outcomes = []
     for k in range(schedules):
         schedule = Schedule(strategy, seed + k, steps)
-        outcome = run_schedule(fn, schedule, config, overrides)
+        outcome = run_schedule(fn, schedule, config, overrides, check)
         if outcome.problems:
             raise _failure(fn, outcome, f"schedule {k + 1} of {schedules}", config)
         outcomes.append(outcome)
@@ -143,10 +148,11 @@ def explore(fn: Callable, schedules: int = 100, strategy: str = "pct", seed: int
 
 
 def replay(fn: Callable, strategy: str, seed: int, steps: int | None = None,
-           config=None, overrides: dict | None = None) -> Outcome:
+           config=None, overrides: dict | None = None,
+           check: Callable | None = None) -> Outcome:
     """Run ``fn(machine)`` under one schedule, as :func:`explore` ran it; raise
     :class:`ExploreFailure` if it fails."""
-    outcome = run_schedule(fn, Schedule(strategy, seed, steps), config, overrides)
+    outcome = run_schedule(fn, Schedule(strategy, seed, steps), config, overrides, check)
     if outcome.problems:
         raise _failure(fn, outcome, "the schedule", config)
     return outcome

@@ -95,43 +95,37 @@ def pytest_pyfunc_call(pyfuncitem):
     config, overrides = _Tracker(pyfuncitem.config).source(config, **overrides)
     leaks = pyfuncitem.get_closest_marker("hwemu_allow_leaks") is None
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    tracker = _Tracker(pyfuncitem.config)
 
     def body(machine) -> None:
+        nonlocal tracker   # one per schedule: its machine, watched from boot
         tracker = _Tracker(pyfuncitem.config)
         tracker.watch(machine)
         if "hwemu_machine" in args:
             args["hwemu_machine"] = machine
         pyfuncitem.obj(**args)
-        sched = machine.sched
-        for task in list(sched.tasks.values()):   # checked once every task is done
-            if task is not sched.boot:
-                sched.join(task, None)
-        problems = tracker.leaks(machine) if leaks else []
-        if problems:
-            raise MemoryLeak("\n\n".join(problems))
+
+    def check(machine) -> list[str]:   # run once every task of the schedule is done
+        return tracker.leaks(machine) if leaks else []
 
     replay = pyfuncitem.config.stash.get(_SCHEDULE, None)
     try:
         if replay:
-            hwemu.replay(body, *replay, config, overrides)
+            hwemu.replay(body, *replay, config, overrides, check)
         else:
             hwemu.explore(body, options["schedules"], options["strategy"],
-                          options["seed"], config, overrides)
+                          options["seed"], config, overrides, check)
     except hwemu.ExploreFailure as exc:
         failure = exc
     else:
         return True
     s, cause = failure.schedule, failure.cause
     again = f"{s.strategy}:{s.seed}" + (f":{s.steps}" if s.steps is not None else "")
-    where = "" if cause is None or isinstance(cause, MemoryLeak) else \
-        "\n" + "".join(traceback.format_exception(cause))
+    where = "" if cause is None else "\n" + "".join(traceback.format_exception(cause))
     pytest.fail("\n".join(["hwemu: " + str(failure).splitlines()[0], *failure.problems,
                            f"replay: pytest '{pyfuncitem.nodeid}' --hwemu-schedule={again}"])
                 + where, pytrace=False)
 
-
-class MemoryLeak(AssertionError):
-    """An explored test leaked memory (the message says what)."""
 
 
 def _schedule(text: str) -> tuple[str, int, int | None]:
