@@ -22,9 +22,9 @@ from hwemu.access import load, memset, read_bytes, store, write_bytes
 from hwemu.alloc_tag import return_address
 from hwemu.current import current
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
-from hwemu.jump_label import KASAN, SLUB_DEBUG
 from hwemu.gfp import GFP_KERNEL, GFP_NOWAIT, gfp_t
 from hwemu.highmem import kmap_local_page, kunmap_local
+from hwemu.jump_label import KASAN, SLUB_DEBUG
 from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
                          kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages)
 from hwemu.mmzone import NUMA_NO_NODE
@@ -99,8 +99,9 @@ def fn_of(ptr: int):
 # ---------------------------------------------------------------- struct access
 
 _CODES: dict[Any, str] = {ctypes.c_int32: "i", ctypes.c_uint32: "I", ctypes.c_uint64: "Q"}
-# Field name -> (offset, struct format of its value), from struct_mempool.
-_FIELD = {name: (getattr(struct_mempool, name).offset, "<" + _CODES[ctype])
+# Field name -> (offset, the struct of its value), from struct_mempool.
+_FIELD = {name: (getattr(struct_mempool, name).offset,
+                 struct.Struct("<" + _CODES[ctype]))
           for name, ctype, *_ in struct_mempool._fields_ if ctype in _CODES}
 
 
@@ -137,13 +138,13 @@ def _counts(pool: int) -> tuple[int, int]:
 def _get(pool: int, field: str) -> int:
     """``pool->field``, through the checked accessors."""
     offset, fmt = _FIELD[field]
-    return struct.unpack(fmt, read_bytes(pool + offset, struct.calcsize(fmt)))[0]
+    return fmt.unpack(read_bytes(pool + offset, fmt.size))[0]
 
 
 def _set(pool: int, field: str, value: int) -> None:
     """``pool->field = value``."""
     offset, fmt = _FIELD[field]
-    write_bytes(pool + offset, struct.pack(fmt, value))
+    write_bytes(pool + offset, fmt.pack(value))
 
 
 LOCK, WAIT = struct_mempool.lock.offset, struct_mempool.wait.offset

@@ -80,9 +80,11 @@ class PoolStats:
 # struct mempool * -> its counters, for the pools of every live machine. A machine's
 # entries go when it shuts down (its addresses may be another machine's later).
 _STATS: dict[int, PoolStats] = {}
+_SPACES: set = set()   # the address spaces whose shutdown will drop their entries
 
 
 def _drop(space) -> None:
+    _SPACES.discard(space)
     for pool in [p for p in _STATS if space.base <= p < space.end]:
         del _STATS[pool]
 
@@ -90,7 +92,8 @@ def _drop(space) -> None:
 def start(pool: int) -> PoolStats:
     """Fresh counters for ``pool``, being initialised."""
     space = vmem.space_of(pool)
-    if not any(space.base <= p < space.end for p in _STATS):   # the machine's first
+    if space not in _SPACES:   # the machine's first pool
+        _SPACES.add(space)
         space.machine.reboot_notifiers.append(lambda: _drop(space))
     stats = _STATS[pool] = PoolStats()
     return stats
