@@ -18,7 +18,7 @@ from . import access, bug, vmem
 from .current import current
 from .printk import KERN_ERR
 from .sched import (MAX_SCHEDULE_TIMEOUT, TASK_RUNNING, TASK_UNINTERRUPTIBLE, Task,
-                    schedule_timeout, set_current_state, try_to_wake_up)
+                    preempt_point, schedule_timeout, set_current_state, try_to_wake_up)
 from .spinlock import MAGIC, SPINLOCK_MAGIC, SPINLOCK_T_SIZE, spin_lock_init
 
 HEAD = SPINLOCK_T_SIZE                       # offsetof(wait_queue_head_t, head)
@@ -86,8 +86,7 @@ class WaitQueueHead:
                     break
         if woken and not self._entries:
             self._mark()
-        waker = current()
-        waker.machine.sched.point(waker)
+        preempt_point()
         return woken
 
     def active(self) -> bool:
@@ -150,8 +149,7 @@ def remove_wait_queue(wq, wait: WaitQueueEntry) -> None:
 def wake_up(wq) -> int:
     """``wake_up(wq)``: returns how many tasks were woken."""
     if _empty(wq):   # nothing queued: the wake-up is only its preemption point
-        waker = current()
-        waker.machine.sched.point(waker)
+        preempt_point()
         return 0
     return _waitqueue(wq).wake_up()
 
