@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run test test-under-load check bench docs clean
+.PHONY: run test test-under-load check bench fuzz docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ BENCHES := boot alloc kasan mempool sched run
 bench: $(STAMP)
 	@status=0; for b in $(BENCHES); do echo "== bench/$$b.py"; \
 	  $(BIN)/python bench/$$b.py || status=1; echo; done; exit $$status
+
+# The robustness fuzzers in full (a small seeded sample of each runs in `make test`):
+# config mutations through the CLI, and wild accesses in subprocess batches.
+FUZZERS := tests/fuzz_config.py tests/fuzz_access.py
+fuzz: $(STAMP)
+	@status=0; for f in $(FUZZERS); do echo "== $$f"; \
+	  $(BIN)/python $$f || status=1; echo; done; exit $$status
 
 docs: $(STAMP)
 	$(BIN)/hwemu config-reference > docs/config.md
