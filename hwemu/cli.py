@@ -28,12 +28,10 @@ import os
 import shlex
 import sys
 
-import yaml
-
 from . import access, highmem, page, page_alloc
 from .bug import KernelError
 from .config import (ConfigError, config_reference, dump_config, format_duration, format_size,
-                     load_config, resolve)
+                     load_config, parse_overrides, resolve)
 from .gfp import (__GFP_NOWARN, __GFP_THISNODE, GFP_DMA, GFP_DMA32, GFP_HIGHUSER,
                   GFP_HIGHUSER_MOVABLE, GFP_KERNEL, format_gfp)
 from .machine import boot
@@ -43,15 +41,9 @@ from .strategy import STRATEGIES
 
 
 def _overrides(pairs: list[str]) -> dict:
-    """``--set key=value`` pairs; values are YAML scalars/flows (``8``, ``2G``, ``[1]``)."""
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
+    """``--set key=value`` pairs; values are YAML scalars/flows (``8``, ``2G``, ``[1]``),
+    read with a config file's caps (hwemu.config.parse_overrides)."""
+    return parse_overrides(pairs)
 
 
 # The mask whose highest zone is each zone (gfp_zone()), for allocating from it.

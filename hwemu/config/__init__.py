@@ -32,7 +32,7 @@ from .run import (BioConfig, CustomConfig, Duration, ExpectConfig, LatencyConfig
                   _condition, format_duration, parse_duration)
 from .schema import (Config, DebugConfig, FailPageAllocConfig, FailslabConfig, FaultAttrConfig,
                      FaultInjectionConfig, KasanConfig, MachineConfig, NodeConfig, VmConfig)
-from .source import DEFAULT_CONFIG, load_config
+from .source import DEFAULT_CONFIG, load_config, parse_overrides
 
 __all__ = [
     "Config",
@@ -64,6 +64,7 @@ __all__ = [
     "format_size",
     "load_config",
     "parse_duration",
+    "parse_overrides",
     "parse_size",
     "plain",
     "resolve",

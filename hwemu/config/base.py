@@ -30,6 +30,10 @@ _SIZE_RE = re.compile(
 )
 _FRACTION_RE = re.compile(r"[0-9]*\.[0-9]+\s*(?:[kmgt](?:i?b)?|b)?", re.I | re.A)
 _UNIT_SHIFT = {"k": 10, "m": 20, "g": 30, "t": 40}
+# Sizes are u64 byte counts; a longer number is refused before it is converted, since
+# converting a string of thousands of digits is slow (and refused by Python).
+SIZE_MAX = (1 << 64) - 1
+_SIZE_DIGITS = len(str(SIZE_MAX)) + 8   # room for underscores and leading zeroes
 
 
 def parse_size(value: object) -> int:
@@ -40,27 +44,43 @@ def parse_size(value: object) -> int:
     ``0x1B`` would be ambiguous.  Raises ``ValueError`` otherwise.
     """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
+        return _size_in_range(value)
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > _SIZE_DIGITS and _SIZE_RE.fullmatch(text):
+            raise ValueError(f"a number of {len(text)} characters is too large; "
+                             f"sizes are at most {SIZE_MAX:#x} (16 EiB, 64 bits)")
         if _FRACTION_RE.fullmatch(text):
             raise ValueError(
                 f"invalid size '{value}': fractional sizes are not supported; "
                 "use a smaller unit, e.g. 1536M rather than 1.5G"
             )
         match = _SIZE_RE.fullmatch(text)
+        n = None
         if match:
             try:
                 if match["hex"]:
-                    return int(match["hex"], 16)
-                shift = _UNIT_SHIFT.get((match["unit"] or "").lower(), 0)
-                return int(match["num"], 10) << shift
+                    n = int(match["hex"], 16)
+                else:
+                    shift = _UNIT_SHIFT.get((match["unit"] or "").lower(), 0)
+                    n = int(match["num"], 10) << shift
             except ValueError:
                 pass  # misplaced underscores, e.g. "1__0"
+        if n is not None:
+            return _size_in_range(n)
     raise ValueError(
         f"invalid size '{value}': expected bytes as an integer or with a "
         "K/M/G/T suffix, e.g. 896M or 0x1000"
     )
+
+
+def _size_in_range(n: int) -> int:
+    """``n`` if it fits in 64 bits, as every size of the machine must."""
+    if n > SIZE_MAX:
+        shown = format_size(n) if n.bit_length() <= 128 else f"a {n.bit_length()}-bit number"
+        raise ValueError(f"{shown} is too large; sizes are at most {SIZE_MAX:#x} "
+                         "(16 EiB, 64 bits)")
+    return n
 
 
 def format_size(n: int) -> str:

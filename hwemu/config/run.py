@@ -9,6 +9,7 @@ a unit (``10s``, ``500us``) and held in nanoseconds.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema,
@@ -20,21 +21,49 @@ from .base import _MODEL_CONFIG, Loc, M, Size, _raise_checks
 _DURATION_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ns|us|ms|s)?",
                           re.ASCII)
 _DURATION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+# Emulated time is a ktime_t: signed 64-bit nanoseconds, about 292 years.
+KTIME_MAX = (1 << 63) - 1
+# Longer numbers are refused before they are converted (thousands of digits are slow).
+_DURATION_DIGITS = 40
 
 
 def parse_duration(value: object) -> int:
     """Nanoseconds from a number of seconds or a string like ``10s``, ``500ms``, ``50us``.
 
-    Raises ``ValueError`` otherwise.
+    At most ``KTIME_MAX`` nanoseconds. Raises ``ValueError`` otherwise.
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool) and \
             0 <= value < float("inf"):
+        if value * 1_000_000_000 > KTIME_MAX:
+            raise _too_long(f"{value:g}" if isinstance(value, float) else _digits(value))
         return round(value * 1_000_000_000)
     match = _DURATION_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"invalid duration '{value}': expected seconds, or a number "
-                         "with ns, us, ms or s, e.g. 10s or 500us")
-    return round(float(match["num"]) * _DURATION_NS[match["unit"] or "s"])
+        raise ValueError(f"invalid duration '{_clip(value)}': expected seconds, or a "
+                         "number with ns, us, ms or s, e.g. 10s or 500us")
+    if len(match["num"]) > _DURATION_DIGITS:
+        raise _too_long(f"a number of {len(match['num'])} digits")
+    ns = round(Fraction(match["num"]) * _DURATION_NS[match["unit"] or "s"])
+    if ns > KTIME_MAX:
+        raise _too_long(match.group(0))
+    return ns
+
+
+def _digits(n: int) -> str:
+    """An int as written, or its length when it is too long to show."""
+    return str(n) if n.bit_length() <= 128 else f"a number of {n.bit_length()} bits"
+
+
+def _clip(value: object, limit: int = 60) -> str:
+    """``value`` for a message, cut short when it is long."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _too_long(shown: str) -> ValueError:
+    """The error of a duration beyond ``KTIME_MAX``."""
+    return ValueError(f"{shown} is too long: durations are at most {KTIME_MAX} ns "
+                      f"(KTIME_MAX, about 292 years)")
 
 
 def format_duration(ns: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 import typing
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,38 @@ def _type_name(value: object) -> str:
     return _TYPE_NAMES.get(type(value), f"{type(value).__name__} {value!r}")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with a cap on nesting while composing.
+
+    The composer recurses once per level, so a deep document would otherwise end in
+    ``RecursionError`` (at a depth that depends on the caller's stack) before the
+    converter could count its levels.
+    """
+
+    def __init__(self, stream: str, file: str):
+        super().__init__(stream)
+        self.file = file
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Compose one node, refusing documents nested deeper than MAX_YAML_DEPTH."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH + 1:   # + 1: the root is not nested
+                # No line, as for the nesting the converter finds (aliases nest too).
+                raise _Abort(Problem(self.file, None, "(yaml)",
+                                     "document is nested too deeply"))
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+# An int of more digits is refused before it is converted: Python refuses above 4300
+# digits, and converting thousands of digits is slow.
+MAX_INT_DIGITS = 100
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
 class _Converter:
     """Turns a composed YAML node graph into plain data, recording key lines."""
 
@@ -84,14 +117,25 @@ class _Converter:
                 self.lines[path + (i,)] = item.start_mark.line + 1
                 items.append(self.convert(item, path + (i,)))
             return items
+        return self._scalar(node, path, line)
+
+    def _scalar(self, node: yaml.Node, path: Loc, line: int) -> Any:
+        """Construct a scalar; a value that cannot be constructed stops reading."""
+        key = _dotted(path) if path else "(yaml)"
+        digits = sum(c.isdigit() for c in node.value) if node.tag == _INT_TAG else 0
+        if digits > MAX_INT_DIGITS:
+            self._abort(line, f"an integer of {digits} digits is too large", key)
         try:
             return self.loader.construct_object(node)
-        except ValueError as exc:  # a YAML-valid but impossible date, e.g. 2001-13-45
-            self._abort(line, str(exc))
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # e.g. 2001-13-45, !!bool maybe, !!int 0x
+            self._abort(line, f"cannot read {node.value[:40]!r} as "
+                              f"{node.tag.rpartition(':')[2]}: {exc}", key)
 
-    def _abort(self, line: int | None, message: str) -> typing.NoReturn:
+    def _abort(self, line: int | None, message: str, key: str = "(yaml)") -> typing.NoReturn:
         """Stop reading: the document cannot be used."""
-        raise _Abort(Problem(self.file, line, "(yaml)", message))
+        raise _Abort(Problem(self.file, line, key, message))
 
     def _key_problem(self, key_node: yaml.Node, path: Loc, message: str) -> None:
         """Record a problem with a mapping key; reading continues."""
@@ -144,41 +188,54 @@ def _parse_yaml(
     def fail(line: int | None, key: str, message: str) -> ConfigError:
         return ConfigError([Problem(file, line, key, message)])
 
-    try:
-        loader = yaml.SafeLoader(text)  # already checks for forbidden characters
-        try:
-            root = loader.get_single_node()
-            converter = _Converter(loader, file)
-            data = None if root is None else converter.convert(root, ())
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_error(file, text, exc)]) from None
-    except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise fail(None, "(yaml)", "document is nested too deeply") from None
-    except _Abort as abort:
-        raise ConfigError([abort.problem]) from None
+    root, data, converter = _compose(file, text)
     if not isinstance(data, dict):
         got = "an empty document" if root is None else _type_name(data)
         raise fail(None, "(file)", f"expected a mapping at top level, got {got}")
     return data, converter.lines, converter.problems
 
 
+def _compose(file: str, text: str, path: Loc = ()) -> tuple[yaml.Node | None, Any, _Converter]:
+    """Compose and convert one YAML document found at ``path``: its root node (None
+    for an empty one), its data and the converter that holds its key lines."""
+    try:
+        loader = _Loader(text, file)  # already checks for forbidden characters
+        try:
+            root = loader.get_single_node()
+            converter = _Converter(loader, file)
+            data = None if root is None else converter.convert(root, path)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_error(file, text, exc)]) from None
+    except _Abort as abort:
+        raise ConfigError([abort.problem]) from None
+    return root, data, converter
+
+
 def _read_text(file: str) -> str:
-    """Read a config file as UTF-8, raising ConfigError for file-level problems."""
+    """Read a config file as UTF-8, raising ConfigError for file-level problems.
+
+    Only a regular file is read: opening a FIFO would wait for a writer, and a device
+    or directory is no config. The type is checked before opening (``stat`` does not
+    block) and again on the open file, which is opened non-blocking in case it changed.
+    """
 
     def fail(message: str) -> ConfigError:
         return ConfigError([Problem(file, None, "(file)", message)])
 
+    def opener(path: str, flags: int) -> int:
+        _check_regular(os.stat(path).st_mode, fail)
+        return os.open(path, flags | os.O_NONBLOCK)
+
     try:
-        with open(file, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            # Bounded read: a FIFO or device may have no meaningful st_size.
+        with open(file, "rb", opener=opener) as f:
+            st = os.fstat(f.fileno())
+            _check_regular(st.st_mode, fail)
+            size = st.st_size
             data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise fail("no such file") from None
-    except IsADirectoryError:
-        raise fail("is a directory, not a config file") from None
     except PermissionError:
         raise fail("permission denied") from None
     except OSError as exc:
@@ -192,11 +249,79 @@ def _read_text(file: str) -> str:
         raise fail(f"not valid UTF-8: byte {data[exc.start]:#04x} at line {line}") from None
 
 
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(mode: int, fail: typing.Callable[[str], ConfigError]) -> None:
+    """Raise ``fail(...)`` unless ``mode`` is a regular file's."""
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+        raise fail(f"is {kind}, not a regular file; a config must be a regular file")
+
+
 # ---------------------------------------------------------------------------
 # Overrides
 # ---------------------------------------------------------------------------
 
 OVERRIDE_FILE = "--set"
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as ``{key: value}``.
+
+    A value is YAML (``8``, ``2G``, ``[1, 2]``, ``{mem: 1G}``), read with the caps of a
+    config file (nesting, nodes, plain tags only); text that is not YAML stays a string.
+    Raises ConfigError for a value beyond the caps.
+    """
+    out: dict[str, Any] = {}
+    problems = []
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        key = key.strip()
+        try:
+            out[key] = _override_value(text)
+        except ValueError as exc:
+            problems.append(Problem(OVERRIDE_FILE, None, key, str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _override_value(text: str) -> Any:
+    """One ``--set`` value; ValueError if it breaks a cap of the YAML reader."""
+    loader = _Loader(text, OVERRIDE_FILE)
+    try:
+        root = loader.get_single_node()
+        return None if root is None else _Converter(loader, OVERRIDE_FILE).convert(root, ())
+    except yaml.YAMLError:
+        return text
+    except _Abort as abort:
+        raise ValueError(abort.problem.message) from None
+    finally:
+        loader.dispose()
+
+
+def _check_plain(value: Any, file: str, key: str = "(top level)") -> None:
+    """Refuse Python data (a dict source, an override) that a YAML file could not be:
+    nested deeper than MAX_YAML_DEPTH (a cycle included) or of more than
+    MAX_YAML_NODES nodes. Iterative, so that depth is no danger here either."""
+    stack = [(value, 0)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise ConfigError([Problem(file, None, key,
+                                       f"has more than {MAX_YAML_NODES} nodes")])
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError([Problem(file, None, key, "is nested more than "
+                                       f"{MAX_YAML_DEPTH} levels deep")])
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def _apply_override(data: dict[str, Any], key: str, value: Any) -> Loc:
@@ -236,6 +361,7 @@ def _read_source(
 ) -> tuple[dict[str, Any], _Origins, list[Problem]]:
     """Return (data, origins, problems) for a path, dict or the default config."""
     if isinstance(source, dict):
+        _check_plain(source, "<dict>")
         return copy.deepcopy(source), _Origins("<dict>"), []
     if source is None:
         source = DEFAULT_CONFIG
@@ -261,6 +387,7 @@ def load_config(
     """
     data, origins, problems = _read_source(source)
     for key, value in (overrides or {}).items():
+        _check_plain(value, OVERRIDE_FILE, str(key))
         try:
             origins.replace(_apply_override(data, str(key), value), OVERRIDE_FILE)
         except ValueError as exc:
