@@ -364,6 +364,9 @@ class MachineConfig(BaseModel):
     def _check(self) -> MachineConfig:
         if not self.nodes:  # every other check needs at least one node
             _raise_checks([(("nodes",), "at least one node is required")])
+        if len(self.nodes) > MAX_NUMNODES:  # the node checks would only add noise
+            _raise_checks([(("nodes",), f"at most {MAX_NUMNODES} nodes are supported, "
+                                        f"got {len(self.nodes)}")])
         _raise_checks(
             [
                 *self._check_arch(),
@@ -395,10 +398,7 @@ class MachineConfig(BaseModel):
             )
 
     def _check_sizes(self) -> typing.Iterator[tuple[Loc, str]]:
-        """Node count, vmalloc and movablecore bounds."""
-        if len(self.nodes) > MAX_NUMNODES:
-            yield ("nodes",), (f"at most {MAX_NUMNODES} nodes are supported, "
-                               f"got {len(self.nodes)}")
+        """vmalloc and movablecore bounds."""
         if self.vmalloc is not None:
             shown = format_size(self.vmalloc)
             if self.vmalloc % VMALLOC_ALIGN:
@@ -470,8 +470,9 @@ class MachineConfig(BaseModel):
 
     def _check_ram_end(self) -> typing.Iterator[tuple[Loc, str]]:
         """Physical address limits of the architecture and of lowmem-only i386."""
-        top = max(range(len(self.nodes)), key=lambda i: self.node_ranges[i][1])
-        end = self.node_ranges[top][1]
+        ranges = self.node_ranges
+        top = max(range(len(ranges)), key=lambda i: ranges[i][1])
+        end = ranges[top][1]
         shown = f"RAM ends at {end:#x} ({format_size(end)})"
         if self.arch == "x86_64":
             if end > X86_64_PHYS_LIMIT:
