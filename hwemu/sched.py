@@ -151,12 +151,15 @@ class Scheduler:
         self.runnable: list[Task] = []     # the others that could run, in wake order
         self.timers = timer.TimerQueue()
         self.step_cost = cfg.step_cost
-        self.steps = 0                     # scheduling points so far
+        self._steps = 0                    # scheduling points credited so far
         self.switches = 0                  # context switches so far
         self.interleaving = 0              # fingerprint of each switch: step, next task
         self.died: list[tuple[Task, BaseException]] = []   # tasks killed by an exception
         self.strategy = make_strategy(cfg)
-        self.countdown = self.strategy.countdown()
+        # Preemption points are counted, not timed, on the way (see point()): the
+        # running task's clock and the step count are credited when the scheduler looks.
+        self._left = self.strategy.countdown()   # points until the strategy is asked
+        self.countdown = self._armed = self._left   # points until the scheduler looks
         self.boot: Task | None = None      # the machine's first task (the booting thread)
         self.thread = threading.get_ident()
         self.stopper: Task | None = None   # the task shutting the machine down
@@ -171,7 +174,43 @@ class Scheduler:
     def now_ns(self) -> int:
         """The running CPU's clock (the latest clock before the first task runs)."""
         t = self.curr
-        return t.now if t is not None else self.latest
+        if t is None:
+            return self.latest
+        self._credit()
+        return t.now
+
+    def advance(self, task: "Task", ns: int) -> None:
+        """Move ``task``'s clock on ``ns`` (a busy-wait: nothing else runs)."""
+        if task is self.curr:
+            self._credit()
+            task.now += ns
+            self._arm(task)
+        else:
+            task.now += ns
+
+    @property
+    def steps(self) -> int:
+        """The scheduling points so far."""
+        self._credit()
+        return self._steps
+
+    def _credit(self) -> None:
+        """Charge the running task the preemption points it passed since the scheduler
+        last looked: a step of its CPU's time each."""
+        done = self._armed - self.countdown
+        if done:
+            self._armed = self.countdown
+            self._steps += done
+            self._left -= done
+            self.curr.now += done * self.step_cost   # type: ignore[union-attr]
+
+    def _arm(self, task: "Task") -> None:
+        """Set the count of points after which the scheduler looks again, ``task``
+        running: when the strategy is due, or at the point whose step reaches the next
+        timer's expiry, whichever comes first."""
+        gap = self.timers.next_expiry - task.now
+        horizon = -(-gap // self.step_cost) if gap > 0 else 1
+        self.countdown = self._armed = min(self._left, horizon)
 
     # ------------------------------------------------------------ tasks
 
@@ -235,6 +274,7 @@ class Scheduler:
         """The body of a task's greenlet: run ``fn``, exit, hand the CPU on."""
         task = handle.task
         enter(task)
+        self._arm(task)
         fatal: BaseException | None = None
         try:
             self._resumed(task)   # a task that starts while the machine goes down
@@ -262,6 +302,8 @@ class Scheduler:
 
     def exit_task(self, task: Task) -> None:
         """``do_exit()``: note leaked atomic state, free the CPU, wake joiners."""
+        if task is self.curr:
+            self._credit()
         log = self.machine.log
         if task.preempt_count:
             log.printk(f"note: {task.comm}[{task.pid}] exited with preempt_count "
@@ -285,30 +327,34 @@ class Scheduler:
     def point(self, task: Task) -> None:
         """A preemption point of ``task`` (the running one): it costs one step of its
         CPU's time, fires the timers that time passed, and lets the strategy switch
-        if the task is preemptible."""
-        if task is not self.curr:   # another machine's task, or boot code
-            return
-        task.now += self.step_cost
-        self.steps += 1
-        self.countdown -= 1
-        if self.countdown <= 0 or task.now >= self.timers.next_expiry:
-            self._consult(task)
+        if the task is preemptible.
+
+        Only counted here: :meth:`_arm` chose the count after which the strategy is
+        due or the clock reaches the next timer, and :meth:`_consult` credits the
+        steps then (anything that reads the clock credits them first)."""
+        if task is self.curr:   # not another machine's task, nor boot code
+            self.countdown -= 1
+            if self.countdown <= 0:
+                self._consult(task)
 
     def _consult(self, task: Task) -> None:
+        self._credit()
+        if self._left > 0 and task.now < self.timers.next_expiry:
+            self._arm(task)   # the timer it was armed for went away
+            return
         self._fire(task.now)
         if task.now >= self.hung_check:
             self.latest = max(self.latest, task.now)
             self._khungtaskd()
-        if self.countdown > 0:
-            return
-        self.countdown = self.strategy.countdown()
-        if task.preempt_count or task.irqs_off or not self.runnable:
-            return
-        nxt = self.strategy.choose(self.runnable + [task], task, self.steps)
-        if nxt is not task:
-            self.runnable.remove(nxt)
-            self.runnable.append(task)
-            self._switch(task, nxt)
+        if self._left <= 0:
+            self._left = self.strategy.countdown()
+            if not (task.preempt_count or task.irqs_off or not self.runnable):
+                nxt = self.strategy.choose(self.runnable + [task], task, self._steps)
+                if nxt is not task:
+                    self.runnable.remove(nxt)
+                    self.runnable.append(task)
+                    self._switch(task, nxt)
+        self._arm(task)
 
     def _fire(self, now: int) -> None:
         """Wake the tasks whose timers expired by ``now``."""
@@ -331,8 +377,9 @@ class Scheduler:
         """``__schedule()`` for a task that stops running: it sleeps (or spins on a lock)
         until :meth:`wake` puts it back, or ``expires`` (ns) if given."""
         self._check_thread("schedule")
+        self._credit()
         task.now += self.step_cost
-        self.steps += 1
+        self._steps += 1
         task.blocked_since = task.now
         self._fire(task.now)
         if expires is not None:
@@ -356,7 +403,7 @@ class Scheduler:
             self.latest = max(self.latest, expires)
             self._khungtaskd()
             self.wake(task, expires)
-        nxt = self.strategy.choose(self.runnable, prev, self.steps)
+        nxt = self.strategy.choose(self.runnable, prev, self._steps)
         self.runnable.remove(nxt)
         return nxt
 
@@ -370,19 +417,22 @@ class Scheduler:
         return task is not self.curr and task not in self.runnable
 
     def _switch(self, prev: Task, nxt: Task) -> None:
-        """Run ``nxt`` instead of ``prev``; returns when ``prev`` runs again."""
+        """Run ``nxt`` instead of ``prev`` (whose points are credited); returns when
+        ``prev`` runs again."""
         if nxt is prev:
             self.curr = prev
+            self._arm(prev)
             return
         prev.nvcsw += 1
         self.switches += 1
         # Who ran next and at which point: the interleaving, folded FNV-1 style.
-        h = (self.interleaving ^ self.steps) * FNV_PRIME
+        h = (self.interleaving ^ self._steps) * FNV_PRIME
         self.interleaving = (h ^ nxt.pid) * FNV_PRIME & MASK64
         self.latest = max(self.latest, prev.now)
         self.curr = nxt
         assert nxt.glet is not None
         nxt.glet.switch()
+        self._arm(prev)
         self._resumed(prev)
 
     def _resumed(self, task: Task) -> None:
@@ -398,6 +448,7 @@ class Scheduler:
         boot.timer = None
         boot.state = TASK_RUNNING
         self.curr = boot
+        self._arm(boot)
 
     # ------------------------------------------------------------ join
 
@@ -412,6 +463,7 @@ class Scheduler:
                                f"the caller runs on {me.machine.name!r}")
         if me is task:
             raise MachineError(f"join: {task} cannot wait for itself")
+        self._credit()
         expires = None if timeout is None else me.now + int(timeout * timer.NSEC_PER_SEC)
         task.exit_waiters.append(me)
         observer, me.observer = me.observer, True
@@ -492,6 +544,7 @@ class Scheduler:
         point) and wait for them, ``timeout`` emulated seconds at most; returns the
         tasks still alive."""
         self.stopper = me
+        self._credit()
         for task in list(self.tasks.values()):
             if task is not me:
                 task.state = TASK_RUNNING
@@ -745,9 +798,9 @@ def schedule_timeout(timeout: int) -> int:
     if timeout >= MAX_SCHEDULE_TIMEOUT:
         _sleep(task, None)
         return timeout
-    expires = clock.tick_after(task.now, timeout)
+    expires = clock.tick_after(clock.now_ns(), timeout)
     _sleep(task, expires)
-    return max(0, -(-(expires - task.now) * clock.hz // timer.NSEC_PER_SEC))
+    return max(0, -(-(expires - clock.now_ns()) * clock.hz // timer.NSEC_PER_SEC))
 
 
 def schedule() -> None:
@@ -758,9 +811,10 @@ def schedule_hrtimeout(ns: int) -> int:
     """``schedule_hrtimeout()``: sleep until woken or ``ns`` nanoseconds pass (an
     hrtimer: no tick rounding); returns the nanoseconds left."""
     task = current()
-    expires = task.now + ns
+    clock = task.machine.clock
+    expires = clock.now_ns() + ns
     _sleep(task, expires)
-    return max(0, expires - task.now)
+    return max(0, expires - clock.now_ns())
 
 
 def io_schedule_timeout(timeout: int) -> int:
@@ -789,21 +843,22 @@ def msleep(msecs: int) -> None:
 def usleep_range(min_us: int, max_us: int) -> None:
     """``usleep_range()``: an hrtimer sleep of ``min_us`` microseconds (the slack up to
     ``max_us`` is the kernel's to use; the emulator wakes at the earliest)."""
-    sleep_until(current().now + min_us * timer.NSEC_PER_USEC)
+    sleep_until(current().machine.clock.now_ns() + min_us * timer.NSEC_PER_USEC)
 
 
 def sleep_until(end: int) -> None:
     """Sleep uninterruptibly until the running CPU's clock reaches ``end`` (ns since
     boot): an absolute hrtimer (``HRTIMER_MODE_ABS``); wake-ups do not end it early."""
-    task = current()
-    while task.now < end:
+    clock = current().machine.clock
+    while clock.now_ns() < end:
         set_current_state(TASK_UNINTERRUPTIBLE)
-        schedule_hrtimeout(end - task.now)
+        schedule_hrtimeout(end - clock.now_ns())
 
 
 def ndelay(nsecs: int) -> None:
     """``ndelay()``: busy-wait: the CPU's clock moves on ``nsecs``, nothing else runs."""
-    current().now += nsecs
+    task = current()
+    task.machine.sched.advance(task, nsecs)
 
 
 def udelay(usecs: int) -> None:
