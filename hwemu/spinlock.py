@@ -60,8 +60,9 @@ class SpinLock:
             raise spin_bug(self, "already unlocked" if self.owner is None else
                            "wrong owner", SPINLOCK_MAGIC)
         self.owner = None
+        sched = task.machine.sched
         for spinner in self.spinners:
-            task.machine.sched.wake(spinner, task.now)
+            sched.wake(spinner, sched.now_ns())
 
     def lock(self) -> None:
         """``spin_lock()``"""
@@ -194,31 +195,44 @@ def _lock_bug(lock: int, status: int) -> bug.KernelBug:
 
 
 def _acquire(lock: int, task: Task) -> None:
-    """Take ``spinlock_t *lock`` for ``task``; spin (yield) while another holds it."""
-    sched = task.machine.sched
-    sched.point(task)
+    """Take ``spinlock_t *lock`` for ``task``: a preemption point, then the word."""
+    task.machine.sched.point(task)
+    if spin_trylock_word(lock, task.cpu.id, task.pid):
+        _spin(lock, task)
+
+
+def _spin(lock: int, task: Task) -> None:
+    """The word was not free: spin (yield) while another task holds it, or report the
+    bug the word shows."""
     while True:
         status = spin_trylock_word(lock, task.cpu.id, task.pid)
-        if not status:
-            return
-        if status != BUSY:
+        if status == BUSY:
+            # The holder slept with the lock held; it must run to release it.
+            task.machine.lock_spinners.setdefault(lock, []).append(task)
+            task.spinning_on = lock
+            try:
+                task.machine.sched.block(task)
+            finally:
+                task.spinning_on = None
+        elif status:
             raise _lock_bug(lock, status)
-        # Spin: the holder slept with the lock held; it must run to release it.
-        task.machine.lock_spinners.setdefault(lock, []).append(task)
-        task.spinning_on = lock
-        try:
-            sched.block(task)
-        finally:
-            task.spinning_on = None
+        else:
+            return
 
 
 def _release(lock: int, task: Task) -> None:
     status = spin_unlock_word(lock, task.cpu.id, task.pid)
-    if status == WAITERS:
-        for spinner in task.machine.lock_spinners.pop(lock, ()):
-            task.machine.sched.wake(spinner, task.now)
-    elif status:
+    if status:
+        _unlocked_slow(lock, task, status)
+
+
+def _unlocked_slow(lock: int, task: Task, status: int) -> None:
+    """The unlock found spinners to wake, or a bug to report."""
+    if status != WAITERS:
         raise _lock_bug(lock, status)
+    sched = task.machine.sched
+    for spinner in task.machine.lock_spinners.pop(lock, ()):
+        sched.wake(spinner, sched.now_ns())
 
 
 def spin_lock(lock: int) -> None:
@@ -244,16 +258,22 @@ def spin_unlock_irqrestore(lock: int, flags: bool) -> None:
 
 
 def task_lock_irqsave(lock: int, task: Task) -> bool:
-    """:func:`spin_lock_irqsave` for code that has ``current`` at hand already."""
-    _acquire(lock, task)
+    """:func:`spin_lock_irqsave` for code that has ``current`` at hand already
+    (:func:`_acquire` written out: the pools' hot path)."""
+    task.machine.sched.point(task)
+    if spin_trylock_word(lock, task.cpu.id, task.pid):
+        _spin(lock, task)
     flags, task.irqs_off = task.irqs_off, True
     task.preempt_count += PREEMPT_OFFSET
     return flags
 
 
 def task_unlock_irqrestore(lock: int, flags: bool, task: Task) -> None:
-    """:func:`spin_unlock_irqrestore` for code that has ``current`` at hand already."""
-    _release(lock, task)
+    """:func:`spin_unlock_irqrestore` for code that has ``current`` at hand already
+    (:func:`_release` written out)."""
+    status = spin_unlock_word(lock, task.cpu.id, task.pid)
+    if status:
+        _unlocked_slow(lock, task, status)
     task.preempt_count -= PREEMPT_OFFSET
     task.irqs_off = flags
     task.machine.sched.point(task)
