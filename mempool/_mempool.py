@@ -121,6 +121,7 @@ def _struct_of(first: str, last: str) -> struct.Struct:
 
 _FIELDS = _struct_of("min_nr", "free")
 _COUNTS = _struct_of("min_nr", "curr_nr")
+_RESERVE = _struct_of("min_nr", "elements")
 MIN_NR, CURR_NR = _FIELD["min_nr"][0], _FIELD["curr_nr"][0]
 
 
@@ -243,11 +244,8 @@ def _each_page(page: int, order: int, per_page, whole) -> None:
 
 # ---------------------------------------------------------------- KASAN
 
-def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
-                         pool_data: int | None = None) -> bool:
-    """``alloc``/``pool_data``: the pool's fields when the caller has just read them."""
-    if alloc is None or pool_data is None:
-        alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
+def kasan_poison_element(pool: int, element: int) -> bool:
+    alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
     # The hook and add_element() are inlined into their caller (mempool_free_bulk(),
     # mempool_init_node(), mempool_resize()): _RET_IP_ is where that caller returns to.
     ip = sys._getframe(3)
@@ -258,10 +256,8 @@ def kasan_poison_element(pool: int, element: int, alloc: int | None = None,
     return True
 
 
-def kasan_unpoison_element(pool: int, element: int, alloc: int | None = None,
-                           pool_data: int | None = None) -> None:
-    if alloc is None or pool_data is None:
-        alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
+def kasan_unpoison_element(pool: int, element: int) -> None:
+    alloc, pool_data = _get(pool, "alloc"), _get(pool, "pool_data")
     if alloc == MEMPOOL_KMALLOC:
         kasan_mempool_unpoison_object(element, pool_data)
     elif alloc == MEMPOOL_ALLOC_SLAB:
@@ -272,14 +268,14 @@ def kasan_unpoison_element(pool: int, element: int, alloc: int | None = None,
 
 # ---------------------------------------------------------------- the reserve
 
-def add_element(pool: int, element: int, fields: tuple | None = None) -> None:
-    """Push ``element`` on the reserve (pool lock held); KASAN may refuse it.
-    ``fields``: the pool's fields, when the caller has just read them."""
-    min_nr, curr_nr, elements, pool_data, alloc, _ = fields or _fields(pool)
-    bug.BUG_ON(min_nr != 0 and curr_nr >= min_nr)
+def add_element(pool: int, element: int) -> None:
+    """Push ``element`` on the reserve (pool lock held); KASAN may refuse it."""
+    min_nr, curr_nr, elements = _RESERVE.unpack(read_bytes(pool + MIN_NR, _RESERVE.size))
+    if min_nr != 0 and curr_nr >= min_nr:   # BUG_ON()
+        bug.BUG()
     if SLUB_DEBUG.enabled:
         poison_element(pool, element)
-    if not KASAN.enabled or kasan_poison_element(pool, element, alloc, pool_data):
+    if not KASAN.enabled or kasan_poison_element(pool, element):
         store(elements + SIZEOF_PTR * curr_nr, SIZEOF_PTR, element)
         store(pool + CURR_NR, 4, curr_nr + 1)
     else:
@@ -288,13 +284,14 @@ def add_element(pool: int, element: int, fields: tuple | None = None) -> None:
 
 def remove_element(pool: int) -> int:
     """Pop the most recently added element (pool lock held)."""
-    _, curr_nr, elements, pool_data, alloc, _ = _fields(pool)
+    _, curr_nr, elements = _RESERVE.unpack(read_bytes(pool + MIN_NR, _RESERVE.size))
     curr_nr -= 1
-    bug.BUG_ON(curr_nr < 0)
+    if curr_nr < 0:   # BUG_ON()
+        bug.BUG()
     store(pool + CURR_NR, 4, curr_nr)
     element = load(elements + SIZEOF_PTR * curr_nr, SIZEOF_PTR)
     if KASAN.enabled:
-        kasan_unpoison_element(pool, element, alloc, pool_data)
+        kasan_unpoison_element(pool, element)
     if SLUB_DEBUG.enabled:
         check_element(pool, element)
     return element
@@ -437,11 +434,11 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
                             gfp: int) -> int:
     """Fill every missing slot of ``elems`` from the reserve, all or nothing; returns
     the new ``allocated``. When the reserve is short and ``gfp`` may sleep, wait on the
-    pool (at most 5 s) before returning."""
+    pool (at most 5 s) before returning. Counts what it took (``alloc_reserve``)."""
     task = current()
     lock = pool + LOCK
     flags = spinlock.task_lock_irqsave(lock, task)
-    curr_nr = _counts(pool)[1]
+    curr_nr = load(pool + CURR_NR, 4)
     if curr_nr < count - allocated:
         if gfp & gfp_t.DIRECT_RECLAIM:
             wait = DEFINE_WAIT()
@@ -457,7 +454,9 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
         else:
             spinlock.task_unlock_irqrestore(lock, flags, task)
         return allocated
-    stats_of(pool).reserve_left(curr_nr - (count - allocated))
+    stats = stats_of(pool)
+    stats.alloc_reserve += count - allocated
+    stats.reserve_left(curr_nr - (count - allocated))
     while allocated < count:   # the 7.0 form: elems[0..allocated) are filled
         elems[allocated] = remove_element(pool)
         allocated += 1
@@ -510,7 +509,6 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
                 continue   # mempool_alloc_from_pool() slept on pool->wait
             stats_of(pool).alloc_null += 1
             return 0
-        stats_of(pool).alloc_reserve += 1
         return elems[0]
 
 
@@ -538,9 +536,7 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
             stats.alloc_allocator += 1
         if not use_pool:
             return 0
-        before = allocated
         allocated = mempool_alloc_from_pool(pool, elems, count, allocated, gfp_temp)
-        stats.alloc_reserve += allocated - before
         gfp_temp = gfp_mask
         use_pool = False
 
@@ -550,11 +546,8 @@ def mempool_alloc_preallocated(pool: int) -> int:
     never sleeps, never calls ``alloc_fn``."""
     elems = [0]
     mempool_alloc_from_pool(pool, elems, 1, 0, GFP_NOWAIT)
-    stats = stats_of(pool)
-    if elems[0]:
-        stats.alloc_reserve += 1
-    else:
-        stats.alloc_null += 1
+    if not elems[0]:
+        stats_of(pool).alloc_null += 1
     return elems[0]
 
 
@@ -572,10 +565,10 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
         task = current()
         flags = spinlock.task_lock_irqsave(lock, task)
         while freed < count:
-            fields = _fields(pool)
-            if fields[1] >= fields[0]:
+            min_nr, curr_nr = _counts(pool)
+            if curr_nr >= min_nr:
                 break
-            add_element(pool, elems[freed], fields)
+            add_element(pool, elems[freed])
             freed += 1
             added = True
         spinlock.task_unlock_irqrestore(lock, flags, task)
