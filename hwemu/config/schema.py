@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BaseModel, Field, create_model, model_valid
 from ..fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, Knob
 from ..mmzone import LOCAL_DISTANCE, MAX_NUMNODES, REMOTE_DISTANCE
 from .base import _MODEL_CONFIG, G, K, Loc, M, Size, _raise_checks, format_size
+from .limits import (ELF_ET_DYN_BASE, MAX_ADDRESS_SPACE, MAX_NAME_LEN, MEMFD_NAME_PREFIX,
+                     MFD_NAME_MAX_LEN, RESERVE_HINT, address_space, max_ram)
 from ..strategy import STRATEGIES
 from .run import Duration, ExpectConfig, RunConfig
 
@@ -50,11 +52,22 @@ def _log_buf_range(n: int) -> int:
     return n
 
 
+def _name_length(name: str) -> str:
+    """A machine name fits the name of its RAM memfd."""
+    if len(name) > MAX_NAME_LEN:
+        raise ValueError(
+            f"is {len(name)} characters long; at most {MAX_NAME_LEN}: the machine's RAM "
+            f"is a memfd named '{MEMFD_NAME_PREFIX}<name>', and Linux memfd names are at "
+            f"most {MFD_NAME_MAX_LEN} bytes (MFD_NAME_MAX_LEN)")
+    return name
+
+
 # Single-field checks are AfterValidators so they are reported even when
 # another field of the same model is invalid.
 NodeSize = Annotated[Size, AfterValidator(_nonzero), AfterValidator(_node_aligned)]
 NodeStart = Annotated[Size, AfterValidator(_node_aligned)]
 LogBufSize = Annotated[Size, AfterValidator(_log_buf_range)]
+MachineName = Annotated[str, AfterValidator(_name_length)]
 
 
 class NodeConfig(BaseModel):
@@ -235,10 +248,11 @@ class MachineConfig(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    name: str = Field(
+    name: MachineName = Field(
         default="hwemu",
         pattern=r"^[A-Za-z0-9_.-]+$",
-        description="Machine name; letters, digits, '_', '.' and '-'.",
+        description=f"Machine name; letters, digits, '_', '.' and '-', at most "
+        f"{MAX_NAME_LEN} characters (it names the RAM memfd).",
     )
     arch: Literal["x86_64", "i386"] = Field(
         default="x86_64", description="Architecture: x86_64 or i386 (32-bit)."
@@ -374,6 +388,7 @@ class MachineConfig(BaseModel):
                 *self._check_nodes(),
                 *self._check_distance(),
                 *self._check_ram_end(),
+                *self._check_address_space(),
             ]
         )
         return self
@@ -493,6 +508,35 @@ class MachineConfig(BaseModel):
                 f"{shown}, above the {format_size(self.lowmem_limit)} lowmem limit, "
                 "and without highmem only lowmem is usable; set highmem: true"
             )
+
+
+    def _check_address_space(self) -> typing.Iterator[tuple[Loc, str]]:
+        """The machine must fit the address space every process has free for it
+        (hwemu/config/limits.py); a RAM end beyond the architecture's is reported
+        on its own."""
+        need = address_space(self)
+        end = self.ram_end
+        if need <= MAX_ADDRESS_SPACE or (self.arch == "x86_64" and end > X86_64_PHYS_LIMIT):
+            return
+        big_vmalloc = self.vmalloc_size > end
+        ranges = self.node_ranges
+        loc: Loc = ("vmalloc",) if big_vmalloc else (
+            "nodes", max(range(len(ranges)), key=lambda i: ranges[i][1]))
+        most = ("a smaller vmalloc area" if big_vmalloc else
+                f"at most {format_size(max_ram(self.vmalloc_size))} "
+                f"({_tib(max_ram(self.vmalloc_size))}) of RAM with this "
+                "vmalloc area")
+        yield loc, (
+            f"RAM ending at {format_size(end)} and a {format_size(self.vmalloc_size)} "
+            f"vmalloc area need {_tib(need)} of address space with their struct pages "
+            f"and KASAN shadow, more than the {_tib(MAX_ADDRESS_SPACE)} hwemu can reserve "
+            f"for a machine ({RESERVE_HINT:#x} up to where Linux loads the Python "
+            f"executable, {ELF_ET_DYN_BASE:#x}); use {most}")
+
+
+def _tib(n: int) -> str:
+    """Bytes as TiB with one decimal, e.g. ``74.3T``."""
+    return f"{n / (1 << 40):.1f}T"
 
 
 def _show_range(index: int, start: int, end: int) -> str:
