@@ -3,6 +3,7 @@ baseline measured in the same repetition, thread CPU timing, the naive Python
 baseline, targets that depend on the C accelerator, and the table's target column."""
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import statistics
@@ -123,6 +124,24 @@ def call_on(machine, fn: Callable[[], Any]) -> Any:
         return fn()
     finally:
         swap(saved)
+
+
+@contextlib.contextmanager
+def booted_with(config: str, overrides: dict, make: Callable[[], Any],
+                unmake: Callable[[Any], Any]):
+    """A machine booted from ``config`` with ``overrides`` and ``make()`` run as its
+    task: yields ``(machine, made)``; ``unmake(made)`` runs and the machine shuts down
+    after. A case that needs KASAN boots its machine this way for its own run: a live
+    KASAN machine switches the KASAN static key on for every machine (as a kernel
+    booted with KASAN would), so the KASAN off cases run without one."""
+    import hwemu
+
+    with hwemu.boot(config, overrides=overrides) as machine:
+        made = call_on(machine, make)
+        try:
+            yield machine, made
+        finally:
+            call_on(machine, lambda: unmake(made))
 
 
 def rotate(cases: dict[str, Callable[[], Any]], reps: int) -> dict[str, list]:

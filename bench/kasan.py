@@ -1,12 +1,15 @@
 """What KASAN costs: the same operations with KASAN on against KASAN off, both sides
 measured in the same repetition.
 
-Three machines are booted once beforehand from configs/tiny.yaml: KASAN off, KASAN on
-(``kasan.stacktrace: true``: every allocation and free records its stack), and KASAN on
-without stack traces. Each case runs in the booting thread as its task on one of them
-(``current`` switched as hwemu/pytest_plugin.py's ``_call_on`` does) and is thread CPU
-ns per operation of N: a ``kmalloc(64, GFP_KERNEL)`` + ``kfree`` pair, or a checked
-8-byte load (``hwemu.load(obj, 8)``) of a live 64-byte kmalloc object. The ratio of a
+Three machines from configs/tiny.yaml: KASAN off, booted once beforehand; KASAN on
+(``kasan.stacktrace: true``: every allocation and free records its stack) and KASAN on
+without stack traces, each booted for each of its cases and shut down after (a live
+KASAN machine switches the KASAN static key on for every machine, so the KASAN off
+cases run without one, as a kernel booted without KASAN). Each case runs in the booting
+thread as its task on its machine (``current`` switched as hwemu/pytest_plugin.py's
+``_call_on`` does) and is thread CPU ns per operation of N: a ``kmalloc(64,
+GFP_KERNEL)`` + ``kfree`` pair, or a checked 8-byte load (``hwemu.load(obj, 8)``) of a
+live 64-byte kmalloc object. The ratio of a
 row is its KASAN on case over the KASAN off case of the same repetition (median over
 the repetitions).
 
@@ -20,11 +23,11 @@ target that applies is missed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 
-from common import Target, call_on, cpu_ns_per, exit_if_missed, median_ratio, mode, rotate
+from common import (Target, booted_with, call_on, cpu_ns_per, exit_if_missed, median_ratio,
+                    mode, rotate)
 
 import hwemu
 
@@ -58,19 +61,25 @@ def main() -> None:
                         help=f"loads per case (pairs: N/{PAIRS_PER_LOAD})")
     args = parser.parse_args()
     n_loads, n_pairs = args.n, args.n // PAIRS_PER_LOAD
-    with contextlib.ExitStack() as stack:
-        machines, objs = {}, {}
-        for name, overrides in MACHINES.items():
-            machine = stack.enter_context(hwemu.boot(TINY, overrides=overrides))
-            objs[name] = call_on(machine, lambda: hwemu.kmalloc(64, hwemu.GFP_KERNEL))
-            stack.callback(call_on, machine, lambda o=objs[name]: hwemu.kfree(o))
-            machines[name] = machine
+    def with_object(kasan: str):
+        """The machine ``kasan`` with a live kmalloc(64) object: (machine, object)."""
+        return booted_with(TINY, MACHINES[kasan], lambda: hwemu.kmalloc(64, hwemu.GFP_KERNEL),
+                           hwemu.kfree)
+
+    with with_object("off") as off:
+        def measure(op: str, machine, obj) -> float:
+            if op == "load":
+                return call_on(machine, lambda: cpu_ns_per(lambda k: loads(obj, k), n_loads))
+            return call_on(machine, lambda: cpu_ns_per(pairs, n_pairs))
 
         def case(op: str, kasan: str):
-            if op == "load":
-                return lambda: call_on(machines[kasan], lambda: cpu_ns_per(
-                    lambda k: loads(objs[kasan], k), n_loads))
-            return lambda: call_on(machines[kasan], lambda: cpu_ns_per(pairs, n_pairs))
+            if kasan == "off":
+                return lambda: measure(op, *off)
+
+            def booted() -> float:
+                with with_object(kasan) as on:
+                    return measure(op, *on)
+            return booted
 
         cases = {f"{op}, KASAN {kasan}": case(op, kasan)
                  for op, kasan in [("pair", "off"), ("pair", "on"), ("pair", "on, no stacks"),
