@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema,
                       model_validator)
 
 from ..mmzone import MAX_PAGE_ORDER
+from ..page_types import PAGE_SIZE
 from .base import _MODEL_CONFIG, Loc, M, Size, _raise_checks
 
 _DURATION_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ns|us|ms|s)?",
@@ -275,8 +277,33 @@ class RunConfig(BaseModel):
                 known = ", ".join(names) or "none defined"
                 problems.append(((key, "pool"), f"no pool named '{workload.pool}' in "
                                                 f"run.pools ({known})"))
-        _raise_checks(problems)
+        _raise_checks(problems + list(self._check_waits()))
         return self
+
+    def _check_waits(self) -> Iterator[tuple[Loc, str]]:
+        """A workload's first step must come within the run: a sleep longer than the
+        run only keeps a task waiting for the end."""
+        run = f"the run (run.duration {format_duration(self.duration)})"
+        waits: list[tuple[Loc, int, str]] = []
+        if self.net_rx is not None:
+            waits.append((("net_rx", "interval"), self.net_rx.interval, "receive a packet"))
+        if self.resize is not None:
+            waits.append((("resize", "interval"), self.resize.interval, "resize its pool"))
+        if self.bio is not None:
+            waits.append((("bio", "latency", "min"), self.bio.latency.min,
+                          "complete a request"))
+        for loc, ns, what in waits:
+            if ns > self.duration:
+                yield loc, (f"{format_duration(ns)} is longer than {run}: the workload "
+                            f"would never {what}; shorten it or lengthen run.duration")
+        hog = self.memory_hog
+        if hog is not None and hog.rate:
+            chunk_ns = -(-hog.chunk * PAGE_SIZE * 1_000_000_000 // hog.rate)
+            if chunk_ns > self.duration:
+                yield ("memory_hog", "rate"), (
+                    f"a chunk of {hog.chunk} pages takes {format_duration(chunk_ns)} to "
+                    f"read at {hog.rate} bytes/s, longer than {run}; raise rate or "
+                    "lower chunk")
 
 
 class ExpectConfig(BaseModel):
