@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 
 from . import access, highmem, page, page_alloc
@@ -99,12 +100,12 @@ def cmd_run(args) -> int:
         overrides["machine.sched.strategy"] = args.strategy
     if args.sched_seed is not None:
         overrides["machine.sched.seed"] = args.sched_seed
-    config = load_config(args.config, overrides=overrides)
+    config = load_config(args.config, overrides=overrides, check=_importable(args))
     if config.run is not None and (args.seed is not None or args.duration is not None):
         # Only a config that has a run gets one from these flags.
         run = {"run.seed": args.seed, "run.duration": args.duration}
         overrides |= {k: v for k, v in run.items() if v is not None}
-        config = load_config(args.config, overrides=overrides)
+        config = load_config(args.config, overrides=overrides, check=_importable(args))
     if args.show_config:
         sys.stdout.write(dump_config(resolve(config)))
         return 0
@@ -170,7 +171,8 @@ def run_job(config, args) -> int:
           file=sys.stderr)
     progress = Progress(sys.stderr)
     try:
-        result = run.execute(progress)
+        with args.stop_signals.running(run):
+            result = run.execute(progress, signals=False)
     finally:
         progress.close()
     code = _report(result, config)
@@ -195,6 +197,21 @@ def run_job(config, args) -> int:
 def _search(args) -> tuple[str, ...]:
     """Where custom workloads are imported from: the config's directory."""
     return (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
+
+
+def _importable(args):
+    """A load_config check: every custom workload function imports as the run will
+    import it (from the config's directory, then the current one), or its problem is
+    placed at ``run.custom.N.function``'s line."""
+    def check(config):
+        from .runs import workloads
+        search = [*_search(args), os.getcwd()]
+        for i, custom in enumerate(config.run.custom if config.run else ()):
+            try:
+                workloads.import_function(custom.function, search)
+            except ImportError as exc:
+                yield ("run", "custom", i, "function"), str(exc)
+    return check
 
 
 def _report(result: dict, config) -> int:
@@ -223,12 +240,15 @@ def explore_job(config, args, overrides: dict) -> int:
         extra = {"machine.sched.seed": schedule["seed"]}
         if steps is not None:
             extra["machine.sched.steps"] = steps
-        cfg = load_config(args.config, overrides={**overrides, **extra})
+        cfg = load_config(args.config, overrides={**overrides, **extra},
+                          check=_importable(args))
         try:
-            result = Run(cfg, _search(args)).execute()
+            run = Run(cfg, _search(args))
         except ImportError as exc:
             print(f"hwemu: {exc}", file=sys.stderr)
             return 2
+        with args.stop_signals.running(run):
+            result = run.execute(signals=False)
         result["expectations"] = report.expectations(result, cfg.expect)
         code = report.exit_code(result)
         did = result["schedule"]
@@ -252,7 +272,7 @@ def explore_job(config, args, overrides: dict) -> int:
 
 
 def cmd_validate(args) -> int:
-    load_config(args.config, overrides=_overrides(args.set))
+    load_config(args.config, overrides=_overrides(args.set), check=_importable(args))
     print(f"{args.config}: ok")
     return 0
 
@@ -337,22 +357,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; ``argv`` None: the process's own (it ends with the command)."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         for pair in args.set:
             if "=" not in pair or pair.startswith("="):
                 parser.error(f"--set {pair!r}: expected KEY=VALUE")
-        return args.fn(args)
+        if args.fn is not cmd_run:
+            return args.fn(args)
+        from .runs.signals import StopSignals
+        with StopSignals(process=argv is None) as args.stop_signals:
+            code = args.fn(args)
+        return args.stop_signals.exit_code(code)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     except KernelError as exc:
         print(f"hwemu: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("hwemu: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:   # hwemu.runs.signals.Interrupted has the signal
+        signum = getattr(exc, "signum", signal.SIGINT)
+        how = "" if signum == signal.SIGINT else f" by {exc}"
+        print(f"hwemu: interrupted{how}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

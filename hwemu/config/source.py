@@ -13,6 +13,7 @@ import copy
 import os
 import stat
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -377,13 +378,16 @@ def load_config(
     source: str | os.PathLike[str] | dict[str, Any] | None = None,
     *,
     overrides: dict[str, Any] | None = None,
+    check: Callable[[Config], Iterable[tuple[Loc, str]]] | None = None,
 ) -> Config:
     """Load and validate a config, raising ConfigError listing every problem.
 
     ``source`` is a YAML file path, a dict in the same schema, or None for the
     packaged default.  ``overrides`` maps dotted keys (``machine.cpus``,
     ``machine.nodes.0.mem``) to values applied on top; problems they cause are
-    reported against the file ``--set``.
+    reported against the file ``--set``. ``check``, given a config that validated,
+    yields ``(key path, message)`` problems that layers above the config find (a
+    custom workload that cannot be imported); they are placed at their keys' lines.
     """
     data, origins, problems = _read_source(source)
     for key, value in (overrides or {}).items():
@@ -403,4 +407,8 @@ def load_config(
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ConfigError(problems)
     assert config is not None   # it validated, or there were problems
+    if check is not None:
+        problems = [origins.problem(loc, message) for loc, message in check(config)]
+        if problems:
+            raise ConfigError(problems)
     return config
