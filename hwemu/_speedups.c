@@ -10,7 +10,8 @@
  *
  * bind(name, twin[, base]) -> the C fast path `name` of the hardware primitives (checked
  * typed access, memset/memcpy, KASAN's shadow check and poisoning), bound to its twin;
- * space_register/space_update/space_unregister: hwemu/vmem.py's registry, mirrored.
+ * space_register/space_update/space_unregister: hwemu/vmem.py's registry, mirrored;
+ * set_current_space_var: which of its spaces the running context may access.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -82,11 +83,17 @@ typedef struct {
     uintptr_t base, end;    /* the reservation [base, end) */
     uintptr_t lo, hi;       /* the always-mapped span (the direct map); lo == hi: none */
     uintptr_t shadow;       /* KASAN_SHADOW_OFFSET, 0: no KASAN on this machine */
+    PyObject *owner;        /* its hwemu.vmem.AddressSpace (a strong reference), or NULL */
 } Space;
 
 static Space *spaces;           /* sorted by base */
 static Py_ssize_t nspaces, cap_spaces;
 static Py_ssize_t last_space;   /* where the last fast access was found */
+/* hwemu.current._current_space: the AddressSpace whose memory the running context may
+ * access (its current task's machine's). A fast path takes only accesses to it; any
+ * other (no task, another machine's task) goes to the twin, which refuses it. A
+ * context variable read is a cache hit while the context does not change. */
+static PyObject *current_space_var;
 
 /* The space whose fast span holds all of [addr, addr+n), n > 0, or NULL. */
 static inline Space *fast_space(uintptr_t addr, uintptr_t n)
@@ -155,10 +162,27 @@ static inline int shadow_clean(uintptr_t shadow, uintptr_t addr, uintptr_t n)
     return v == 0 || (v <= GRANULE_MASK && (last & GRANULE_MASK) < v);
 }
 
-/* The fast span holding [addr, addr+n) with its shadow clean, or NULL. */
+/* Whether the running context may access the memory of `s` (its current's machine). */
+static inline int may_access(Space *s)
+{
+    PyObject *space;
+    if (s->owner == NULL || current_space_var == NULL ||
+            PyContextVar_Get(current_space_var, NULL, &space) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = space == s->owner;
+    Py_XDECREF(space);
+    return ok;
+}
+
+/* The fast span holding [addr, addr+n), current's to access, with its shadow clean, or
+ * NULL. */
 static inline Space *checked(uintptr_t addr, uintptr_t n)
 {
     Space *s = fast_space(addr, n);
+    if (s != NULL && !may_access(s))
+        return NULL;
     if (s != NULL && s->shadow != 0 && !shadow_clean(s->shadow, addr, n))
         return NULL;
     return s;
@@ -665,7 +689,12 @@ static int get_args_u64(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want
 static PyObject *space_register(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t a[2];
-    if (!get_args_u64(args, nargs, 2, a, "space_register(base, end)"))
+    PyObject *owner = NULL;
+    if (nargs == 3) {   /* the owner: anything; only its identity is compared */
+        owner = args[2];
+        nargs = 2;
+    }
+    if (!get_args_u64(args, nargs, 2, a, "space_register(base, end[, owner])"))
         return NULL;
     uintptr_t base = a[0], end = a[1];
     if (base == 0 || end <= base) {
@@ -690,7 +719,7 @@ static PyObject *space_register(PyObject *module, PyObject *const *args, Py_ssiz
         cap_spaces = cap;
     }
     memmove(&spaces[i + 1], &spaces[i], (nspaces - i) * sizeof(Space));
-    spaces[i] = (Space){base, end, 0, 0, 0};
+    spaces[i] = (Space){base, end, 0, 0, 0, Py_XNewRef(owner)};
     nspaces++;
     Py_RETURN_NONE;
 }
@@ -733,9 +762,21 @@ static PyObject *space_unregister(PyObject *module, PyObject *const *args, Py_ss
     if (s == NULL)
         return NULL;
     Py_ssize_t i = s - spaces;
+    PyObject *owner = s->owner;
     memmove(&spaces[i], &spaces[i + 1], (nspaces - i - 1) * sizeof(Space));
     nspaces--;
     last_space = 0;
+    Py_XDECREF(owner);   /* last: its finaliser may run Python code */
+    Py_RETURN_NONE;
+}
+
+static PyObject *set_current_space_var(PyObject *module, PyObject *var)
+{
+    if (!PyContextVar_CheckExact(var)) {
+        PyErr_SetString(PyExc_TypeError, "set_current_space_var(var: ContextVar)");
+        return NULL;
+    }
+    Py_XSETREF(current_space_var, Py_NewRef(var));
     Py_RETURN_NONE;
 }
 
@@ -768,6 +809,9 @@ static PyMethodDef methods[] = {
      "KASAN_SHADOW_OFFSET (0: no KASAN)"},
     {"space_unregister", (PyCFunction)(void (*)(void))space_unregister, METH_FASTCALL,
      "space_unregister(base): the machine's range is about to be unmapped"},
+    {"set_current_space_var", set_current_space_var, METH_O,
+     "set_current_space_var(var): the ContextVar holding the AddressSpace the running "
+     "context may access (hwemu.current._current_space)"},
     {"registered", registered, METH_NOARGS,
      "registered() -> [(base, end, fast_lo, fast_hi, shadow)]: the mirror, for tests"},
     {NULL, NULL, 0, NULL},

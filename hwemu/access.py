@@ -22,7 +22,8 @@ import os
 from typing import Callable, TypeVar
 
 from . import bug, vmem
-from .current import current_on, current_or_none
+from .current import _current_space as _current_space_var
+from .current import current_on, current_or_none, refuse_access
 
 try:   # the optional C fast paths (setup.py); this module's functions are their twins
     from ._speedups import bind as _bind
@@ -35,6 +36,9 @@ ACCELERATED = (_bind is not None and vmem._speedups is not None and
 
 _SIZES = (1, 2, 4, 8, 16)
 _U64 = 1 << 64
+_MASK64 = _U64 - 1
+_FILL_CHUNK = 1 << 16   # memset writes at most this much fill at a time
+_current_space = _current_space_var.get   # the space current's machine owns, or None
 
 
 def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
@@ -48,54 +52,100 @@ def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
     return bug.page_fault_report(task.machine, task, addr, write, frame, why)
 
 
-def _validate(addr, n: int) -> None:
-    if not isinstance(addr, int) or isinstance(addr, bool):
-        raise TypeError(f"address must be an int, not {type(addr).__name__}")
+def _pointer(addr) -> int:
+    """``addr`` as the ``void *`` it stands for: a negative int is the same pointer as
+    its two's complement (``ERR_PTR(-12)`` is ``0xfffffffffffffff4``); raises for
+    anything that is no 64-bit pointer."""
+    if addr.__class__ is not int:
+        if not isinstance(addr, int) or isinstance(addr, bool):
+            raise TypeError(f"address must be an int, not {type(addr).__name__}")
+        addr = int(addr)
+    if 0 <= addr < _U64:
+        return addr
+    if -_U64 <= addr < 0:
+        return addr & _MASK64
+    raise bug.AddressError(f"address {addr:#x} is not a 64-bit pointer")
+
+
+def _length(n) -> int:
+    """``n`` as a ``size_t``; a negative length is refused rather than wrapped."""
+    if n.__class__ is not int:
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"length must be an int, not {type(n).__name__}")
+        n = int(n)
     if n < 0:
         raise ValueError(f"negative length {n}")
-    if not 0 <= addr <= _U64 - max(n, 1):
-        raise bug.AddressError(f"address {addr:#x} (+{n}) is not a 64-bit pointer")
+    if n > _MASK64:
+        raise ValueError(f"length {n:#x} does not fit in a 64-bit size_t")
+    return n
 
 
 def _space(addr: int, n: int, write: bool) -> vmem.AddressSpace:
-    """The address space for an access, or raise the oops for a wild address."""
-    _validate(addr, n)
+    """The address space for an access the caller's context may make, or raise: the
+    oops for a wild address, MachineDown for a shut-down machine's, MachineError when
+    the context is no task of the address's machine."""
     try:
-        return vmem.space_of(addr)
+        space = vmem.space_of(addr)
     except bug.AddressError:
         task = current_or_none()
-        if task is not None and task.machine.kasan.enabled:
+        if task is None:
+            raise refuse_access(None, addr) from None
+        if task.machine.kasan.enabled:
             task.machine.kasan.check_wild(addr, n, write)
         raise _oops(addr, write, "outside every machine's memory", None) from None
+    # Current's machine, or another one this context is a task of (a thread that
+    # booted two machines touches both; the fast paths take only the first case).
+    if space is not _current_space() and current_on(space.machine) is None:
+        raise refuse_access(space, addr)
+    return space
 
 
-def _access(addr: int, n: int, write: bool, op):
-    """Check ``[addr, addr+n)`` and run ``op(space, offset)`` on it."""
+def _run(space: vmem.AddressSpace, op, off: int):
+    """``op(space, off)``; a view released by a shutdown in between is MachineDown."""
+    try:
+        return op(space, off)
+    except ValueError:
+        if space.machine.down:
+            raise space.down_error() from None
+        raise
+
+
+def _access(addr, n, write: bool, op):
+    """Check ``[addr, addr+n)`` and run ``op(space, offset)`` on it.
+
+    Everything about the arguments is checked before any work: the types, the
+    address as a pointer, the length as a ``size_t``, then where the range ends up
+    unmapped (a range that wraps past the top of the address space faults where its
+    mapping ends, as a kernel ``memset`` would). KASAN's check (made first, as the
+    instrumentation is) reads the shadow only up to the first unmapped byte.
+    """
+    addr, n = _pointer(addr), _length(n)
     if n == 0:  # touches nothing, like the kernel's memset(p, c, 0)
-        _validate(addr, 0)
         return b""
     space = _space(addr, n, write)
     kasan = space.machine.kasan_check
     if space.fast_lo <= addr and addr + n <= space.fast_hi:
         if kasan is not None:
             kasan(addr, n, write)
-        return op(space, addr - space.base)
+        return _run(space, op, addr - space.base)
     if kasan is not None:  # the instrumentation runs before the access can fault
-        kasan(addr, n, write)
+        with space.pgtable_lock:
+            fault = space.first_fault(addr, n)
+        kasan(addr, n, write, n if fault is None else fault.addr - addr + 1)
     with space.pgtable_lock:
         try:
             space.check(addr, n)
         except vmem.Fault as fault:
             raise _oops(fault.addr, write, fault.reason, space.machine) from None
-        return op(space, addr - space.base)
+        return _run(space, op, addr - space.base)
 
 
 def _fast(addr, size: int):
     """The address space when ``[addr, addr+size)`` is in the last-used machine's direct
-    map (no lock, no region walk needed), else None."""
+    map and that machine is current's (no lock, no region walk needed), else None."""
     sp = vmem._last
     if sp is not None and addr.__class__ is int and sp.fast_lo <= addr and \
-            addr + size <= sp.fast_hi:
+            addr + size <= sp.fast_hi and sp is _current_space():
         return sp
     return None
 
@@ -109,7 +159,10 @@ def load(addr: int, size: int) -> int:
         if sp.machine.kasan_check is not None:
             sp.machine.kasan_check(addr, size, False)
         off = addr - sp.base
-        return int.from_bytes(sp.mv[off:off + size], "little")
+        try:
+            return int.from_bytes(sp.mv[off:off + size], "little")
+        except ValueError:   # released by a shutdown since _fast()
+            raise sp.down_error() from None
     return _access(addr, size, False,
                    lambda sp, off: int.from_bytes(sp.mv[off:off + size], "little"))
 
@@ -130,7 +183,10 @@ def store(addr: int, size: int, value: int) -> None:
         if sp.machine.kasan_check is not None:
             sp.machine.kasan_check(addr, size, True)
         off = addr - sp.base
-        sp.mv[off:off + size] = data
+        try:
+            sp.mv[off:off + size] = data
+        except ValueError:   # released by a shutdown since _fast()
+            raise sp.down_error() from None
         return
 
     def op(sp, off):
@@ -145,7 +201,10 @@ def read_bytes(addr: int, n: int) -> bytes:
         if sp.machine.kasan_check is not None:
             sp.machine.kasan_check(addr, n, False)
         off = addr - sp.base
-        return sp.mv[off:off + n].tobytes()
+        try:
+            return sp.mv[off:off + n].tobytes()
+        except ValueError:   # released by a shutdown since _fast()
+            raise sp.down_error() from None
     return _access(addr, n, False, lambda sp, off: sp.mv[off:off + n].tobytes())
 
 
@@ -160,11 +219,20 @@ def write_bytes(addr: int, data) -> None:
 
 
 def memset(addr: int, c: int, n: int) -> int:
-    """``memset(addr, c, n)``; returns ``addr``."""
-    fill = bytes([c & 0xFF]) * n
+    """``memset(addr, c, n)``; returns ``addr``. The fill is made a bounded chunk at a
+    time, after the range was checked."""
+    byte = c & 0xFF
 
     def op(sp, off):
-        sp.mv[off:off + n] = fill
+        mv, end = sp.mv, off + n
+        if n <= _FILL_CHUNK:
+            mv[off:end] = bytes((byte,)) * n
+            return
+        chunk = memoryview(bytes((byte,)) * _FILL_CHUNK)
+        while off < end:
+            step = min(_FILL_CHUNK, end - off)
+            mv[off:off + step] = chunk[:step]
+            off += step
     _access(addr, n, True, op)
     return addr
 

@@ -20,6 +20,16 @@ _current: ContextVar[Any] = ContextVar("hwemu_current", default=None)
 # The tasks this context is, one per machine (a thread that booted several machines is
 # the first task of each).
 _tasks: ContextVar[dict | None] = ContextVar("hwemu_tasks", default=None)
+# The address space (hwemu.vmem.AddressSpace) of current's machine, or None: the one
+# space whose memory the checked accessors touch for this context. Kept beside
+# ``_current`` so that an access pays one lookup (the C fast paths read it too).
+_current_space: ContextVar[Any] = ContextVar("hwemu_current_space", default=None)
+
+
+def _set(task: Any) -> None:
+    """``task`` (or None) becomes ``current``, its machine's memory the accessible one."""
+    _current.set(task)
+    _current_space.set(task.machine.space if task is not None else None)
 
 
 def current() -> Any:
@@ -54,7 +64,7 @@ def enter(task: Any) -> None:
         tasks = {}
         _tasks.set(tasks)
     tasks[task.machine] = task
-    _current.set(task)
+    _set(task)
 
 
 def leave(task: Any) -> None:
@@ -67,7 +77,7 @@ def leave(task: Any) -> None:
     fallback = task if task.machine.down else None
     if _current.get() is task:
         others = list(tasks.values())
-        _current.set(others[-1] if others else fallback)
+        _set(others[-1] if others else fallback)
 
 
 def swap(task: Any) -> Any:
@@ -76,5 +86,24 @@ def swap(task: Any) -> Any:
     For code that runs on behalf of a machine from outside its tasks (the pytest
     plugin's checks after a test)."""
     saved = _current.get()
-    _current.set(task)
+    _set(task)
     return saved
+
+
+def refuse_access(space: Any, addr: int) -> Exception:
+    """The error for an access to ``addr`` in ``space`` (None: no machine's) from a
+    context that is no task of that machine: a thread that is no task at all (as
+    :func:`current` says), or only a task of other machines."""
+    task = _current.get()
+    if task is None:
+        where = f" of machine {space.machine.name!r}" if space is not None else ""
+        return MachineError(
+            f"thread {threading.current_thread().name!r} is not a task of any machine: "
+            f"it may not touch memory ({addr:#x}{where}); call hwemu.boot() in it or "
+            "start it with machine.spawn()")
+    if task.machine.down:
+        return MachineDown(f"machine {task.machine.name!r} has been shut down")
+    return MachineError(
+        f"address {addr:#x} is memory of machine {space.machine.name!r}, but this thread "
+        f"is no task of it (current is {task.comm}/{task.pid} of machine "
+        f"{task.machine.name!r}): a task touches only its own machines' memory")

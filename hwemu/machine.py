@@ -311,8 +311,9 @@ class Machine:
             key.dec()
         if me is not None:
             leave(me)
-        self.kasan.mv = None   # its view of the shadow would read unmapped memory now
-        self.space.release()
+        self.memmap.close()    # its numpy array first: a live export keeps memory mapped
+        self.space.release()   # every view released: a stale one raises MachineDown
+        self.kasan.mv = self.space.mv
         self.ram.close()
 
     def __enter__(self) -> "Machine":

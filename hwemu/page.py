@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -118,14 +119,16 @@ class FieldViews:
     """One typed, strided view per field of a struct laid out in an array: the field
     ``f`` of element ``i`` is ``views.f[i]`` (a ``struct page`` field of a pfn)."""
 
-    def __init__(self, raw: memoryview, struct):
+    def __init__(self, raw: memoryview, struct, track=lambda view: view):
+        """:param track: registers each view for release at shutdown
+            (:meth:`~hwemu.vmem.AddressSpace.track`)"""
         size = ctypes.sizeof(struct)
         for name, ctype in struct._fields_:
             width = ctypes.sizeof(ctype)
             offset = getattr(struct, name).offset
-            view = raw.cast(_VIEW_CODES[ctype])  # type: ignore[call-overload]
+            view = track(raw.cast(_VIEW_CODES[ctype]))  # type: ignore[call-overload]
             setattr(self, name.lstrip("_") if name.startswith("__") else name,
-                    view[offset // width::size // width])
+                    track(view[offset // width::size // width]))
 
     def __getattr__(self, name: str) -> memoryview:
         """Reached only for a name that is no field (they are set above)."""
@@ -149,14 +152,15 @@ class MemMap:
         self.end = start + self.max_pfn * STRUCT_PAGE_SIZE
         self.page_offset = page_offset
         self.max_low_pfn = max_low_pfn
-        off = start - space.base
-        raw = space.mv[off:off + self.max_pfn * STRUCT_PAGE_SIZE]
-        self.pages = np.frombuffer(raw, dtype=PAGE_DTYPE)
+        # Every view of the vmemmap is released at shutdown (close() drops the numpy
+        # array first): a stale one raises instead of reading unmapped memory.
+        raw = space.view(start, self.max_pfn * STRUCT_PAGE_SIZE)
+        self.pages: Any = np.frombuffer(raw, dtype=PAGE_DTYPE)
         # Field views for the allocators' hot paths: page->f of pfn p is
         # self.page.f[p], and a slab's slab->f is self.slab.f[p].
-        self.page = FieldViews(raw, struct_page)
-        self.slab = FieldViews(raw, struct_slab)
-        self._words = raw.cast("Q")
+        self.page: Any = FieldViews(raw, struct_page, space.track)
+        self.slab: Any = FieldViews(raw, struct_slab, space.track)
+        self._words: Any = space.track(raw.cast("Q"))
         self._node_starts = [n.node_start_pfn for n in nodes]
         self._no_holes = all(a.node_end_pfn == b.node_start_pfn for a, b in zip(nodes, nodes[1:]))
         self._ready = bytearray(-(-self.max_pfn // PAGES_PER_SECTION))
@@ -164,6 +168,13 @@ class MemMap:
         # Set by the page allocator: fn(lo, hi) gives free pages of a newly
         # initialised range their buddy state, as boot would have.
         self.section_init_hook = None
+
+    def close(self) -> None:
+        """At shutdown, before the memory goes: every view of the vmemmap is replaced
+        by one that raises :class:`~hwemu.errors.MachineDown`, and the numpy array
+        (which would keep the memory exported) is dropped."""
+        dead = vmem.DeadMemory(self.machine.space)
+        self.pages = self.page = self.slab = self._words = dead
 
     # ------------------------------------------------------------ deferred init
 
@@ -403,12 +414,68 @@ def page_address(page: int) -> int:
     return mm.machine.highmem.page_address_map.get(page, 0)
 
 
-def page_struct(page: int) -> struct_page:
-    """A ctypes view of ``*page`` (initialised), for code that reads its fields."""
+class PageView:
+    """A view of one ``struct page``: its fields (those of :class:`struct_page`) read
+    and written as attributes, through the machine's vmemmap views. Once the machine is
+    shut down, any use raises :class:`~hwemu.errors.MachineDown` (a ctypes struct at
+    the address would kill the process)."""
+
+    __slots__ = ("_memmap", "_pfn", "page")
+    # The fields, properties made below from struct_page._fields_.
+    flags: int
+    lru_next: int
+    lru_prev: int
+    mapping: int
+    index: int
+    private: int
+    _mapcount: int
+    _refcount: int
+    memcg_data: int
+
+    def __init__(self, memmap: MemMap, pfn: int, page: int):
+        self._memmap, self._pfn, self.page = memmap, pfn, page
+
+    def __repr__(self) -> str:
+        return f"<struct page {self.page:#x} (pfn {self._pfn:#x})>"
+
+
+def _page_field(name: str) -> property:
+    """The property for ``page->name``: the memmap's view of that field at the pfn."""
+    def get(self: PageView) -> int:
+        try:
+            return getattr(self._memmap.page, name)[self._pfn]
+        except ValueError as exc:   # released by a shutdown on another thread just now
+            raise _page_view_error(self, exc) from None
+
+    def put(self: PageView, value: int) -> None:
+        try:
+            getattr(self._memmap.page, name)[self._pfn] = value
+        except ValueError as exc:
+            raise _page_view_error(self, exc) from None
+    return property(get, put, doc=f"``page->{name}``")
+
+
+def _page_view_error(view: PageView, exc: ValueError) -> Exception:
+    """MachineDown if the view's machine went down, else ``exc`` (a value that does
+    not fit the field)."""
+    if view._memmap.machine.down:
+        return view._memmap.machine.space.down_error()
+    return exc
+
+
+for _field in struct_page._fields_:
+    setattr(PageView, _field[0], _page_field(_field[0]))
+
+
+def page_struct(page: int) -> PageView:
+    """A view of ``*page`` (initialised), for code that reads or writes its fields.
+
+    :param page: ``struct page *``
+    """
     mm = _memmap_of(page)
     pfn = mm.page_to_pfn(page)
     mm.ensure(pfn, pfn + 1)
-    return struct_page.from_address(page)
+    return PageView(mm, pfn, page)
 
 
 def page_ref_count(page: int) -> int:

@@ -24,12 +24,15 @@ import bisect
 import ctypes
 import errno
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from .config.limits import RESERVE_HINT, RESERVE_LIMIT   # validate checks a machine fits
+from .current import _current_space
 from .errors import AddressError, MachineDown, MachineError
 from .page_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 
@@ -39,8 +42,6 @@ PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x4000, 0x100000
 
-RESERVE_HINT = 0x1000_0000_0000  # 16 TiB: first placement tried, for stable addresses
-RESERVE_LIMIT = 0x7000_0000_0000
 RESERVE_STEP = 1 << 40
 
 _libc = ctypes.PyDLL(None, use_errno=True)
@@ -60,10 +61,12 @@ def _mirror_module() -> Any:
         from . import _speedups
     except ImportError:
         return None
-    return _speedups if hasattr(_speedups, "space_update") else None
+    return _speedups if hasattr(_speedups, "set_current_space_var") else None
 
 
 _speedups = _mirror_module()
+if _speedups is not None:
+    _speedups.set_current_space_var(_current_space)
 
 
 def align_up(x: int, a: int) -> int:
@@ -77,6 +80,26 @@ def mmap(addr: int, size: int, prot: int, flags: int, fd: int = -1, off: int = 0
         err = ctypes.get_errno()
         raise OSError(err, f"mmap({addr:#x}, {size:#x}): {os.strerror(err)}")
     return ret
+
+
+class DeadMemory:
+    """What a view of a shut-down machine's memory is replaced by: any use of it raises
+    :class:`MachineDown` (a released memoryview would say ``ValueError``)."""
+
+    def __init__(self, space: "AddressSpace"):
+        self._error = space.down_error
+
+    def __getattr__(self, name: str):
+        raise self._error()
+
+    def __getitem__(self, key):
+        raise self._error()
+
+    def __setitem__(self, key, value):
+        raise self._error()
+
+    def __len__(self) -> int:
+        raise self._error()
 
 
 class Fault(Exception):
@@ -122,7 +145,15 @@ class AddressSpace:
         self.regions: list[Region] = []
         self._starts: list[int] = []
         self.pgtable_lock = threading.Lock()
-        self.mv = memoryview((ctypes.c_char * size).from_address(base)).cast("B")
+        # The one exporter of the reservation's memory: every memoryview (and numpy
+        # array) of it refers to this object, so at shutdown its reference count says
+        # whether a view the machine did not hand out through view() still lives.
+        self._memory: Any = (ctypes.c_char * size).from_address(base)
+        self.mv = memoryview(self._memory).cast("B")
+        # Views released at shutdown, so that a stale one raises (ValueError from
+        # Python, turned into MachineDown where it crosses the API) instead of touching
+        # unmapped memory; space.mv is one, derived views come after it.
+        self._views: list[memoryview] = [self.mv]
         self.registered = False   # in the registry (and its C mirror)
         # Fast path: one contiguous, always-mapped span (the direct map without holes).
         self.fast_lo = self.fast_hi = 0
@@ -187,16 +218,49 @@ class AddressSpace:
         raise MachineError(f"no free {size / 2**30:.1f} GiB range for the machine in "
                            f"[{RESERVE_HINT:#x}, {RESERVE_LIMIT:#x}): too many machines?")
 
+    def view(self, addr: int, n: int) -> memoryview:
+        """A byte view of ``[addr, addr+n)`` that shutdown releases: a machine part
+        keeping a view of its memory takes it here (or registers it with
+        :meth:`track`), never by slicing ``mv`` and keeping the slice."""
+        off = addr - self.base
+        assert 0 <= off and off + n <= self.size, "view outside the reservation"
+        return self.track(self.mv[off:off + n])
+
+    def track(self, view: memoryview) -> memoryview:
+        """Release ``view`` (derived from :meth:`view` or ``mv``) at shutdown."""
+        self._views.append(view)
+        return view
+
+    def down_error(self) -> MachineDown:
+        """What using a view of this space raises once the machine is down."""
+        return MachineDown(f"machine {self.machine.name!r} has been shut down: its memory "
+                           "is unmapped")
+
     def release(self) -> None:
-        """Unmap the whole reservation; its addresses now belong to a dead machine."""
+        """Unmap the whole reservation; its addresses now belong to a dead machine.
+
+        Every tracked view is released first (using one raises from then on). If a view
+        nobody tracked still refers to the memory (a slice of ``mv`` kept by a user, a
+        numpy array), the range is not unmapped but replaced by fresh anonymous memory,
+        so that the stale view reads harmless zeros rather than killing the process;
+        it is unmapped once that view is gone (checked at the next release).
+        """
         _unregister(self)   # out of the C mirror first
         self.regions.clear()
         self._starts.clear()
         self.fast_lo = self.fast_hi = 0
         self.kasan_shadow = None
-        # Views derived from it may live on; nothing may touch them now.
-        self.mv = None  # type: ignore[assignment]
-        _munmap(self.base, self.size)
+        for view in reversed(self._views):
+            try:
+                view.release()
+            except BufferError:   # a numpy array still exports it: counted below
+                pass
+        self._views.clear()
+        self.mv = DeadMemory(self)  # type: ignore[assignment]
+        memory, self._memory = self._memory, None
+        _zombies.append((memory, self.base, self.size))
+        del memory
+        _reap()
 
     # -------------------------------------------------------------- mapping
 
@@ -291,16 +355,18 @@ class AddressSpace:
             return self.regions[i]
         return None
 
-    def check(self, addr: int, n: int) -> None:
-        """Raise :class:`Fault` unless all of ``[addr, addr+n)`` is mapped.
+    def first_fault(self, addr: int, n: int) -> Fault | None:
+        """The fault of the first unmapped byte of ``[addr, addr+n)``, or None: a walk
+        of the region table (and of window PTEs), bounded by the reservation whatever
+        ``n`` is; nothing is touched.
 
         Call with ``pgtable_lock`` held when the range may touch a window.
         """
-        end = addr + max(n, 1)
+        end = min(addr + max(n, 1), self.end + 1)
         while addr < end:
             region = self.region_at(addr)
             if region is None:
-                raise Fault(addr, self.describe(addr))
+                return Fault(addr, self.describe(addr))
             stop = min(end, region.end)
             if region.kind == "window":
                 first = (addr - region.start) >> PAGE_SHIFT
@@ -308,8 +374,25 @@ class AddressSpace:
                 holes = np.flatnonzero(region.ptes[first:last + 1] < 0)
                 if holes.size:
                     bad = max(addr, region.start + ((first + int(holes[0])) << PAGE_SHIFT))
-                    raise Fault(bad, f"not mapped in the {region.label}")
-            elif region.on_access is not None:
+                    return Fault(bad, f"not mapped in the {region.label}")
+            addr = stop
+        return None
+
+    def check(self, addr: int, n: int) -> None:
+        """Raise :class:`Fault` unless all of ``[addr, addr+n)`` is mapped; then run the
+        regions' access hooks over it.
+
+        Call with ``pgtable_lock`` held when the range may touch a window.
+        """
+        fault = self.first_fault(addr, n)
+        if fault is not None:
+            raise fault
+        end = addr + max(n, 1)
+        while addr < end:
+            region = self.region_at(addr)
+            assert region is not None
+            stop = min(end, region.end)
+            if region.on_access is not None:
                 region.on_access(addr, stop - addr)
             addr = stop
 
@@ -345,14 +428,16 @@ _bases: list[int] = []
 _dead: list[tuple[int, int, str]] = []  # (base, end, name) of shut-down machines
 _DEAD_KEPT = 64
 _last: AddressSpace | None = None
+# Released reservations: (memory exporter, base, size), unmapped once no view is left.
+_zombies: list[tuple[Any, int, int]] = []
 _MIRRORED = frozenset(("fast_lo", "fast_hi", "kasan_shadow"))
 
 
 def _register(space: AddressSpace) -> None:
     with _lock:
         i = bisect.bisect(_bases, space.base)
-        if _speedups is not None:
-            _speedups.space_register(space.base, space.end)
+        if _speedups is not None:   # the owner: what current's space must be to access it
+            _speedups.space_register(space.base, space.end, space)
         _spaces.insert(i, space)
         _bases.insert(i, space.base)
         space.registered = True
@@ -370,6 +455,22 @@ def _unregister(space: AddressSpace) -> None:
         _dead.append((space.base, space.end, space.machine.name))
         del _dead[:-_DEAD_KEPT]
         _last = None
+
+
+def _reap() -> None:
+    """Unmap every released reservation no view refers to any more; replace the others
+    (once) by anonymous memory, their RAM given back."""
+    for i in range(len(_zombies) - 1, -1, -1):
+        memory, base, size = _zombies[i]
+        # References: the tuple in _zombies, this frame's name, getrefcount's argument.
+        if sys.getrefcount(memory) <= 3:
+            del _zombies[i]
+            _munmap(base, size)
+        elif not getattr(memory, "_hwemu_remapped", False):
+            mmap(base, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED)
+            memory._hwemu_remapped = True
+        del memory
 
 
 def space_of(addr: int) -> AddressSpace:

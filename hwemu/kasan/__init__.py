@@ -129,8 +129,32 @@ class Kasan:
 
     def shadow(self, addr: int) -> int:
         """The shadow byte of ``addr``'s granule as ``s8``."""
-        v = self.mv[(addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta]
+        try:
+            v = self.mv[(addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta]
+        except ValueError as exc:
+            raise self._gone(exc) from None
         return v - 256 if v >= 0x80 else v
+
+    def _gone(self, exc: ValueError) -> Exception:
+        """The error for a use of the shadow that failed with ``exc``: MachineDown
+        once the machine is down (its view was released), else ``exc``."""
+        return self.space.down_error() if self.machine.down else exc
+
+    def _first_poisoned(self, lo: int, hi: int) -> int:
+        """The ``mv`` index of the first non-zero shadow byte in ``[lo, hi)``, or ``hi``.
+
+        Read in chunks growing from 64 bytes to 1 MiB: a near poisoned granule is found
+        at once, a far one (or none) costs one pass over that much shadow in C, never
+        a copy of all of it or a loop in Python per granule.
+        """
+        mv, step = self.mv, 64
+        while lo < hi:
+            stop = min(hi, lo + step)
+            rest = mv[lo:stop].tobytes().lstrip(b"\0")
+            if rest:
+                return stop - len(rest)
+            lo, step = stop, min(step << 2, _SCAN_CHUNK_MAX)
+        return hi
 
     def has_metadata(self, addr: int) -> bool:
         """``addr_has_metadata()``: ``addr`` is inside this machine's reservation."""
@@ -143,7 +167,10 @@ class Kasan:
             return
         start = (addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
         n = size >> KASAN_SHADOW_SCALE_SHIFT
-        self.mv[start:start + n] = _fill(value, n)
+        try:
+            self.mv[start:start + n] = _fill(value, n)
+        except ValueError as exc:
+            raise self._gone(exc) from None
 
     def unpoison(self, addr: int, size: int) -> None:
         """``kasan_unpoison()``: ``size`` bytes accessible, a partial last granule
@@ -152,45 +179,73 @@ class Kasan:
             return
         start = (addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
         full = size >> KASAN_SHADOW_SCALE_SHIFT
-        self.mv[start:start + full] = bytes(full)
-        if size & KASAN_GRANULE_MASK:
-            self.mv[start + full] = size & KASAN_GRANULE_MASK
+        try:
+            self.mv[start:start + full] = bytes(full)
+            if size & KASAN_GRANULE_MASK:
+                self.mv[start + full] = size & KASAN_GRANULE_MASK
+        except ValueError as exc:
+            raise self._gone(exc) from None
 
     def byte_accessible(self, addr: int) -> bool:
         """``kasan_byte_accessible()``: the granule's shadow is 0..7."""
         return 0 <= self.shadow(addr) < KASAN_GRANULE_SIZE
 
     def first_bad_addr(self, addr: int, size: int) -> int:
-        """``kasan_find_first_bad_addr()``."""
-        p = addr
-        while p < addr + size and self.shadow(p) == 0:
-            p += KASAN_GRANULE_SIZE
-        return p
+        """``kasan_find_first_bad_addr()``: the first granule of ``[addr, addr+size)``
+        whose shadow is not 0 (the end of the shadow bounds the search)."""
+        end = min(addr + size, self.space.end)
+        if addr >= end or addr + size > 1 << 64:   # a wrapping range: its first byte
+            return addr
+        lo = (addr >> KASAN_SHADOW_SCALE_SHIFT) + self.delta
+        hi = ((end - 1) >> KASAN_SHADOW_SCALE_SHIFT) + self.delta + 1
+        try:
+            bad = self._first_poisoned(lo, hi)
+        except ValueError as exc:
+            raise self._gone(exc) from None
+        return addr + ((bad - lo) << KASAN_SHADOW_SCALE_SHIFT) if bad < hi else addr + size
 
     # ------------------------------------------------------------ access checks
 
-    def check_access(self, addr: int, size: int, write: bool) -> bool:
+    def check_access(self, addr: int, size: int, write: bool, scan: int | None = None) -> bool:
         """``check_region_inline()``: False (after reporting) if any byte of the access
-        is poisoned."""
-        mv, delta = self.mv, self.delta
-        last = addr + size - 1
-        first_g, last_g = addr >> KASAN_SHADOW_SCALE_SHIFT, last >> KASAN_SHADOW_SCALE_SHIFT
-        tail = last & KASAN_GRANULE_MASK   # the last byte's place in its granule
-        if first_g == last_g:
-            v = mv[first_g + delta]
-            if v == 0 or (v < KASAN_GRANULE_SIZE and tail < v):
+        is poisoned.
+
+        :param scan: how many bytes from ``addr`` have their shadow read (default: all
+            ``size``); the accessors stop at the first unmapped granule, where the
+            access faults anyway. A range that wraps past the top of the address space
+            is reported at once, as the kernel does.
+        """
+        if addr + size > 1 << 64:
+            self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
+            return False
+        try:
+            if self._clean(addr, size if scan is None else min(size, scan), size):
                 return True
-        elif size <= 16:
-            if all(mv[g + delta] == 0 for g in range(first_g, last_g)):
-                v = mv[last_g + delta]
-                if v == 0 or (v < KASAN_GRANULE_SIZE and tail < v):
-                    return True
-        else:
-            rest = mv[first_g + delta:last_g + delta + 1].tobytes().lstrip(b"\0")
-            if not rest or (len(rest) == 1 and rest[0] < KASAN_GRANULE_SIZE and tail < rest[0]):
-                return True
+        except ValueError as exc:
+            raise self._gone(exc) from None
         self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
         return False
+
+    def _clean(self, addr: int, scan: int, size: int) -> bool:
+        """The shadow of ``[addr, addr+scan)`` allows an access of ``size`` bytes."""
+        mv, delta = self.mv, self.delta
+        last = addr + scan - 1
+        first_g, last_g = addr >> KASAN_SHADOW_SCALE_SHIFT, last >> KASAN_SHADOW_SCALE_SHIFT
+        # The last byte's place in its granule; a cut-off scan needs its granule whole.
+        tail = last & KASAN_GRANULE_MASK if scan == size else KASAN_GRANULE_MASK
+        if first_g == last_g:
+            v = mv[first_g + delta]
+            return v == 0 or (v < KASAN_GRANULE_SIZE and tail < v)
+        if scan <= 16:
+            if all(mv[g + delta] == 0 for g in range(first_g, last_g)):
+                v = mv[last_g + delta]
+                return v == 0 or (v < KASAN_GRANULE_SIZE and tail < v)
+            return False
+        hi = last_g + delta
+        if self._first_poisoned(first_g + delta, hi) < hi:
+            return False
+        v = mv[hi]
+        return v == 0 or (v < KASAN_GRANULE_SIZE and tail < v)
 
     def check_wild(self, addr: int, size: int, write: bool) -> bool:
         """An access outside every machine: null-ptr-deref or wild-memory-access."""
@@ -413,6 +468,7 @@ def _round_up(size: int) -> int:
     return (size + KASAN_GRANULE_MASK) & ~KASAN_GRANULE_MASK
 
 
+_SCAN_CHUNK_MAX = 1 << 20   # shadow bytes read at once by a long scan
 _FILLS: dict[tuple[int, int], bytes] = {}
 
 
