@@ -90,6 +90,12 @@ _STOP_MODULES = ("threading", "_pytest", "pluggy", "runpy")
 STACK_BOTTOM: set = set()
 # Code whose frames are not shown: what the kernel has as macros (alloc_hooks()).
 STACK_INLINE: set = set()
+# Code that enters an interrupt (sched.run_in_interrupt(), with a ``softirq`` argument):
+# the frames above it ran on the interrupt stack, shown between <IRQ> and </IRQ> as
+# x86's show_trace_log_lvl() does, ending and resuming where x86_64 enters the handlers.
+IRQ_ENTRY: set = set()
+_IRQ_EDGES = {False: (" __handle_irq_event_percpu+0x0/0x0", " asm_common_interrupt+0x0/0x0"),
+              True: (" handle_softirqs+0x0/0x0", " asm_sysvec_apic_timer_interrupt+0x0/0x0")}
 
 
 def source_path(filename: str) -> str:
@@ -129,17 +135,24 @@ def location(frame: FrameType) -> str:
     return f"{source_path(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
-def stack_lines(frame: FrameType | None, depth: int = STACK_DEPTH) -> list[str]:
-    """Kernel-style frames from ``frame`` outwards, stopping at harness frames."""
-    lines: list[str] = []
-    while frame is not None and len(lines) < depth:
+def stack_lines(frame: FrameType | None, depth: int = STACK_DEPTH) -> list[list[str]]:
+    """Kernel-style frames from ``frame`` outwards, stopping at harness frames: one list
+    per stack, innermost first (an interrupt's frames, then the interrupted task's)."""
+    stacks: list[list[str]] = [[]]
+    shown = 0
+    while frame is not None and shown < depth:
         module = frame.f_globals.get("__name__", "")
         if module.split(".")[0] in _STOP_MODULES or frame.f_code in STACK_BOTTOM:
             break
-        if frame.f_code not in STACK_INLINE:
-            lines.append(f" {symbol(frame)} {location(frame)}")
+        if frame.f_code in IRQ_ENTRY:
+            irq_end, task_start = _IRQ_EDGES[bool(frame.f_locals.get("softirq"))]
+            stacks[-1].append(irq_end)
+            stacks.append([task_start])
+        elif frame.f_code not in STACK_INLINE:
+            stacks[-1].append(f" {symbol(frame)} {location(frame)}")
+            shown += 1
         frame = frame.f_back
-    return lines
+    return stacks
 
 
 def caller(depth: int = 2) -> FrameType:
@@ -160,9 +173,14 @@ def header(machine, task) -> list[str]:
 
 
 def call_trace(frame: FrameType | None, first: str | None = None) -> list[str]:
-    """``Call Trace:`` block; ``first`` names an emulator-internal top frame."""
-    body = [f" {first}"] if first else []
-    return ["Call Trace:", " <TASK>", *body, *stack_lines(frame), " </TASK>"]
+    """``Call Trace:`` block; ``first`` names an emulator-internal top frame. Frames of
+    an interrupt handler come first, between ``<IRQ>`` and ``</IRQ>``."""
+    *irqs, task = stack_lines(frame)
+    stacks = [*[("IRQ", lines) for lines in irqs], ("TASK", task)]
+    if first:
+        stacks[0][1].insert(0, f" {first}")
+    return ["Call Trace:", *[line for kind, lines in stacks
+                             for line in (f" <{kind}>", *lines, f" </{kind}>")]]
 
 
 def dump_stack(machine, task, frame: FrameType, level: int = KERN_ERR) -> str:

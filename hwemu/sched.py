@@ -695,6 +695,9 @@ def run_in_interrupt(fn: Callable, *args, softirq: bool = False) -> Any:
         task.preempt_count, task.irqs_off, _ = saved
 
 
+bug.IRQ_ENTRY.add(run_in_interrupt.__code__)
+
+
 # ---------------------------------------------------------------- sleeping
 
 def might_sleep() -> None:
