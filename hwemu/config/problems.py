@@ -34,7 +34,23 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.key}: {self.message}"
+        return f"{where}: {_shown(self.key)}: {_shown(self.message)}"
+
+
+# Longer keys and messages (a pasted blob as a key) are cut to this many characters.
+MAX_SHOWN = 500
+
+
+def _shown(text: str) -> str:
+    """``text`` on one line of readable length: control characters escaped (a key may
+    hold a newline), the middle of a very long text left out."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in text)
+    if len(text) > MAX_SHOWN:
+        cut = len(text) - MAX_SHOWN
+        text = f"{text[:MAX_SHOWN // 2]}...({cut} characters)...{text[-MAX_SHOWN // 2:]}"
+    return text
 
 
 class ConfigError(Exception):
