@@ -104,6 +104,7 @@ class Task:
         self.prio = 0.0            # the pct strategy's priority
         self.exited = False
         self.exit_waiters: list[Task] = []
+        self.should_stop = False   # KTHREAD_SHOULD_STOP: told to stop (see msleep())
 
     def __repr__(self) -> str:
         return f"<task {self.comm}/{self.pid} on CPU {self.cpu.id}>"
@@ -837,10 +838,15 @@ def schedule_timeout_uninterruptible(timeout: int) -> int:
 
 
 def msleep(msecs: int) -> None:
-    """Sleep ``msecs`` emulated milliseconds (uninterruptibly)."""
-    timeout = -(-msecs * current().machine.clock.hz // 1000)
-    while timeout:  # a wake-up does not end it early
+    """Sleep ``msecs`` emulated milliseconds (uninterruptibly). A wake-up does not end
+    it early, but for a task told to stop (``task.should_stop``, as ``kthread_stop()``
+    sets it): the wake-up of the stop ends it, so stopping never waits out a sleep."""
+    task = current()
+    timeout = -(-msecs * task.machine.clock.hz // 1000)
+    while timeout:
         timeout = schedule_timeout_uninterruptible(timeout)
+        if task.should_stop:
+            return
 
 
 def usleep_range(min_us: int, max_us: int) -> None:
@@ -851,11 +857,15 @@ def usleep_range(min_us: int, max_us: int) -> None:
 
 def sleep_until(end: int) -> None:
     """Sleep uninterruptibly until the running CPU's clock reaches ``end`` (ns since
-    boot): an absolute hrtimer (``HRTIMER_MODE_ABS``); wake-ups do not end it early."""
-    clock = current().machine.clock
+    boot): an absolute hrtimer (``HRTIMER_MODE_ABS``); wake-ups do not end it early,
+    but the one that stops the task (see :func:`msleep`)."""
+    task = current()
+    clock = task.machine.clock
     while clock.now_ns() < end:
         set_current_state(TASK_UNINTERRUPTIBLE)
         schedule_hrtimeout(end - clock.now_ns())
+        if task.should_stop:
+            return
 
 
 def ndelay(nsecs: int) -> None:

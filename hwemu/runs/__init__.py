@@ -33,7 +33,8 @@ from ..gfp import GFP_KERNEL
 from ..machine import boot
 from ..mmzone import ZONE_NAMES
 from ..printk import KERN_ERR
-from ..sched import TASK_COMM_LEN, TASK_INTERRUPTIBLE, schedule_hrtimeout, set_current_state
+from ..sched import (TASK_COMM_LEN, TASK_INTERRUPTIBLE, schedule_hrtimeout, set_current_state,
+                     try_to_wake_up)
 from ..slab import kmem_cache_create, kmem_cache_destroy
 from ..timer import NSEC_PER_SEC
 from . import workloads
@@ -137,7 +138,7 @@ class Run:
         interrupted = self.stop_signal is not None
         self.stopped = True   # everyone, whatever their clocks say
         # After a deadlock no task can run: nothing to join, shutdown stops them.
-        errors = [] if deadlock else self._join()
+        errors = [] if deadlock else self._stop_tasks()
         self._sample()
         pools = self._pool_results()
         if not errors and not deadlock:   # a task may hold elements: leave the pools be
@@ -262,6 +263,18 @@ class Run:
             samples["pools"][name].append(load(pool.addr + CURR_NR, 4))
         for nid, free in self.free_pages().items():
             samples["nodes"].setdefault(nid, []).append(free)
+
+    def _stop_tasks(self) -> list[str]:
+        """``kthread_stop()`` for every workload: tell it to stop and wake it from the
+        sleep it is in (a schedule_timeout(), a wait queue, an msleep()), all of them
+        before waiting for any (one may wait for another), then join them."""
+        for task in self.tasks:
+            t = task.handle.task
+            if not t.exited:
+                t.should_stop = True
+                if t.spinning_on is None:   # a spinner waits for the lock, not for time
+                    try_to_wake_up(t)
+        return self._join()
 
     def _join(self) -> list[str]:
         """Wait for every task (``JOIN_SECONDS`` of emulated time in all); what killed

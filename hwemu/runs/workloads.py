@@ -38,6 +38,18 @@ def _jiffies(run, ns: int) -> int:
     return -(-ns * run.machine.HZ // 1_000_000_000)
 
 
+def nap(run, timeout: int) -> None:
+    """Sleep ``timeout`` jiffies uninterruptibly unless the run is stopping, as a
+    kthread does: the state is set before the check, so the stop's wake-up
+    (:meth:`Run._stop_tasks`) cannot come between the check and the sleep and be lost;
+    it ends the sleep early."""
+    sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
+    if run.stopping():
+        sched.__set_current_state(sched.TASK_RUNNING)
+        return
+    sched.schedule_timeout(timeout)
+
+
 # ---------------------------------------------------------------- elements
 
 def fill(pool, element: int, tag: int) -> None:
@@ -153,7 +165,8 @@ class Submitter:
         try:
             while not self.run.stopping() and (not cfg.requests
                                                or counters["submitted"] < cfg.requests):
-                self._wait_for_tag()
+                if not self._wait_for_tag():
+                    break
                 rq = mempool.mempool_alloc(pool.addr, gfp)
                 if not rq:
                     counters["null_returns"] += 1
@@ -168,13 +181,19 @@ class Submitter:
         finally:
             self.disk.submitter_done()
 
-    def _wait_for_tag(self) -> None:
+    def _wait_for_tag(self) -> bool:
+        """Sleep until fewer than ``queue_depth`` requests are in flight; False if the
+        run stopped first."""
         while self.inflight >= self.cfg.queue_depth:
             wait = DEFINE_WAIT()
             prepare_to_wait(self.wait, wait, sched.TASK_UNINTERRUPTIBLE)
-            if self.inflight >= self.cfg.queue_depth:
+            busy = self.inflight >= self.cfg.queue_depth
+            if busy and not self.run.stopping():
                 sched.io_schedule_timeout(current().machine.HZ)
             finish_wait(self.wait, wait)
+            if busy and self.run.stopping():
+                return False
+        return True
 
 
 # ---------------------------------------------------------------- net_rx
@@ -214,7 +233,7 @@ def net_rx(run, cfg, counters: Counters) -> None:
             counters["polls"] += 1
             recvmsg(cfg.backlog)
             if interval:
-                sched.schedule_timeout_uninterruptible(interval)
+                nap(run, interval)
     finally:
         recvmsg(0)
 
@@ -244,21 +263,30 @@ def memory_hog(run, cfg, counters: Counters) -> None:
             got = 0
             if want > 0:
                 reads_done = max(reads_done, task.now) + want * read_ns
-                _io_wait_until(task, reads_done)
+                if not _io_wait_until(run, task, reads_done):
+                    break   # stopped while reading: what was read is dropped
                 got = (add_to_page_cache(want, dirty=cfg.dirty) if cfg.reclaimable
                        else add_anon_pages(want))
                 counters["pages_added"] += got
             if got < want or want <= 0:   # full, or memory ran out: let reclaim work
-                sched.schedule_timeout_uninterruptible(1)
+                nap(run, 1)
     except bug.Killed:
         counters["oom_killed"] += 1
 
 
-def _io_wait_until(task, end: int) -> None:
-    """Sleep in IO wait until ``task``'s clock reaches ``end`` (ns)."""
+def _io_wait_until(run, task, end: int) -> bool:
+    """Sleep in IO wait until ``task``'s clock reaches ``end`` (ns); False if the run
+    stopped first (an absolute hrtimer sleep, ended by the stop as :func:`nap` is)."""
+    clock = run.clock
     task.in_iowait = True
     try:
-        sched.sleep_until(end)
+        while clock.now_ns() < end:
+            sched.set_current_state(sched.TASK_UNINTERRUPTIBLE)
+            if run.stopping():
+                sched.__set_current_state(sched.TASK_RUNNING)
+                return False
+            sched.schedule_hrtimeout(end - clock.now_ns())
+        return True
     finally:
         task.in_iowait = False
 
@@ -270,7 +298,7 @@ def resize(run, cfg, counters: Counters) -> None:
     pool = run.pools[cfg.pool]
     interval = max(1, _jiffies(run, cfg.interval))
     for size in itertools.cycle(cfg.sizes):
-        sched.schedule_timeout_uninterruptible(interval)
+        nap(run, interval)
         if run.stopping():
             return
         if mempool.mempool_resize(pool.addr, size):
