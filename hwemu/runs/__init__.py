@@ -107,13 +107,23 @@ class Run:
 
     # -- the run ---------------------------------------------------------------
 
-    def execute(self, progress=None) -> dict:
+    def stop(self, signum: int | None = None) -> None:
+        """Stop the run early: the workloads see :meth:`stopping` at once, the watcher
+        stops them at its next sample. Safe in a signal handler (it only sets flags);
+        ``signum`` is the signal that asked, the first one is kept."""
+        if signum is not None and self.stop_signal is None:
+            self.stop_signal = signum
+        self.stopped = True
+
+    def execute(self, progress=None, signals: bool = True) -> dict:
         """Boot, run, stop and return the result. ``progress(run, samples)`` is called
-        after every sample; Ctrl-C stops the run early (``result["interrupted"]``)."""
+        after every sample. With ``signals`` (in the main thread), Ctrl-C, SIGTERM or
+        SIGHUP stops the run early (``result["interrupted"]``); a caller that handles
+        them itself passes False and calls :meth:`stop`."""
         wall = time.monotonic()
         machine = self.machine = boot(self.config)
         try:
-            with self._signals():
+            with self._signals() if signals else contextlib.nullcontext():
                 result = self._run(progress)
         except BaseException:
             machine.shutdown(SHUTDOWN_SECONDS)
@@ -207,10 +217,11 @@ class Run:
         try:
             while True:
                 self._sample()
-                if progress:
+                done = self.stopping() or self.machine.bugs.panic or (
+                    foreground and not any(t.handle.is_alive() for t in foreground))
+                if progress:   # after the check: it sees a signal that stops the run
                     progress(self, self.samples)
-                if self.stopping() or self.machine.bugs.panic or (
-                        foreground and not any(t.handle.is_alive() for t in foreground)):
+                if done:
                     return False
                 set_current_state(TASK_INTERRUPTIBLE)
                 schedule_hrtimeout(SAMPLE_NS)
@@ -231,8 +242,7 @@ class Run:
         def first(signum, frame):
             if self.stop_signal is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            self.stop_signal = signum
-            self.stopped = True
+            self.stop(signum)
 
         saved = {}
         for name in STOP_SIGNALS:

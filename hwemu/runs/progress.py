@@ -5,6 +5,7 @@ each pool's fill level, free memory per node and the KASAN report count.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -29,6 +30,14 @@ def status(run, samples: dict) -> dict:
     }
 
 
+def stopping_line(signum: int) -> str:
+    """What the watcher says when a signal stopped the run."""
+    name = signal.Signals(signum).name
+    again = " (Ctrl-C again quits at once, without the summary)" \
+        if signum == signal.SIGINT else ""
+    return f"hwemu: {name}: stopping the run{again}"
+
+
 def plain_line(s: dict) -> str:
     pools = " ".join(f"{name} {curr}/{min_nr}" for name, (curr, min_nr) in s["pools"].items())
     free = " ".join(f"node{nid} {mib(f)}" for nid, f in s["free"].items())
@@ -44,6 +53,7 @@ class Progress:
         self.live = None
         self.last = 0.0
         self.pending: dict | None = None   # the status not printed yet (plain mode)
+        self.told = False   # that the run is stopping, on a signal
         if stream.isatty():
             from rich.console import Console
             from rich.live import Live
@@ -52,6 +62,9 @@ class Progress:
             self.live.start()
 
     def __call__(self, run, samples: dict) -> None:
+        if run.stop_signal is not None and not self.told:
+            self.told = True
+            self._say(stopping_line(run.stop_signal))
         if self.live:
             now = time.monotonic()
             if now - self.last >= LIVE_SECONDS:
@@ -61,6 +74,13 @@ class Progress:
             self.pending = status(run, samples)
             if self.pending["t"] - self.last >= PLAIN_SECONDS:
                 self._print()
+
+    def _say(self, text: str) -> None:
+        """A line above the live display, or between the plain lines."""
+        if self.live:
+            self.live.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def _print(self) -> None:
         assert self.pending is not None

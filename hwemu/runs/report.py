@@ -6,6 +6,7 @@ saved JSON result renders the same.
 from __future__ import annotations
 
 import operator
+import signal
 
 from ..config import ExpectConfig
 from ..page_types import PAGE_SIZE
@@ -58,10 +59,12 @@ def expectations(result: dict, expect: ExpectConfig) -> list[dict]:
 
 
 def exit_code(result: dict) -> int:
-    """0 if every expectation held, no task died and the kernel did not panic; 130 if
-    interrupted; else 1."""
+    """0 if every expectation held, no task died and the kernel did not panic; 128 +
+    the signal's number if a signal stopped the run (130 for SIGINT, 143 for SIGTERM,
+    129 for SIGHUP); else 1."""
     if result["interrupted"]:
-        return 130
+        name = result.get("signal")
+        return 128 + (signal.Signals[name] if name else signal.SIGINT)
     if result["task_errors"] or result["panic"] or result["deadlock"] or \
             not all(e["ok"] for e in result["expectations"]):
         return 1
@@ -87,7 +90,7 @@ def _pool_kind(p: dict) -> str:
 
 def summary(result: dict) -> str:
     """The summary a run prints: pools, workloads, memory, reclaim, bugs, expectations."""
-    state = "interrupted after" if result["interrupted"] else "ran"
+    state = _stopped(result) + " after" if result["interrupted"] else "ran"
     sched = result["schedule"]
     lines = [f"hwemu run: {result['machine']}, seed {result['seed']}: {state} "
              f"{result['emulated_seconds']:.2f}s of emulated time "
@@ -140,6 +143,12 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
 
 
+def _stopped(result: dict) -> str:
+    """How a stopped run ended: ``interrupted`` (Ctrl-C), ``interrupted by SIGTERM``."""
+    name = result.get("signal")
+    return "interrupted" if name in (None, "SIGINT") else f"interrupted by {name}"
+
+
 def ktap(result: dict) -> str:
     """KTAP version 1: one test per expectation, then one for the run itself (no task
     died, not interrupted), so a CI parser sees every check."""
@@ -148,7 +157,7 @@ def ktap(result: dict) -> str:
     problems = result["task_errors"] + [p for p in (result["panic"], result["deadlock"])
                                         if p]
     ran = not problems and not result["interrupted"]
-    why = "; ".join(problems) or ("interrupted" if result["interrupted"] else "completed")
+    why = "; ".join(problems) or (_stopped(result) if result["interrupted"] else "completed")
     checks.append((ran, "run", why))
     lines = ["KTAP version 1", f"# hwemu run: {result['machine']} seed {result['seed']}",
              f"1..{len(checks)}"]
