@@ -22,7 +22,8 @@ from hwemu.access import load, memset, read_bytes, store, write_bytes
 from hwemu.alloc_tag import return_address
 from hwemu.current import current
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
-from hwemu.gfp import GFP_KERNEL, GFP_NOWAIT, gfp_t
+from hwemu.gfp import (GFP_KERNEL, GFP_NOWAIT, __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC,
+                       __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO)
 from hwemu.highmem import kmap_local_page, kunmap_local
 from hwemu.jump_label import KASAN, SLUB_DEBUG
 from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
@@ -358,7 +359,7 @@ def mempool_init_noprof(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: in
 def mempool_create_node_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int,
                                gfp_mask: int, node_id: int) -> int:
     """``mempool_create_node()``: a new ``struct mempool *``, or 0."""
-    pool = kmalloc_node_noprof(SIZEOF_MEMPOOL, gfp_mask | gfp_t.ZERO, node_id)
+    pool = kmalloc_node_noprof(SIZEOF_MEMPOOL, gfp_mask | __GFP_ZERO, node_id)
     if not pool:
         return 0
     if mempool_init_node(pool, min_nr, alloc_fn, free_fn, pool_data, gfp_mask, node_id):
@@ -426,8 +427,8 @@ def mempool_adjust_gfp(gfp_mask: int) -> tuple[int, int]:
     """``mempool_adjust_gfp(&gfp_mask)``: ``(gfp_mask, gfp_temp)``: the caller's mask
     with ``NOMEMALLOC|NORETRY|NOWARN`` added, and that without ``DIRECT_RECLAIM|IO``
     for the first pass."""
-    gfp_mask |= gfp_t.NOMEMALLOC | gfp_t.NORETRY | gfp_t.NOWARN
-    return gfp_mask, gfp_mask & ~(gfp_t.DIRECT_RECLAIM | gfp_t.IO)
+    gfp_mask |= __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN
+    return gfp_mask, gfp_mask & ~(__GFP_DIRECT_RECLAIM | __GFP_IO)
 
 
 def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
@@ -440,7 +441,7 @@ def mempool_alloc_from_pool(pool: int, elems: list, count: int, allocated: int,
     flags = spinlock.task_lock_irqsave(lock, task)
     curr_nr = load(pool + CURR_NR, 4)
     if curr_nr < count - allocated:
-        if gfp & gfp_t.DIRECT_RECLAIM:
+        if gfp & __GFP_DIRECT_RECLAIM:
             wait = DEFINE_WAIT()
             # Queued before the lock is dropped: a free in between cannot be missed.
             prepare_to_wait(_wait(pool), wait, sched.TASK_UNINTERRUPTIBLE)
@@ -479,7 +480,7 @@ def _fail(attr_name: str, task) -> bool:
 
 
 def _might_alloc(gfp_mask: int) -> None:
-    if gfp_mask & gfp_t.DIRECT_RECLAIM:
+    if gfp_mask & __GFP_DIRECT_RECLAIM:
         sched.might_sleep()
 
 
@@ -489,7 +490,7 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
     Never NULL when ``gfp_mask`` has ``__GFP_DIRECT_RECLAIM``: it waits for a free.
     """
     gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
-    if gfp_mask & gfp_t.ZERO:
+    if gfp_mask & __GFP_ZERO:
         bug.WARN_ON_ONCE(True)   # VM_WARN_ON_ONCE(gfp_mask & __GFP_ZERO)
     _might_alloc(gfp_mask)
     task = current()
@@ -505,7 +506,7 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
             if gfp_temp != gfp_mask:   # the first pass used the reduced mask
                 gfp_temp = gfp_mask
                 continue
-            if gfp_mask & gfp_t.DIRECT_RECLAIM:
+            if gfp_mask & __GFP_DIRECT_RECLAIM:
                 continue   # mempool_alloc_from_pool() slept on pool->wait
             stats_of(pool).alloc_null += 1
             return 0
