@@ -17,8 +17,9 @@ boots and prints one /proc file; ``hwemu config-reference`` prints every config 
 (docs/config.md).
 
 Exit codes: 0 success; 1 the machine failed or deadlocked, a workload died or an
-expectation did not hold; 2 bad config or usage; 130 interrupted (after the partial
-summary).
+expectation did not hold; 2 bad config or usage; 128 + the signal's number when SIGINT
+(Ctrl-C: 130), SIGTERM (143) or SIGHUP (129) stopped the run (after the partial summary)
+or its start-up (hwemu/runs/signals.py).
 """
 from __future__ import annotations
 
@@ -236,6 +237,10 @@ def explore_job(config, args, overrides: dict) -> int:
     most = 0   # the most steps a schedule took
     seen: set[str] = set()
     for k in range(args.explore):
+        if args.stop_signals.signum is not None:   # it came between two schedules
+            print(f"hwemu: interrupted after {k} of {args.explore} schedules, all passed",
+                  file=sys.stderr)
+            return args.stop_signals.exit_code(0)
         schedule = {"strategy": sched.strategy, "seed": sched.seed + k}
         extra = {"machine.sched.seed": schedule["seed"]}
         if steps is not None:
@@ -255,7 +260,8 @@ def explore_job(config, args, overrides: dict) -> int:
         seen.add(did["interleaving"])
         print(f"hwemu: schedule {k + 1}/{args.explore}: {sched.strategy} seed "
               f"{schedule['seed']}: {did['steps']} points, {did['switches']} switches: "
-              f"{'ok' if code == 0 else 'FAILED'}", file=sys.stderr)
+              f"{'ok' if code == 0 else 'interrupted' if result['interrupted'] else 'FAILED'}",
+              file=sys.stderr)
         if code:
             _report(result, cfg)
             if code == 1:

@@ -306,3 +306,17 @@ def test_a_background_workload_asleep_when_the_foreground_ends_is_woken(workdir)
     assert result["workloads"]["net_rx"]["received"] == 64
     assert result["workloads"]["resize"] == {}
     assert result["emulated_seconds"] < 0.1
+
+
+def test_a_signal_ends_an_exploration_without_calling_a_schedule_failed(workdir):
+    """--explore: the schedule the signal stops, or the next one, is not run to the end
+    nor called FAILED."""
+    child = Child(workdir, "light.yaml", "--duration", "2s", "--explore", "5")
+    child.wait_for("err", lambda line: line.startswith("hwemu: schedule 1/5: "))
+    child.send(signal.SIGTERM)
+    rc, stdout, stderr = child.finish()
+    assert rc == 143, stdout + stderr
+    assert "Traceback" not in stderr and "FAILED" not in stderr
+    last = stderr.splitlines()[-1]
+    assert last == "hwemu: interrupted after 1 of 5 schedules, all passed" or \
+        last.endswith(": interrupted") and "interrupted by SIGTERM after" in stdout, stderr
