@@ -53,7 +53,11 @@ def parse_duration(value: object) -> int:
 
 def _digits(n: int) -> str:
     """An int as written, or its length when it is too long to show."""
-    return str(n) if n.bit_length() <= 128 else f"a number of {n.bit_length()} bits"
+    if n.bit_length() <= 128:
+        return str(n)
+    if n.bit_length() <= 10_000:   # str() refuses above 4300 digits
+        return f"a number of {len(str(n))} digits"
+    return f"a number of {n.bit_length()} bits"
 
 
 def _clip(value: object, limit: int = 60) -> str:

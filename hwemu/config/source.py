@@ -85,8 +85,9 @@ class _Loader(yaml.SafeLoader):
 
 
 # An int of more digits is refused before it is converted: Python refuses above 4300
-# digits, and converting thousands of digits is slow.
-MAX_INT_DIGITS = 100
+# digits, and converting thousands of digits is slow. Below it, the key's own check
+# says what is too large.
+MAX_INT_DIGITS = 1000
 _INT_TAG = "tag:yaml.org,2002:int"
 
 
