@@ -254,6 +254,12 @@ class Machine:
         """The kernel log, as ``dmesg`` prints it."""
         return self.log.dmesg()
 
+    def drgn(self):
+        """A ``drgn.Program`` over this machine (:mod:`hwemu.drgn_program`); needs drgn
+        (``pip install 'hwemu[drgn]'``)."""
+        from .drgn_program import drgn_program
+        return drgn_program(self)
+
     def spawn(self, fn, *args, name: str | None = None, cpu: int | None = None):
         """Start ``fn(*args)`` as a new task on a free CPU; returns a handle to ``join()``.
 

@@ -26,8 +26,8 @@ LAYERS = (
      "hwemu.oom_kill", "hwemu.procfs"),
     # KASAN
     ("hwemu.kasan",),
-    # boot: builds everything above
-    ("hwemu.machine",),
+    # boot: builds everything above; drgn's view of what it built
+    ("hwemu.machine", "hwemu.drgn_program"),
     # the mempool port
     ("mempool",),
     # what users run: the package API, runs, the CLI, the pytest plugin
