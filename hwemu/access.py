@@ -52,6 +52,13 @@ def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
     return bug.page_fault_report(task.machine, task, addr, write, frame, why)
 
 
+def page_fault(addr: int, write: bool, why: str) -> bug.Oops:
+    """The oops of a kernel access faulting at ``addr``, printed on current's machine:
+    for code that emulates an access it does not make through the accessors (reading
+    the ``struct page`` that ``virt_to_page()`` of a bad pointer names)."""
+    return _oops(addr & _MASK64, write, why, None)
+
+
 def _pointer(addr) -> int:
     """``addr`` as the ``void *`` it stands for: a negative int is the same pointer as
     its two's complement (``ERR_PTR(-12)`` is ``0xfffffffffffffff4``); raises for

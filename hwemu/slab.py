@@ -1439,6 +1439,7 @@ def kmalloc_type(flags: int) -> int:
 
 
 _current = current
+_MASK64 = (1 << 64) - 1   # (unsigned long) of a negative pointer int
 
 
 def _slab():
@@ -1676,9 +1677,12 @@ kcalloc_node = alloc_hooks(kcalloc_node_noprof)
 
 def kfree(objp: int) -> None:
     """``kfree(const void *objp)``: NULL and ``ZERO_SIZE_PTR`` are ignored; a pointer
-    that is no kmalloc/slab object is reported and ignored."""
+    that is no kmalloc/slab object is reported and ignored. A negative int is the
+    same pointer as its two's complement (an ``ERR_PTR``), which is no such object."""
     if objp <= ZERO_SIZE_PTR:
-        return
+        if objp >= 0:
+            return
+        objp &= _MASK64
     task = _current()
     sl = task.machine.slab
     slab = sl.pfn_slab.get((objp - sl.page_offset) >> PAGE_SHIFT)

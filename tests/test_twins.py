@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import os
 import re
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -260,6 +261,12 @@ negative-addr       -1, 1
 last-byte           (1 << 64) - 1, 1
 over-top            (1 << 64) - 1, 2
 huge-n              ns.buf, 1 << 62
+n-2**40             ns.buf, 1 << 40
+n-2**64-1           ns.buf, (1 << 64) - 1
+n-2**64             ns.buf, 1 << 64
+wraps               (1 << 64) - 8, 16
+err-ptr             -12, 8
+vmalloc-huge        ns.vm, 1 << 40
 """
 
 WRITE_BYTES = """
@@ -307,6 +314,13 @@ shut-down           ns.dead, 0, 1
 null                0, 0, 1
 bool-addr           True, 0, 1
 huge-n              ns.buf, 0, 1 << 62
+n-2**40             ns.buf, 0, 1 << 40
+n-2**64-1           ns.buf, 0, (1 << 64) - 1
+n-2**64             ns.buf, 0, 1 << 64
+n--2**70            ns.buf, 0, -(1 << 70)
+wraps               (1 << 64) - 8, 0, 16
+err-ptr             -12, 0, 8
+vmalloc-huge        ns.vm, 0, 1 << 40
 int-subclass-addr   Addr(ns.buf), 1, 4
 keywords            kw=ns.buf; c=1, n=4
 """
@@ -333,6 +347,8 @@ bool-dst            True, ns.buf, 8
 bool-src            ns.buf, True, 8
 dst-over-span-end   ns.hi - 8, ns.buf, 16
 src-over-span-end   ns.buf, ns.hi - 8, 16
+huge-n              ns.buf + 64, ns.buf, 1 << 40
+src-wraps           ns.buf, (1 << 64) - 8, 16
 """
 
 CASES = (table("load", LOAD) + table("store", STORE) + table("read_bytes", READ_BYTES) +
@@ -585,6 +601,28 @@ def test_the_mirror_refuses_spans_that_are_not_mapped():
         assert [e for e in speedups.registered() if e[0] == sp.base] == \
             [(sp.base, sp.end, lo, hi, 0)]
         assert access.py_load(lo, 8) == c_of(m, "load")(lo, 8)
+
+
+@needs_c
+@pytest.mark.parametrize("name", ["load", "read_bytes", "memset"])
+def test_both_refuse_a_thread_that_is_no_task(name):
+    """The C fast path takes only accesses of current's machine: a plain thread's goes
+    to the twin, which refuses it as current() would."""
+    args = {"load": (8,), "read_bytes": (8,), "memset": (0, 8)}[name]
+    with boot(False) as m:
+        p = hwemu.kmalloc(64, hwemu.GFP_KERNEL)
+        got = []
+
+        def plain():
+            for fn in (c_of(m, name), twin_of(m, name)):
+                try:
+                    fn(p, *args)
+                except Exception as exc:   # noqa: BLE001 - compared below
+                    got.append((type(exc), str(exc)))
+        t = threading.Thread(target=plain, name="plain")
+        t.start()
+        t.join()
+        assert len(got) == 2 and got[0] == got[1] and "not a task" in got[0][1]
 
 
 @needs_c

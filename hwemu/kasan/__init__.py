@@ -25,7 +25,10 @@ import os
 import sys
 import threading
 
+import numpy as np
+
 from .. import bug, vmem
+from ..access import page_fault
 from ..current import current, current_on
 from ..page_types import PAGE_SHIFT, PAGE_SIZE
 from ..printk import KERN_ERR
@@ -150,9 +153,14 @@ class Kasan:
         mv, step = self.mv, 64
         while lo < hi:
             stop = min(hi, lo + step)
-            rest = mv[lo:stop].tobytes().lstrip(b"\0")
-            if rest:
-                return stop - len(rest)
+            if step < 4096:
+                rest = mv[lo:stop].tobytes().lstrip(b"\0")
+                if rest:
+                    return stop - len(rest)
+            else:   # numpy's max is vectorised; bytes.lstrip goes byte by byte
+                chunk = np.frombuffer(mv[lo:stop], np.uint8)
+                if chunk.max():
+                    return lo + int((chunk != 0).argmax())
             lo, step = stop, min(step << 2, _SCAN_CHUNK_MAX)
         return hi
 
@@ -398,9 +406,19 @@ class Kasan:
     # ------------------------------------------------------------ mempool hooks
 
     def _head(self, ptr: int) -> tuple[int, int]:
-        """``virt_to_head_page()`` of a direct-map ``ptr``: (head pfn, folio order)."""
+        """``virt_to_head_page()`` of a direct-map ``ptr``: (head pfn, folio order).
+
+        Any other pointer (``ZERO_SIZE_PTR``, an ``ERR_PTR``, vmalloc memory) names a
+        ``struct page`` that does not exist: reading its flags faults, and the oops
+        names that address, as the kernel's would.
+        """
         mm = self.machine.memmap
-        pfn = mm.compound_head(mm.direct_map_pa(ptr, "virt_to_head_page") >> PAGE_SHIFT)
+        try:
+            pa = mm.direct_map_pa(ptr, "virt_to_head_page")
+        except bug.AddressError as exc:
+            page = mm.start + ((((ptr - mm.page_offset) & _MASK64) >> PAGE_SHIFT) << 6)
+            raise page_fault(page, False, f"the struct page of {exc}") from None
+        pfn = mm.compound_head(pa >> PAGE_SHIFT)
         return pfn, mm.compound_order(pfn)
 
     def mempool_poison_object(self, ptr: int, ip=None) -> bool:
@@ -469,6 +487,7 @@ def _round_up(size: int) -> int:
 
 
 _SCAN_CHUNK_MAX = 1 << 20   # shadow bytes read at once by a long scan
+_MASK64 = (1 << 64) - 1
 _FILLS: dict[tuple[int, int], bytes] = {}
 
 
@@ -493,8 +512,14 @@ def _caller_outside(*modules: str):
 # ---------------------------------------------------------------- the API
 
 def _kasan(addr: int | None = None) -> Kasan:
-    machine = vmem.space_of(addr).machine if addr else current().machine
-    return machine.kasan
+    """The KASAN of ``addr``'s machine; of current's for NULL or a pointer into no
+    machine (whose hook then faults as the kernel's would, see :meth:`Kasan._head`)."""
+    if addr:
+        try:
+            return vmem.space_of(addr).machine.kasan
+        except bug.AddressError:
+            pass
+    return current().machine.kasan
 
 
 def kasan_enabled() -> bool:
