@@ -14,7 +14,8 @@ every CPU), and the boot log, memory map and /proc/buddyinfo are printed.
 ``hwemu validate CONFIG`` checks a config and reports every problem; ``hwemu show
 CONFIG`` prints the memory layout the kernel prints at boot; ``hwemu proc CONFIG PATH``
 boots and prints one /proc file; ``hwemu config-reference`` prints every config key
-(docs/config.md).
+(docs/config.md); ``hwemu shell [CONFIG] [-c CODE]`` boots and opens a Python REPL on
+the machine (hwemu/shell.py), or runs CODE there.
 
 Exit codes: 0 success; 1 the machine failed or deadlocked, a workload died or an
 expectation did not hold; 2 bad config or usage; 128 + the signal's number when SIGINT
@@ -314,6 +315,15 @@ def cmd_proc(args) -> int:
     return 0
 
 
+def cmd_shell(args) -> int:
+    from .config import load_config
+    from .machine import boot
+    from .shell import interact
+    config = load_config(args.config, overrides=_overrides(args.set))
+    with boot(config) as machine:
+        return interact(machine, args.command_text)
+
+
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -357,6 +367,10 @@ def _parser() -> argparse.ArgumentParser:
     command("show", cmd_show, "print the memory layout the kernel prints at boot")
     proc = command("proc", cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo")
     proc.add_argument("path", help="a /proc path, e.g. /proc/buddyinfo")
+    shell = command("shell", cmd_shell, "boot and open a Python REPL on the machine, with "
+                    "describe(addr), stack_trace(task) and drgn's prog", default_config=True)
+    shell.add_argument("-c", dest="command_text", metavar="CODE",
+                       help="run CODE in the shell's namespace instead of the REPL")
     ref = sub.add_parser("config-reference", help="print every config key (Markdown)")
     ref.set_defaults(fn=lambda args: print(config_reference(), end="") or 0, set=[])
     return parser

@@ -32,7 +32,7 @@ LAYERS = (
     ("mempool",),
     # what users run: the package API, runs, the CLI, the pytest plugin
     ("hwemu", "hwemu.explore", "hwemu.runs", "hwemu.cli", "hwemu.pytest_plugin",
-     "hwemu.__main__"),
+     "hwemu.__main__", "hwemu.shell"),
 )
 
 
