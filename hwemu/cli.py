@@ -31,13 +31,9 @@ import shlex
 import signal
 import sys
 
-from . import access, highmem, page, page_alloc
 from .bug import KernelError
-from .config import (ConfigError, config_reference, dump_config, format_duration, format_size,
-                     load_config, parse_overrides, resolve)
 from .gfp import (__GFP_NOWARN, __GFP_THISNODE, GFP_DMA, GFP_DMA32, GFP_HIGHUSER,
                   GFP_HIGHUSER_MOVABLE, GFP_KERNEL, format_gfp)
-from .machine import boot
 from .mmzone import ZONE_HIGHMEM, ZONE_NAMES
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .strategy import STRATEGIES
@@ -46,6 +42,7 @@ from .strategy import STRATEGIES
 def _overrides(pairs: list[str]) -> dict:
     """``--set key=value`` pairs; values are YAML scalars/flows (``8``, ``2G``, ``[1]``),
     read with a config file's caps (hwemu.config.parse_overrides)."""
+    from .config import parse_overrides
     return parse_overrides(pairs)
 
 
@@ -56,6 +53,7 @@ ZONE_GFP = (GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE)
 def check_zone(zone) -> None:
     """Allocate a page from ``zone``, write and read it back through every mapping
     that reaches it (kmap and kmap_local for highmem), and free it."""
+    from . import access, highmem, page, page_alloc
     gfp = ZONE_GFP[zone.idx] | __GFP_THISNODE | __GFP_NOWARN
     pg = page_alloc.alloc_pages_node(zone.node, gfp, 0)
     if not pg or page.page_zone(pg) is not zone:
@@ -78,6 +76,7 @@ def check_zone(zone) -> None:
 
 def bring_up(machine) -> list[str]:
     """Check a page of every zone of every node; highmem from every CPU."""
+    from .config import format_size
     rows = []
     zones = [z for n in machine.nodes for z in n.node_zones if z.managed_pages]
     for z in zones:
@@ -95,6 +94,7 @@ def bring_up(machine) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from .config import dump_config, load_config, resolve
     overrides = _overrides(args.set)
     if args.seed is not None:
         overrides["fault_injection.seed"] = args.seed
@@ -132,6 +132,8 @@ def replay_line(args, schedule: dict, steps: int | None = None) -> str:
 
 def bring_up_job(config) -> int:
     """A config without ``run:``: boot, bring every zone up, print the machine."""
+    from .config import format_size
+    from .machine import boot
     with boot(config) as machine:
         rows = bring_up(machine)
         sys.stdout.write(machine.dmesg())
@@ -150,6 +152,7 @@ def bring_up_job(config) -> int:
 def run_job(config, args) -> int:
     """The scenario of ``config.run``: progress on stderr, the summary (and KTAP) on
     stdout, KASAN reports after it; JSON and plots where asked."""
+    from .config import dump_config, format_duration, resolve
     from .runs import Run, report
     from .runs.progress import Progress
     if args.plot:
@@ -232,6 +235,7 @@ def explore_job(config, args, overrides: dict) -> int:
     """``--explore N``: the run under N schedules (machine.sched.seed, seed + 1...),
     one line each on stderr; the first that fails is reported in full with its replay
     line. With pct, each schedule expects the most steps one before it took."""
+    from .config import load_config
     from .runs import Run, report
     sched = config.machine.sched
     steps = sched.steps if sched.strategy == "pct" else None
@@ -279,6 +283,7 @@ def explore_job(config, args, overrides: dict) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .config import load_config
     load_config(args.config, overrides=_overrides(args.set), check=_importable(args))
     print(f"{args.config}: ok")
     return 0
@@ -297,6 +302,8 @@ def virtual_layout(machine) -> str:
 
 
 def cmd_show(args) -> int:
+    from .config import load_config
+    from .machine import boot
     config = load_config(args.config, overrides=_overrides(args.set))
     with boot(config) as machine:
         sys.stdout.write(machine.dmesg())
@@ -305,6 +312,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_proc(args) -> int:
+    from .config import load_config
+    from .machine import boot
     config = load_config(args.config, overrides=_overrides(args.set))
     with boot(config) as machine:
         try:
@@ -312,6 +321,12 @@ def cmd_proc(args) -> int:
         except FileNotFoundError:
             print(f"hwemu: {args.path}: No such file or directory", file=sys.stderr)
             return 2
+    return 0
+
+
+def cmd_config_reference(args) -> int:
+    from .config import config_reference
+    print(config_reference(), end="")
     return 0
 
 
@@ -372,14 +387,15 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("-c", dest="command_text", metavar="CODE",
                        help="run CODE in the shell's namespace instead of the REPL")
     ref = sub.add_parser("config-reference", help="print every config key (Markdown)")
-    ref.set_defaults(fn=lambda args: print(config_reference(), end="") or 0, set=[])
+    ref.set_defaults(fn=cmd_config_reference, set=[])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command; ``argv`` None: the process's own (it ends with the command)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)   # first: --help and usage errors need no config models
+    from .config import ConfigError
     try:
         for pair in args.set:
             if "=" not in pair or pair.startswith("="):
