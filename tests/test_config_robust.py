@@ -260,6 +260,16 @@ def test_a_wait_longer_than_the_run_is_refused(tmp_path, capsys, workload, line,
     assert shown in err[0]
 
 
+def test_a_reserve_bigger_than_ram_is_refused(tmp_path, capsys):
+    """mempool_create() allocates the reserve when the run starts; one larger than RAM
+    failed the run with 'out of memory' after validate said ok."""
+    path = write(tmp_path, RUN.replace("kmalloc\n      size: 64", "page\n      order: 10")
+                 + "      min_nr: 65536\n")
+    rc, err = validate(capsys, path)
+    assert (rc, err) == (2, [f"{path}:9: run.pools.0.min_nr: 65536 reserved elements of 4M "
+                             "need 256G, more than the machine's 512M of RAM"])
+
+
 def test_an_unimportable_custom_module_is_placed_at_its_line(tmp_path, capsys):
     path = write(tmp_path, RUN + "  custom:\n    - function: no_such_module_xyz:fn\n")
     rc, err = validate(capsys, path)

@@ -14,6 +14,8 @@ The package, in import order (each module imports only those above it):
 
 - :mod:`~hwemu.config.base`: the models' settings, byte sizes, the hand-over of
   cross-field problems;
+- :mod:`~hwemu.config.limits`: what a machine needs of its host process (address
+  space, the RAM memfd's name), so that a config that validates boots;
 - :mod:`~hwemu.config.run`: the run schema (pools, workloads, expectations, durations);
 - :mod:`~hwemu.config.schema`: the machine schema and :class:`Config`, the whole config;
 - :mod:`~hwemu.config.problems`: :class:`Problem`, :class:`ConfigError`, pydantic

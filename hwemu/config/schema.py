@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field, create_model, model_valid
 
 from ..fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, Knob
 from ..mmzone import LOCAL_DISTANCE, MAX_NUMNODES, REMOTE_DISTANCE
+from ..page_types import PAGE_SIZE
 from .base import _MODEL_CONFIG, G, K, Loc, M, Size, _raise_checks, format_size
 from .limits import (ELF_ET_DYN_BASE, MAX_ADDRESS_SPACE, MAX_NAME_LEN, MEMFD_NAME_PREFIX,
                      MFD_NAME_MAX_LEN, RESERVE_HINT, address_space, max_ram)
@@ -571,7 +572,7 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Config:
         """A run's tasks need CPUs of their own (CPU 0 watches the run); its pools'
-        nodes must exist."""
+        nodes must exist, and their reserves fit in RAM."""
         if self.run is None:
             return self
         problems: list[tuple[Loc, str]] = []
@@ -583,5 +584,16 @@ class Config(BaseModel):
         problems += [(("run", "pools", i, "node"), f"no node {p.node}: the machine has "
                                                    f"{nodes} (0..{nodes - 1}, or -1 for any)")
                      for i, p in enumerate(self.run.pools) if p.node >= nodes]
-        _raise_checks(problems)
+        _raise_checks(problems + list(self._check_reserves()))
         return self
+
+    def _check_reserves(self) -> typing.Iterator[tuple[Loc, str]]:
+        """A pool's reserve is allocated when the run starts: it must fit in RAM."""
+        ram = sum(node.mem for node in self.machine.nodes)
+        for i, pool in enumerate(self.run.pools if self.run else ()):
+            element = PAGE_SIZE << pool.order if pool.type == "page" else pool.size
+            if pool.min_nr * element > ram:
+                yield ("run", "pools", i, "min_nr"), (
+                    f"{pool.min_nr} reserved elements of {format_size(element)} need "
+                    f"{format_size(pool.min_nr * element)}, more than the machine's "
+                    f"{format_size(ram)} of RAM")
