@@ -47,8 +47,7 @@ from pathlib import Path
 
 import pytest
 
-import hwemu
-import hwemu.kasan
+import hwemu   # lazy (PEP 562): the machine loads when a test first boots one
 from hwemu.current import current_on, swap
 from hwemu.strategy import STRATEGIES
 
@@ -201,6 +200,7 @@ def _marker_config(item) -> tuple:
 @pytest.fixture
 def expect_kasan_report():
     """:func:`hwemu.kasan.expect_report`: ``with expect_kasan_report("use-after-free"):``"""
+    import hwemu.kasan
     return hwemu.kasan.expect_report
 
 
