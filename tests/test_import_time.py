@@ -203,6 +203,16 @@ def test_a_name_loads_its_module_on_first_use():
     assert "hwemu.runs" not in modules
 
 
+def test_the_kernel_loads_no_config_models():
+    """The kernel's modules (all but boot, hwemu.machine) read hwemu.config.limits, not
+    the pydantic models: those load with the first config."""
+    modules = loaded_after("import hwemu.kasan, hwemu.procfs, hwemu.vmscan, mempool")
+    assert not {m.split(".")[0] for m in modules} & {"pydantic", "pydantic_core", "yaml"}
+    assert {m for m in modules if m.startswith("hwemu.config.")} == {"hwemu.config.limits"}
+    modules = loaded_after("import hwemu.config; hwemu.config.Config")
+    assert {"pydantic", "hwemu.config.schema"} <= modules
+
+
 # ---------------------------------------------------------------- the acceptance timings
 
 ROUNDS = 3   # a round that misses is measured again; a real slowdown misses them all

@@ -26,15 +26,51 @@ The package, in import order (each module imports only those above it):
   :func:`config_reference`.
 """
 
-from .base import Size, format_size, parse_size
-from .problems import ConfigError, Problem
-from .reference import config_reference, dump_config, plain, resolve
-from .run import (BioConfig, CustomConfig, Duration, ExpectConfig, LatencyConfig,  # _condition:
-                  MemoryHogConfig, NetRxConfig, PoolConfig, ResizeConfig, RunConfig,  # tests
-                  _condition, format_duration, parse_duration)
-from .schema import (Config, DebugConfig, FailPageAllocConfig, FailslabConfig, FaultAttrConfig,
-                     FaultInjectionConfig, KasanConfig, MachineConfig, NodeConfig, VmConfig)
-from .source import DEFAULT_CONFIG, load_config, parse_overrides
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # imported on first use, by __getattr__ below
+    from .base import Size, format_size, parse_size
+    from .problems import ConfigError, Problem
+    from .reference import config_reference, dump_config, plain, resolve
+    from .run import (BioConfig, CustomConfig, Duration, ExpectConfig, LatencyConfig,
+                      MemoryHogConfig, NetRxConfig, PoolConfig, ResizeConfig, RunConfig,
+                      _condition, format_duration, parse_duration)   # _condition: tests
+    from .schema import (Config, DebugConfig, FailPageAllocConfig, FailslabConfig,
+                         FaultAttrConfig, FaultInjectionConfig, KasanConfig, MachineConfig,
+                         NodeConfig, VmConfig)
+    from .source import DEFAULT_CONFIG, load_config, parse_overrides
+
+# The names above by module, imported on first use (PEP 562): the machine's modules read
+# hwemu.config.limits, and importing it must not load pydantic and the models.
+_ORIGIN = {name: module for module, names in {
+    "base": ("Size", "format_size", "parse_size"),
+    "problems": ("ConfigError", "Problem"),
+    "reference": ("config_reference", "dump_config", "plain", "resolve"),
+    "run": ("BioConfig", "CustomConfig", "Duration", "ExpectConfig", "LatencyConfig",
+            "MemoryHogConfig", "NetRxConfig", "PoolConfig", "ResizeConfig", "RunConfig",
+            "_condition", "format_duration", "parse_duration"),
+    "schema": ("Config", "DebugConfig", "FailPageAllocConfig", "FailslabConfig",
+               "FaultAttrConfig", "FaultInjectionConfig", "KasanConfig", "MachineConfig",
+               "NodeConfig", "VmConfig"),
+    "source": ("DEFAULT_CONFIG", "load_config", "parse_overrides"),
+}.items() for name in names}
+_SUBMODULES = ("base", "limits", "problems", "reference", "run", "schema", "source")
+
+if not TYPE_CHECKING:   # a type checker sees the imports above, and no catch-all
+    def __getattr__(name: str):
+        if name in _ORIGIN:
+            value = getattr(importlib.import_module("." + _ORIGIN[name], __name__), name)
+        elif name in _SUBMODULES:
+            value = importlib.import_module("." + name, __name__)
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ORIGIN, *_SUBMODULES})
 
 __all__ = [
     "Config",
