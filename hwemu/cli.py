@@ -20,16 +20,18 @@ the machine (hwemu/shell.py), or runs CODE there.
 Exit codes: 0 success; 1 the machine failed or deadlocked, a workload died or an
 expectation did not hold; 2 bad config or usage; 128 + the signal's number when SIGINT
 (Ctrl-C: 130), SIGTERM (143) or SIGHUP (129) stopped the run (after the partial summary)
-or its start-up (hwemu/runs/signals.py).
+or its start-up (:class:`StopSignals`).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import signal
 import sys
+import threading
 
 from .bug import KernelError
 from .gfp import (__GFP_NOWARN, __GFP_THISNODE, GFP_DMA, GFP_DMA32, GFP_HIGHUSER,
@@ -391,32 +393,137 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal ended the command before its run started (``signum``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """The handler of :data:`STOP_SIGNALS` while ``hwemu run`` runs (a context manager),
+    in three phases:
+
+    - **start-up** (imports, loading the config and custom workloads, booting): the
+      first signal ends the command at once; :class:`Interrupted` is raised where it
+      is, and the command exits 128 + the signal's number with one line.
+    - **the run** (from the booted machine to the result): the first signal stops the
+      run (:meth:`hwemu.runs.Run.stop`, which only sets flags: the handler runs between
+      two bytecodes of whatever runs, a workload's task included); the workloads stop
+      and the partial summary, the JSON and KTAP follow. A second Ctrl-C quits at once
+      (exit 130, no summary); another SIGTERM or SIGHUP is ignored, the stop being
+      under way.
+    - **the output** (summary, JSON, KTAP, plots): signals wait until it is written.
+
+    Whenever a stop signal came, the command exits 128 + its number.
+
+    :param process: the process ends with the command (``hwemu`` on the command line):
+        a second Ctrl-C may end it at once with ``os._exit()``, and the signals are
+        ignored once the command is done (the interpreter resets Python handlers to
+        the default while it exits, and a late Ctrl-C would then kill it by SIGINT
+        instead of letting it exit 130). Otherwise a second Ctrl-C raises
+        :class:`KeyboardInterrupt` and the handlers are restored at the end.
+    """
+
+    def __init__(self, process: bool):
+        self.process = process
+        self.signum: int | None = None   # the first stop signal
+        self.phase = "start-up"          # start-up, run or output
+        self.run = None                  # the Run that a signal stops, in the run phase
+        self._saved: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._saved[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, signal.SIG_IGN if self.process else handler)
+
+    def exit_code(self, code: int) -> int:
+        """The command's exit code: 128 + the stop signal's number if one came."""
+        return code if self.signum is None else 128 + self.signum
+
+    @contextlib.contextmanager
+    def running(self, run):
+        """The run phase of ``run`` (a :class:`hwemu.runs.Run`): a signal stops it once
+        its machine is up; one that came before (between two runs) stops it at once."""
+        self.run, self.phase = run, "run"
+        if self.signum is not None:
+            run.stop(self.signum)
+        try:
+            yield
+        finally:
+            self.run, self.phase = None, "output"
+
+    def _handler(self, signum: int, frame) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        run = self.run
+        if run is not None and run.machine is not None:
+            if first:
+                run.stop(signum)
+            elif signum == signal.SIGINT:
+                self._quit()
+        elif first and self.phase != "output":
+            raise Interrupted(signum)
+        # Otherwise: the output is being written, or start-up's Interrupted is on its way.
+
+    def _quit(self) -> None:
+        """The second Ctrl-C of a run: end now, without the summary."""
+        if not self.process:
+            raise KeyboardInterrupt
+        with contextlib.suppress(Exception):   # it may have interrupted a write
+            sys.stdout.flush()
+        text = "hwemu: interrupted again: quitting without the summary\n"
+        if os.isatty(2):
+            text = "\x1b[?25h\n" + text   # the live display hid the cursor
+        with contextlib.suppress(OSError):
+            os.write(2, text.encode())
+        os._exit(128 + signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command; ``argv`` None: the process's own (it ends with the command)."""
-    parser = _parser()
-    args = parser.parse_args(argv)   # first: --help and usage errors need no config models
+    words = sys.argv[1:] if argv is None else argv
+    # hwemu run handles its stop signals from here on, its start-up's imports included.
+    stop = StopSignals(process=argv is None) if words[:1] == ["run"] else None
+    try:
+        with stop or contextlib.nullcontext():
+            parser = _parser()
+            args = parser.parse_args(argv)   # first: --help and usage errors need no
+            args.stop_signals = stop         # config models
+            code = _command(parser, args)
+    except KeyboardInterrupt as exc:   # an Interrupted has the signal
+        signum = getattr(exc, "signum", signal.SIGINT)
+        how = "" if signum == signal.SIGINT else f" by {exc}"
+        print(f"hwemu: interrupted{how}", file=sys.stderr)
+        return 128 + signum
+    return stop.exit_code(code) if stop else code
+
+
+def _command(parser, args) -> int:
+    """Run the subcommand of ``args``; a config or kernel error is one line of text."""
     from .config import ConfigError
     try:
         for pair in args.set:
             if "=" not in pair or pair.startswith("="):
                 parser.error(f"--set {pair!r}: expected KEY=VALUE")
-        if args.fn is not cmd_run:
-            return args.fn(args)
-        from .runs.signals import StopSignals
-        with StopSignals(process=argv is None) as args.stop_signals:
-            code = args.fn(args)
-        return args.stop_signals.exit_code(code)
+        return args.fn(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     except KernelError as exc:
         print(f"hwemu: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as exc:   # hwemu.runs.signals.Interrupted has the signal
-        signum = getattr(exc, "signum", signal.SIGINT)
-        how = "" if signum == signal.SIGINT else f" by {exc}"
-        print(f"hwemu: interrupted{how}", file=sys.stderr)
-        return 128 + signum
 
 
 if __name__ == "__main__":
