@@ -561,6 +561,9 @@ def test_exit_code():
     assert report.exit_code(fake_result(expectations=[ok], deadlock="deadlock on m")) == 1
     assert report.exit_code(fake_result(expectations=[ok], interrupted=True)) == 130
     assert report.exit_code(fake_result(expectations=[bad], interrupted=True)) == 130
+    for name, code in (("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)):
+        assert report.exit_code(fake_result(expectations=[bad], interrupted=True,
+                                            signal=name)) == code
 
 
 def test_summary_and_ktap_render_a_result():
@@ -581,6 +584,9 @@ def test_summary_and_ktap_render_a_result():
     assert ktap_results(ktap) == [(False, 1, "null_returns"), (True, 2, "max_wait_ms"),
                                   (False, 3, "run")]
     assert "interrupted after" in report.summary(dict(result, interrupted=True)).splitlines()[0]
+    stopped = dict(result, interrupted=True, signal="SIGTERM")
+    assert ", seed 1: interrupted by SIGTERM after 1.00s" in report.summary(stopped)
+    assert report.ktap(stopped).splitlines()[-2:] == ["# interrupted by SIGTERM", "not ok 3 run"]
 
 
 # ---------------------------------------------------------------- PoolStats
