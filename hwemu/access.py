@@ -136,9 +136,14 @@ def _access(addr, n, write: bool, op):
             kasan(addr, n, write)
         return _run(space, op, addr - space.base)
     if kasan is not None:  # the instrumentation runs before the access can fault
-        with space.pgtable_lock:
-            fault = space.first_fault(addr, n)
-        kasan(addr, n, write, n if fault is None else fault.addr - addr + 1)
+        fault = None
+        if n > _FILL_CHUNK:   # a long scan stops where the range stops being mapped
+            with space.pgtable_lock:
+                fault = space.first_fault(addr, n)
+        if fault is None:
+            kasan(addr, n, write)
+        else:
+            kasan(addr, n, write, fault.addr - addr + 1)
     with space.pgtable_lock:
         try:
             space.check(addr, n)

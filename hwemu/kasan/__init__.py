@@ -151,6 +151,8 @@ class Kasan:
         a copy of all of it or a loop in Python per granule.
         """
         mv, step = self.mv, 64
+        end = hi
+        hi = min(hi, len(mv))   # past the reservation there is no shadow to read
         while lo < hi:
             stop = min(hi, lo + step)
             if step < 4096:
@@ -162,7 +164,7 @@ class Kasan:
                 if chunk.max():
                     return lo + int((chunk != 0).argmax())
             lo, step = stop, min(step << 2, _SCAN_CHUNK_MAX)
-        return hi
+        return end
 
     def has_metadata(self, addr: int) -> bool:
         """``addr_has_metadata()``: ``addr`` is inside this machine's reservation."""
@@ -223,11 +225,16 @@ class Kasan:
             access faults anyway. A range that wraps past the top of the address space
             is reported at once, as the kernel does.
         """
-        if addr + size > 1 << 64:
-            self.report(addr, size, write, _caller_outside(__name__, "hwemu.access"))
-            return False
         try:
-            if self._clean(addr, size if scan is None else min(size, scan), size):
+            last = addr + size - 1
+            granule = addr >> KASAN_SHADOW_SCALE_SHIFT
+            if scan is None and granule == last >> KASAN_SHADOW_SCALE_SHIFT:
+                # One granule, inline: the hot case of every load and store.
+                v = self.mv[granule + self.delta]
+                if v == 0 or (v < KASAN_GRANULE_SIZE and last & KASAN_GRANULE_MASK < v):
+                    return True
+            elif last < 1 << 64 and self._clean(addr, size if scan is None else min(size, scan),
+                                                size):
                 return True
         except ValueError as exc:
             raise self._gone(exc) from None
