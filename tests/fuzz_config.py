@@ -150,7 +150,9 @@ class Mutator:
             parent[key] = self._placeholder(rng.choice(RAW)(rng))
         elif kind == "delete":
             del parent[key]
-        elif kind == "unknown" and isinstance(parent, dict):
+        elif kind == "unknown" and isinstance(parent, list):   # an item too many
+            parent.append(parent[key])
+        elif kind == "unknown":
             name = rng.choice([str(key) + "s", str(key)[:-1], "zzz_unknown", str(key).upper()])
             parent[name] = parent[key]
             where = f"{where} -> {name}"
@@ -322,7 +324,7 @@ def fuzz(count: int, seed: int, runs: int, jobs: int, keep: Path | None,
     cases = [make_case(seed, i) for i in indices]
     counts: collections.Counter[str] = collections.Counter()
     failed: list[tuple[Case, str, Outcome]] = []
-    ran = 0
+    ran = accepted = 0
     with tempfile.TemporaryDirectory(prefix="fuzz_config.") as tmp:
         workdir = Path(tmp)
         for module in MODULES:
@@ -337,6 +339,7 @@ def fuzz(count: int, seed: int, runs: int, jobs: int, keep: Path | None,
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
             # validate every case, then run the first `runs` that validated
             validated = list(pool.map(lambda c: record(c, validate(c, workdir)), cases))
+            accepted = sum(o.returncode == 0 for o in validated)
             good = [c for c, o in zip(cases, validated) if o.returncode == 0][:runs]
             ran = len(good)
             list(pool.map(lambda c: record(c, run(c, workdir)), good))
@@ -351,7 +354,8 @@ def fuzz(count: int, seed: int, runs: int, jobs: int, keep: Path | None,
             f"{outcome.returncode}\n    {tail}")
     if rss >= MAX_RSS:
         counts["max RSS"] += 1
-    say(f"fuzz_config: seed {seed}, {len(cases)} cases, {ran} run; "
+    say(f"fuzz_config: seed {seed}, {len(cases)} cases ({accepted} valid, "
+        f"{len(cases) - accepted} refused), {ran} run; "
         f"tracebacks {counts['traceback']}, hangs {counts['hang']}, bad exit codes "
         f"{counts['bad exit code']}, broken at run {counts['broken at run']}, "
         f"max RSS of a child {rss / (1 << 20):.0f} MiB (limit {MAX_RSS >> 20})")
