@@ -9,8 +9,8 @@ a unit (``10s``, ``500us``) and held in nanoseconds.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema,
@@ -44,6 +44,9 @@ def parse_duration(value: object) -> int:
         raise ValueError(f"invalid duration '{_clip(value)}': expected seconds, or a "
                          "number with ns, us, ms or s, e.g. 10s or 500us")
     if len(match["num"]) > _DURATION_DIGITS:
+        if len(match["num"].partition(".")[0]) <= _DURATION_DIGITS // 2:   # 0.000...1
+            raise ValueError(f"invalid duration: {len(match['num'])} digits are more "
+                             "than a duration in nanoseconds needs")
         raise _too_long(f"a number of {len(match['num'])} digits")
     ns = round(Fraction(match["num"]) * _DURATION_NS[match["unit"] or "s"])
     if ns > KTIME_MAX:

@@ -197,15 +197,15 @@ def _parse_yaml(
     return data, converter.lines, converter.problems
 
 
-def _compose(file: str, text: str, path: Loc = ()) -> tuple[yaml.Node | None, Any, _Converter]:
-    """Compose and convert one YAML document found at ``path``: its root node (None
-    for an empty one), its data and the converter that holds its key lines."""
+def _compose(file: str, text: str) -> tuple[yaml.Node | None, Any, _Converter]:
+    """Compose and convert one YAML document: its root node (None for an empty one),
+    its data and the converter that holds its key lines."""
     try:
         loader = _Loader(text, file)  # already checks for forbidden characters
         try:
             root = loader.get_single_node()
             converter = _Converter(loader, file)
-            data = None if root is None else converter.convert(root, path)
+            data = None if root is None else converter.convert(root, ())
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
