@@ -203,3 +203,24 @@ def test_shell_reads_a_session_from_stdin():
     assert "<Machine 'tiny': 1 node(s), 8 CPUs>" in r.stdout
     assert "hwemu shell: machine 'tiny': 1 node(s), 8 CPU(s), 64M RAM, KASAN off" in \
         r.stdout + r.stderr   # the banner (stderr for the standard REPL)
+
+
+def test_the_repl_is_ipython_when_it_is_installed(machine, monkeypatch, capsys):
+    """IPython gets the shell's namespace; the banner says what is booted and in scope."""
+    import types
+
+    from hwemu.shell import interact
+    seen = {}
+    fake = types.ModuleType("IPython")
+    fake.start_ipython = lambda argv, user_ns: seen.update(argv=argv, ns=user_ns)
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert interact(machine) == 0
+    ns = seen["ns"]
+    assert ns["machine"] is machine and ns["describe"] is describe
+    assert ns["kmalloc"] is hwemu.kmalloc and ns["mempool_create"] is mempool.mempool_create
+    assert ns["vmalloc"] is vmalloc and ns["__GFP_ZERO"] == hwemu.__GFP_ZERO
+    assert seen["argv"] == ["--no-banner"]
+    out = capsys.readouterr().out
+    assert out.startswith("hwemu shell: machine 'tiny': 1 node(s), 8 CPU(s), 64M RAM, "
+                          "KASAN off; you are task init/1 on CPU 0.\n")
+    assert "describe(addr or task), stack_trace(task)" in out
