@@ -35,6 +35,8 @@ class Exploration:
     done: dict[int, Done]
     failed: Done | None   # the lowest failing schedule, if one failed
     wall: float
+    passed: int = 0       # schedules 0 .. passed - 1 passed
+    interrupted: bool = False   # then ``failed`` may not be the lowest: not reported
 
     @property
     def interleavings(self) -> int:
@@ -96,7 +98,9 @@ def explore(config: str, overrides: dict[str, Any], strategy: str, seed: int,
             ) -> Exploration:
     """Run ``schedules`` schedules of ``config`` (a path) with ``overrides`` on
     ``fleet``; ``steps``: pct's expected steps for schedule 0 (None for the other
-    strategies). Stops at the lowest failing schedule."""
+    strategies). Stops at the lowest failing schedule; a ``KeyboardInterrupt`` (Ctrl-C,
+    or a stop signal that the command raises it for) stops the workers at once and
+    ends the exploration, ``interrupted``."""
     x = Exploration(strategy, seed, schedules, {}, None, 0.0)
     lines = _Lines(x, out, fleet)
 
@@ -111,15 +115,20 @@ def explore(config: str, overrides: dict[str, Any], strategy: str, seed: int,
                 fleet.cut_after(done.job.index)   # later ones cannot be the answer
             lines.add(done)
 
-    jobs = [schedule_job(config, overrides, strategy, seed, 0, steps)]
-    if steps is not None and schedules > 1:   # pct: schedule 0 first, its steps for the rest
-        batch(jobs)
-        jobs = []
+    try:
+        jobs = [schedule_job(config, overrides, strategy, seed, 0, steps)]
+        if steps is not None and schedules > 1:   # pct: schedule 0 first, its steps after
+            batch(jobs)
+            jobs = []
+            if x.failed is None:
+                steps = x.done[0].result["schedule"]["steps"]   # type: ignore[index]
         if x.failed is None:
-            steps = x.done[0].result["schedule"]["steps"]   # type: ignore[index]
-    if x.failed is None:
-        batch(jobs + [schedule_job(config, overrides, strategy, seed, k, steps)
-                      for k in range(1, schedules)])
+            batch(jobs + [schedule_job(config, overrides, strategy, seed, k, steps)
+                          for k in range(1, schedules)])
+    except KeyboardInterrupt:   # Ctrl-C, or a stop signal the command raised it for
+        fleet.stop()
+        x.interrupted = True
+    x.passed = min(lines.next, x.failed.job.index) if x.failed else lines.next
     x.wall = time.monotonic() - lines.start
     print(f"hwemu: {len(x.done)} schedules in {x.wall:.1f}s wall, {lines.rate():.1f} "
           f"schedules/s on {fleet.describe()}", file=out)

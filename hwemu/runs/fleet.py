@@ -129,8 +129,12 @@ class LocalPool:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop(now=exc[0] is not None)
+
+    def stop(self, now: bool = True) -> None:
+        """Stop every worker; ``now``: without waiting for the jobs in flight."""
         for pool in self._pools:
-            _stop(pool, now=exc[0] is not None)
+            _stop(pool, now)
         self._pools.clear()
         self._main = None
 
@@ -277,10 +281,15 @@ class DaskExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self, now: bool = True) -> None:
+        """Close the client (its jobs are cancelled) and the cluster started here."""
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        self.client = self.cluster = None
 
     def describe(self) -> str:
         if self.address:
