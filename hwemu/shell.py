@@ -219,6 +219,25 @@ def _slab_lines(machine, o, pools: list[int]) -> list[str]:
     return lines
 
 
+def _elsewhere(machine, addr: int) -> list[str]:
+    """An address no allocator owns: a slot of a kmap window (and the page mapped
+    there), another region of the machine, a hole, or no address of the machine."""
+    space = machine.space
+    region = space.region_at(addr)
+    if region is None:
+        where = space.describe(addr) if space.base <= addr < space.end else \
+            f"outside machine {machine.name!r}"
+        return [f"{addr:#x}: {describe_obj(machine, addr)} ({where})"]
+    if region.kind != "window":
+        return [f"{addr:#x}: in the {region.label} (no allocator's memory)"]
+    slot = (addr - region.start) >> PAGE_SHIFT
+    pfn = int(region.ptes[slot])
+    if pfn < 0:
+        return [f"{addr:#x}: {region.label} slot {slot}: not mapped"]
+    return [f"{addr:#x}: {region.label} slot {slot}: maps pfn {pfn:#x}", "  in:",
+            *("  " + line for line in describe_page(machine, pfn))]
+
+
 def describe(obj, machine=None) -> Text:
     """What ``obj`` is, pretty-printed: an address (``struct page *``, slab object,
     ``struct mempool *``, an element of a pool's reserve, a page of the direct map, a
@@ -242,10 +261,7 @@ def describe(obj, machine=None) -> Text:
         head = [f"{obj:#x}: {into} bytes into a struct page"] if into else []
         return Text("\n".join(head + describe_page(machine, o.pfn)))
     if o.kind is None:
-        space = machine.space
-        where = space.describe(obj) if space.base <= obj < space.end else \
-            f"outside machine {machine.name!r}"
-        return Text(f"{obj:#x}: {describe_obj(machine, obj)} ({where})")
+        return Text("\n".join(_elsewhere(machine, obj)))
     lines = [mempool.describe(obj)]   # names a pool's reserve element, else describe_obj
     if o.kind == "slab":
         lines += _slab_lines(machine, o, pools)

@@ -134,6 +134,20 @@ def test_describe_a_wild_address(machine):
         describe("kmalloc")
 
 
+def test_describe_a_kmap_window_slot_names_the_page_mapped_there(highmem_machine):
+    page = hwemu.alloc_pages(hwemu.GFP_HIGHUSER, 0)
+    addr = hwemu.kmap_local_page(page)
+    pfn = hwemu.page_to_pfn(page)
+    region = highmem_machine.space.region_at(addr)
+    slot = (addr - region.start) >> 12
+    assert describe(addr + 8).splitlines()[:3] == [
+        f"{addr + 8:#x}: fixmap kmap_local slot {slot}: maps pfn {pfn:#x}", "  in:",
+        f"  struct page {page:#x}: pfn {pfn:#x} (phys {pfn << 12:#x}), node 0, zone HighMem"]
+    hwemu.kunmap_local(addr)
+    assert describe(addr) == f"{addr:#x}: fixmap kmap_local slot {slot}: not mapped"
+    hwemu.__free_pages(page, 0)
+
+
 def test_repl_shows_a_description_as_its_text(machine):
     p = hwemu.kmalloc(8, GFP_KERNEL)
     assert repr(describe(p)) == str(describe(p))
