@@ -146,6 +146,13 @@ class LocalPool:
         start, and their results are not yielded."""
         self.cut = min(self.cut, index)
 
+    def start(self) -> cf.ProcessPoolExecutor:
+        """Make the pool now (its workers start with the first job): pools made before
+        any has run are all made while this process may still fork them."""
+        if self._main is None:
+            self._main = self._pool(self.workers)
+        return self._main
+
     def _pool(self, workers: int) -> cf.ProcessPoolExecutor:
         pool = cf.ProcessPoolExecutor(workers, mp_context=_context(),
                                       initializer=_worker_init)
@@ -163,7 +170,7 @@ class LocalPool:
         run again, each alone."""
         queue = collections.deque(jobs)
         suspects: collections.deque[Job] = collections.deque()
-        main = self._main = self._main or self._pool(self.workers)
+        main = self.start()
         alone: cf.ProcessPoolExecutor | None = None
         running: dict[cf.Future, Job] = {}   # in the main pool
         lonely: dict[cf.Future, Job] = {}    # at most one, in a pool of its own
