@@ -428,9 +428,17 @@ def plot(sweep: Sweep, directory: str) -> list[str]:
         for label, values in lines.items():
             ax.plot(x, [float("nan") if v is None else v for v in values], marker="o",
                     label=label)
+        for name in names:   # an expectation on this metric: its limit, dashed
+            metric, _, condition = name.partition(" ")
+            if metric == ylabel:
+                ax.axhline(float(condition.split()[1]), color="grey", linestyle="--",
+                           label=f"expect {condition}")
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
         if ticks:
             ax.set_xticks(x, ticks, rotation=20)
+        elif min(x) > 0 and max(x) >= 8 * min(x):   # 2, 4, 8... evenly spaced
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(x, [str(v) for v in x])
         ax.grid(alpha=0.3)
         if lines:
             ax.legend(loc="best")
