@@ -315,6 +315,17 @@ def interact(machine, command: str | None = None) -> int:
     :return: the exit code: 1 if ``command`` raised, else 0
     """
     ns = namespace(machine)
+    drgn = sys.modules.get("drgn") if "prog" in ns else None
+    if drgn is not None:   # drgn's helpers need no prog argument, as in drgn's CLI
+        drgn.set_default_prog(ns["prog"])
+    try:
+        return _run(machine, ns, command)
+    finally:
+        if drgn is not None:   # the program of a machine about to go down
+            drgn.set_default_prog(None)
+
+
+def _run(machine, ns: dict, command: str | None) -> int:
     if command is not None:
         try:
             exec(compile(command, "<hwemu shell -c>", "exec"), ns)
@@ -326,6 +337,9 @@ def interact(machine, command: str | None = None) -> int:
     try:
         from IPython import start_ipython
     except ImportError:
+        start_ipython = None
+    # Outside the except: an error typed at the prompt is not chained to this one.
+    if start_ipython is None:
         code.interact(banner=text, local=ns, exitmsg="")
     else:
         print(text)

@@ -5,6 +5,8 @@ import ctypes
 
 import pytest
 
+from test_runs import hwemu_cli
+
 import hwemu
 import mempool
 from hwemu import GFP_KERNEL
@@ -107,3 +109,12 @@ def test_drgn_types_keep_the_ctypes_layouts(machine, prog):
             for member, _ in alts:
                 assert drgn.offsetof(t, member) == getattr(cls, name).offset, (tag, member)
     assert drgn.sizeof(prog.type("struct page")) == ctypes.sizeof(struct_page)
+
+
+def test_drgn_helpers_in_the_shell_need_no_prog():
+    """``hwemu shell`` makes its machine's program drgn's default, as drgn's CLI does."""
+    code = ("from drgn.helpers.linux.mm import PageSlab, virt_to_page\n"
+            "print(PageSlab(virt_to_page(kmalloc(8, GFP_KERNEL))), prog is drgn_default())\n")
+    r = hwemu_cli("shell", "configs/tiny.yaml", "-c",
+                  "from drgn import get_default_prog as drgn_default\n" + code)
+    assert (r.returncode, r.stdout) == (0, "True True\n"), r.stderr

@@ -226,7 +226,16 @@ def test_the_repl_is_ipython_when_it_is_installed(machine, monkeypatch, capsys):
     from hwemu.shell import interact
     seen = {}
     fake = types.ModuleType("IPython")
-    fake.start_ipython = lambda argv, user_ns: seen.update(argv=argv, ns=user_ns)
+    try:
+        import drgn
+    except ImportError:   # no prog then: the shell runs without drgn
+        drgn = None
+
+    def start_ipython(argv, user_ns):
+        seen.update(argv=argv, ns=user_ns)
+        if drgn is not None:   # drgn's helpers need no prog in the shell
+            assert drgn.get_default_prog() is user_ns["prog"]
+    fake.start_ipython = start_ipython
     monkeypatch.setitem(sys.modules, "IPython", fake)
     assert interact(machine) == 0
     ns = seen["ns"]
@@ -238,3 +247,6 @@ def test_the_repl_is_ipython_when_it_is_installed(machine, monkeypatch, capsys):
     assert out.startswith("hwemu shell: machine 'tiny': 1 node(s), 8 CPU(s), 64M RAM, "
                           "KASAN off; you are task init/1 on CPU 0.\n")
     assert "describe(addr or task), stack_trace(task)" in out
+    if drgn is not None:   # ... while it runs: the machine's program goes with it
+        with pytest.raises(drgn.NoDefaultProgramError):
+            drgn.get_default_prog()
