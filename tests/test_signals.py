@@ -29,7 +29,7 @@ run:
   duration: 60s
   pools:
     - {name: skb, type: kmalloc, size: 256, min_nr: 16}
-  net_rx: {pool: skb, batch: 16, backlog: 32, interval: 1ms}
+  net_rx: {pool: skb, batch: 4, backlog: 8, interval: 1ms}
 expect:
   io_errors: 0
 """
