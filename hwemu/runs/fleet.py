@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import ctypes
 import dataclasses
 import math
 import multiprocessing
@@ -92,13 +93,24 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int | None) -> None:
     """A worker leaves the stop signals to the command that started it, which stops
     the pool (a terminal sends Ctrl-C's SIGINT to the whole process group); a forked
-    worker would otherwise run the command's handlers."""
+    worker would otherwise run the command's handlers. And it ends with its parent
+    (``parent``, the command's pid, when forked from it): the standard library's
+    workers would otherwise wait for jobs forever when the command is killed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):
         signal.signal(getattr(signal, name), signal.SIG_DFL)
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):   # not Linux: no such call
+        return
+    if parent is not None and os.getppid() != parent:   # it died before the prctl()
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
 
 
 def _context():
@@ -154,8 +166,10 @@ class LocalPool:
         return self._main
 
     def _pool(self, workers: int) -> cf.ProcessPoolExecutor:
-        pool = cf.ProcessPoolExecutor(workers, mp_context=_context(),
-                                      initializer=_worker_init)
+        ctx = _context()
+        parent = os.getpid() if ctx.get_start_method() == "fork" else None
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                      initargs=(parent,))
         self._pools.append(pool)
         return pool
 
