@@ -11,7 +11,8 @@ The deterministic guards are the module lists: ``import hwemu``, the plugin and
 issue's acceptance line, a measured comparison: each side runs in fresh interpreters,
 interleaved with the other, and the fastest run of each is compared (the minimum is
 the run least disturbed by the host's load); a round that misses is measured again,
-so only a miss in every round fails.
+so only a miss in every round fails. The plugin's cost is compared in CPU time (see
+its test).
 """
 import importlib
 import importlib.util
@@ -219,33 +220,52 @@ ROUNDS = 3   # a round that misses is measured again; a real slowdown misses the
 RUNS = 5     # interleaved runs of each side per round; the fastest counts
 
 
-def fastest(commands: dict[str, list[str]], **kwargs) -> dict[str, float]:
-    """The fastest wall time of each command over :data:`RUNS` interleaved runs."""
-    best = dict.fromkeys(commands, float("inf"))
+def run(argv: list[str], **kwargs) -> tuple[float, float]:
+    """``(wall, cpu)`` seconds of one run of ``argv``: elapsed, and user + system time
+    of the process (all its threads)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            **kwargs)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    wall = time.perf_counter() - start
+    assert proc.returncode == 0, f"{argv}:\n{out.decode(errors='replace')}"
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def fastest(commands: dict[str, list[str]], **kwargs) -> dict[str, tuple[float, float]]:
+    """The fastest ``(wall, cpu)`` of each command over :data:`RUNS` interleaved runs
+    (each minimum taken on its own)."""
+    best = dict.fromkeys(commands, (float("inf"), float("inf")))
     for _ in range(RUNS):
         for name, argv in commands.items():
-            start = time.perf_counter()
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=300, **kwargs)
-            elapsed = time.perf_counter() - start
-            assert r.returncode == 0, f"{argv}:\n{r.stdout}{r.stderr}"
-            best[name] = min(best[name], elapsed)
+            wall, cpu = run(argv, **kwargs)
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     return best
 
 
 def test_import_hwemu_takes_at_most_one_and_a_half_import_numpy():
+    """Wall time, as the acceptance line reads; the margin is wide (about 0.4x here)."""
     commands = {"hwemu": [sys.executable, "-c", "import hwemu"],
                 "numpy": [sys.executable, "-c", "import numpy"]}
     rounds = []
     for _ in range(ROUNDS):
         t = fastest(commands)
-        rounds.append(f"hwemu {t['hwemu']:.3f}s, numpy {t['numpy']:.3f}s")
-        if t["hwemu"] <= 1.5 * t["numpy"]:
+        rounds.append(f"hwemu {t['hwemu'][0]:.3f}s, numpy {t['numpy'][0]:.3f}s")
+        if t["hwemu"][0] <= 1.5 * t["numpy"][0]:
             return
     pytest.fail("python -c 'import hwemu' took more than 1.5x python -c 'import numpy' "
                 "in every round (fastest of each): " + "; ".join(rounds))
 
 
 def test_the_plugin_adds_under_200ms_to_a_run_that_uses_no_hwemu(tmp_path):
+    """What the plugin adds is work: imports and hooks. It is compared as the CPU time
+    of the runs, which the host's load leaves alone; their wall time does not: at a
+    load of 11 on this 2-core host, the fastest of 5 runs of the same command differed
+    by 0.2 s between sides, the whole allowance, while CPU time stayed within 0.02 s
+    (the plugin's share: about 0.01 s of 0.16 s)."""
     (tmp_path / "test_one.py").write_text("def test_one():\n    assert True\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
@@ -262,8 +282,9 @@ def test_the_plugin_adds_under_200ms_to_a_run_that_uses_no_hwemu(tmp_path):
     rounds = []
     for _ in range(ROUNDS):
         t = fastest(commands, cwd=tmp_path, env=env)
-        rounds.append(f"with {t['with']:.3f}s, without {t['without']:.3f}s")
-        if t["with"] - t["without"] < 0.2:
+        rounds.append(", ".join(f"{side} {t[side][1]:.3f}s CPU ({t[side][0]:.3f}s wall)"
+                                for side in t))
+        if t["with"][1] - t["without"][1] < 0.2:
             return
     pytest.fail("the hwemu plugin added 0.2 s or more to a one-test pytest run in every "
                 "round (fastest of each): " + "; ".join(rounds))
