@@ -311,3 +311,13 @@ def test_any_access_is_answered_by_an_oops_or_a_clear_exception(places, op, addr
         pytest.fail(f"{op}({addr:#x}, {n:#x}): {type(exc).__name__}: {exc}")
     finally:
         hwemu.memset(buf, 0, 64)   # undo what a wild write into it did
+
+
+def test_a_sample_of_the_wild_access_fuzz():
+    """200 of ``make fuzz``'s accesses, one batch per machine kind; no time limit here
+    (the script itself times, tests do not)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "fuzz_access.py"),
+                        "--accesses", "200", "--batch", "50", "--seed", "7", "--slow-ms", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "crashes: 0  hangs: 0  worker errors: 0" in r.stdout
