@@ -138,6 +138,8 @@ class Machine:
                 self.ram.close()
                 raise
         except BaseException:
+            if hasattr(self, "memmap"):   # its numpy array would keep the memory mapped
+                self.memmap.close()
             self.space.release()
             raise
         self.layout = {name: (self.space.base + o, s) for name, (o, s) in layout.items()}
