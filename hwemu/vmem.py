@@ -246,17 +246,20 @@ class AddressSpace:
         it is unmapped once that view is gone (checked at the next release).
         """
         _unregister(self)   # out of the C mirror first
-        self.regions.clear()
-        self._starts.clear()
-        self.fast_lo = self.fast_hi = 0
-        self.kasan_shadow = None
-        for view in reversed(self._views):
-            try:
-                view.release()
-            except BufferError:   # a numpy array still exports it: counted below
-                pass
-        self._views.clear()
-        self.mv = DeadMemory(self)  # type: ignore[assignment]
+        # Under the lock: an access that holds it (every one outside the direct map)
+        # finishes first, and one that takes it later finds the space unregistered.
+        with self.pgtable_lock:
+            self.regions.clear()
+            self._starts.clear()
+            self.fast_lo = self.fast_hi = 0
+            self.kasan_shadow = None
+            for view in reversed(self._views):
+                try:
+                    view.release()
+                except BufferError:   # a numpy array still exports it: counted below
+                    pass
+            self._views.clear()
+            self.mv = DeadMemory(self)  # type: ignore[assignment]
         memory, self._memory = self._memory, None
         _zombies.append((memory, self.base, self.size))
         del memory
@@ -360,8 +363,11 @@ class AddressSpace:
         of the region table (and of window PTEs), bounded by the reservation whatever
         ``n`` is; nothing is touched.
 
-        Call with ``pgtable_lock`` held when the range may touch a window.
+        Call with ``pgtable_lock`` held when the range may touch a window; raises
+        :class:`MachineDown` once the space is released.
         """
+        if not self.registered:
+            raise self.down_error()
         end = min(addr + max(n, 1), self.end + 1)
         while addr < end:
             region = self.region_at(addr)
