@@ -53,6 +53,7 @@ def failed(done: Done) -> bool:
 
 def schedule_job(config: str, overrides: dict[str, Any], strategy: str, seed: int,
                  k: int, steps: int | None) -> Job:
+    """Schedule ``k``: the run with ``machine.sched.seed`` = ``seed + k``."""
     seeds: dict[str, Any] = {"machine.sched.strategy": strategy, "machine.sched.seed": seed + k}
     if steps is not None:
         seeds["machine.sched.steps"] = steps
@@ -62,8 +63,8 @@ def schedule_job(config: str, overrides: dict[str, Any], strategy: str, seed: in
 class _Lines:
     """The per-schedule lines, in schedule order, and the rate lines."""
 
-    def __init__(self, exploring: Exploration, out: TextIO, fleet):
-        self.x, self.out, self.fleet = exploring, out, fleet
+    def __init__(self, exploring: Exploration, out: TextIO):
+        self.x, self.out = exploring, out
         self.next = 0   # the next schedule to print
         self.start = self.last = time.monotonic()
 
@@ -94,15 +95,16 @@ class _Lines:
 
 
 def explore(config: str, overrides: dict[str, Any], strategy: str, seed: int,
-            schedules: int, steps: int | None, fleet, out: TextIO = sys.stderr
+            schedules: int, steps: int | None, fleet, out: TextIO | None = None
             ) -> Exploration:
     """Run ``schedules`` schedules of ``config`` (a path) with ``overrides`` on
     ``fleet``; ``steps``: pct's expected steps for schedule 0 (None for the other
     strategies). Stops at the lowest failing schedule; a ``KeyboardInterrupt`` (Ctrl-C,
     or a stop signal that the command raises it for) stops the workers at once and
     ends the exploration, ``interrupted``."""
+    out = out or sys.stderr
     x = Exploration(strategy, seed, schedules, {}, None, 0.0)
-    lines = _Lines(x, out, fleet)
+    lines = _Lines(x, out)
 
     def lost(jobs: list[Job]) -> None:
         names = ", ".join(str(j.index + 1) for j in jobs)

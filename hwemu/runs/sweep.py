@@ -191,9 +191,10 @@ class Sweep:
 
 
 def run_sweep(config: str, grid: Grid, seeds: range, metrics: list[str], fleet,
-              out: TextIO = sys.stderr) -> Sweep:
+              out: TextIO | None = None) -> Sweep:
     """Run every job on ``fleet`` (an executor of :mod:`hwemu.runs.fleet`), with
-    progress lines on ``out``."""
+    progress lines on ``out`` (default: stderr)."""
+    out = out or sys.stderr
     todo = jobs(config, grid, seeds)
     done: dict[int, Done] = {}
     start = last = time.monotonic()
@@ -466,7 +467,8 @@ def _axis(sweep: Sweep) -> tuple[list, str, list[str] | None]:
 def command(args, check=None) -> int:
     """``hwemu sweep``: check everything, run, print the table, write the files.
     Exit codes: 0 every run gave a result (whatever its expectations: they are what
-    the table shows), 1 some did not, 2 bad config or options (before any run)."""
+    the table shows), 1 some did not, 2 bad config or options (before any run).
+    ``check`` is load_config's (the command's check of custom workloads)."""
     try:
         grid = parse_grid(args.set)   # ConfigError: the command exits 2
         seeds = parse_seeds(args.seeds)
@@ -479,6 +481,11 @@ def command(args, check=None) -> int:
         return 2
     with fleet:
         sweep = run_sweep(args.config, grid, seeds, metrics, fleet)
+    return _output(sweep, args)
+
+
+def _output(sweep: Sweep, args) -> int:
+    """The table and the runs lost on stdout, then the files asked for."""
     sys.stdout.write(table(sweep))
     lost = lost_lines(sweep)
     if lost:
