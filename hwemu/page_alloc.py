@@ -658,12 +658,13 @@ class PageAlloc:
         pfn = off >> STRUCT_PAGE_SHIFT   # not divmod(): this is the hottest free path
         if off & (STRUCT_PAGE_SIZE - 1) or not mm.pfn_valid(pfn):
             mm.page_to_pfn(page)  # raises, saying what is wrong with the pointer
-        if not 0 <= order <= MAX_PAGE_ORDER:
-            raise bug.AddressError(
-                f"__free_pages({page:#x}, {order}): order is an unsigned int, "
-                f"{order & 0xFFFFFFFF} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER}): no block is "
-                "that large")
-        if order and (pfn & ((1 << order) - 1) or not mm.pfn_valid(pfn + (1 << order) - 1)):
+        if order and (not 0 < order <= MAX_PAGE_ORDER or pfn & ((1 << order) - 1) or
+                      not mm.pfn_valid(pfn + (1 << order) - 1)):
+            if not 0 < order <= MAX_PAGE_ORDER:   # unsigned int: -1 is 4294967295
+                raise bug.AddressError(
+                    f"__free_pages({page:#x}, {order}): order is an unsigned int, "
+                    f"{order & 0xFFFFFFFF} > MAX_PAGE_ORDER ({MAX_PAGE_ORDER}): no block "
+                    "is that large")
             raise bug.AddressError(f"__free_pages({page:#x}, {order}): pfn {pfn:#x} is not "
                                    f"the head of an order-{order} block")
         if not mm._ready[pfn >> PFN_SECTION_SHIFT]:  # a page nobody has looked at yet
