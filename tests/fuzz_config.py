@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,15 +100,49 @@ class Case:
         return f"#{self.index} {self.source.name}: {'; '.join(self.steps)}"[:300]
 
 
-def paths(data: Any, prefix: Path_ = ()) -> list[Path_]:
-    """Every key path in ``data`` (mappings and lists), the root excluded."""
+def paths(data: Any, prefix: Path_ = (), above: frozenset[int] = frozenset()) -> list[Path_]:
+    """Every key path in ``data`` (mappings and lists), the root excluded; a value
+    that holds itself (aliases can make one) is not entered again."""
     found = []
     items = data.items() if isinstance(data, dict) else \
         enumerate(data) if isinstance(data, list) else ()
+    above = above | {id(data)}
     for k, v in items:
         found.append(prefix + (k,))
-        found.extend(paths(v, prefix + (k,)))
+        if id(v) not in above:
+            found.extend(paths(v, prefix + (k,), above))
     return found
+
+
+# Nodes (or 100s of characters of raw YAML) a repeated value may grow to: more than the
+# loader's MAX_YAML_NODES (100,000), within what the fuzzer itself can hold.
+GROWTH_BUDGET = 150_000
+
+
+def count(data: Any, limit: int = GROWTH_BUDGET) -> int:
+    """Nodes in ``data``, counting stopped past ``limit``."""
+    n, stack = 0, [data]
+    while stack and n <= limit:   # a cycle only counts up to the limit
+        node = stack.pop()
+        n += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return n
+
+
+def _holds(data: Any, text: str) -> bool:
+    """Whether the string ``text`` is in ``data``."""
+    stack, seen = [data], set()
+    while stack:
+        node = stack.pop()
+        if node == text:
+            return True
+        if isinstance(node, (dict, list)) and id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
 
 
 def get(data: Any, path: Path_) -> Any:
@@ -123,6 +158,14 @@ class Mutator:
     def __init__(self, rng: random.Random):
         self.rng = rng
         self.raw: dict[str, str] = {}   # placeholder -> raw YAML, put in after dumping
+
+    def _copies(self, value: Any, choices: list[int]) -> int:
+        """How many times to repeat ``value`` in a list: a choice, cut so that the
+        document stays within GROWTH_BUDGET nodes (the dumper repeats scalars, and
+        the next mutation lists every path)."""
+        weight = count(value) + sum(len(raw) // 100 for key, raw in self.raw.items()
+                                    if _holds(value, key))
+        return max(1, min(self.rng.choice(choices), GROWTH_BUDGET // (1 + weight)))
 
     def _placeholder(self, text: str) -> str:
         key = f"RAWYAML{len(self.raw)}X"
@@ -163,14 +206,14 @@ class Mutator:
             other = get(data, target)
             parent[key] = other
             if isinstance(other, (dict, list)) and rng.random() < 0.3:
-                parent[key] = [other] * rng.choice([2, 50, 2000])
+                parent[key] = [other] * self._copies(other, [2, 50, 2000])
         elif kind == "swap":
             other = rng.choice(every)
             oparent = get(data, other[:-1])
             if not _is_prefix(path, other) and not _is_prefix(other, path):
                 parent[key], oparent[other[-1]] = oparent[other[-1]], parent[key]
         elif kind == "many":   # a big list: the validation must stay linear
-            parent[key] = [parent[key]] * rng.choice([100, 2_500, 10_000])
+            parent[key] = [parent[key]] * self._copies(parent[key], [100, 2_500, 10_000])
         return f"{kind} at {where}"
 
     def dump(self, data: Any) -> str:
@@ -266,17 +309,40 @@ class Outcome:
     returncode: int | None   # None: it hung
     stdout: str
     stderr: str
+    maxrss: int = 0          # the child's peak resident set, bytes
 
 
 def run_hwemu(args: list[str], cwd: Path, timeout: float) -> Outcome:
-    """``hwemu ARGS`` in a subprocess, killed after ``timeout`` seconds (a hang)."""
+    """``hwemu ARGS`` in a subprocess, killed after ``timeout`` seconds (a hang).
+
+    The child is reaped with ``os.wait4`` for its own peak RSS.
+    """
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    try:
-        p = subprocess.run(HWEMU + args, cwd=cwd, env=env, capture_output=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        return Outcome(args[0], None, _text(exc.stdout), _text(exc.stderr))
-    return Outcome(args[0], p.returncode, _text(p.stdout), _text(p.stderr))
+    p = subprocess.Popen(HWEMU + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    hung = threading.Event()
+
+    def kill() -> None:
+        hung.set()
+        p.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    out: dict[str, bytes] = {}
+    readers = [threading.Thread(target=lambda n=n, f=f: out.__setitem__(n, f.read()))
+               for n, f in (("stdout", p.stdout), ("stderr", p.stderr))]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    _, status, usage = os.wait4(p.pid, 0)
+    timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)   # reaped here, not by Popen
+    for f in (p.stdout, p.stderr):
+        f.close()   # type: ignore[union-attr]
+    code = None if hung.is_set() else p.returncode
+    return Outcome(args[0], code, _text(out["stdout"]), _text(out["stderr"]),
+                   usage.ru_maxrss * 1024)
 
 
 def _text(data: bytes | str | None) -> str:
@@ -298,6 +364,8 @@ def judge(outcome: Outcome, file: str) -> str | None:
         return "bad exit code"   # exit 2 without file:LINE
     if outcome.command == "run" and outcome.returncode == 1 and not outcome.stdout:
         return "broken at run"   # stopped before the summary: validate let it through
+    if outcome.maxrss >= MAX_RSS:
+        return "max RSS"
     return None
 
 
@@ -347,18 +415,17 @@ def fuzz(count: int, seed: int, runs: int, jobs: int, keep: Path | None,
             keep.mkdir(parents=True, exist_ok=True)
             for case, _, _ in failed:
                 shutil.copy(workdir / case.name, keep / case.name)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024   # the largest
     for case, problem, outcome in sorted(failed, key=lambda f: f[0].index):
         tail = "\n    ".join(outcome.stderr.strip().splitlines()[-6:])
         say(f"FAIL {problem}: {case.label()}\n  hwemu {outcome.command} -> "
-            f"{outcome.returncode}\n    {tail}")
-    if rss >= MAX_RSS:
-        counts["max RSS"] += 1
+            f"{outcome.returncode}, {outcome.maxrss >> 20} MiB RSS\n    {tail}")
     say(f"fuzz_config: seed {seed}, {len(cases)} cases ({accepted} valid, "
         f"{len(cases) - accepted} refused), {ran} run; "
         f"tracebacks {counts['traceback']}, hangs {counts['hang']}, bad exit codes "
-        f"{counts['bad exit code']}, broken at run {counts['broken at run']}, "
-        f"max RSS of a child {rss / (1 << 20):.0f} MiB (limit {MAX_RSS >> 20})")
+        f"{counts['bad exit code']}, broken at run {counts['broken at run']}, over "
+        f"{MAX_RSS >> 20} MiB RSS {counts['max RSS']}; max RSS of a child "
+        f"{rss / (1 << 20):.0f} MiB")
     return 1 if sum(counts.values()) else 0
 
 
