@@ -20,7 +20,8 @@ from typing import Any
 from hwemu import bug, sched, spinlock, vmem
 from hwemu.access import load, memset, read_bytes, store, write_bytes
 from hwemu.alloc_tag import return_address
-from hwemu.current import current
+from hwemu.current import current, current_on, swap
+from hwemu.errors import MachineError
 from hwemu.fault_inject import FAULT_NOWARN, should_fail_ex
 from hwemu.gfp import (GFP_KERNEL, GFP_NOWAIT, __GFP_DIRECT_RECLAIM, __GFP_IO, __GFP_NOMEMALLOC,
                        __GFP_NORETRY, __GFP_NOWARN, __GFP_ZERO)
@@ -144,8 +145,13 @@ def _get(pool: int, field: str) -> int:
 
 
 def _set(pool: int, field: str, value: int) -> None:
-    """``pool->field = value``."""
+    """``pool->field = value``, converted to the field's C type as an assignment
+    converts it (``(void *)(long)-1`` is all ones)."""
     offset, fmt = _FIELD[field]
+    bits = fmt.size * 8
+    value &= (1 << bits) - 1
+    if fmt.format[-1] == "i" and value >> (bits - 1):
+        value -= 1 << bits
     write_bytes(pool + offset, fmt.pack(value))
 
 
@@ -210,7 +216,7 @@ def check_element(pool: int, element: int) -> None:
 
 
 def __poison_element(element: int, size: int) -> None:
-    memset(element, POISON_FREE, size - 1)
+    memset(element, POISON_FREE, (size - 1) & current().machine.SIZE_MAX)   # size_t
     store(element + size - 1, 1, POISON_END)
 
 
@@ -302,6 +308,8 @@ def remove_element(pool: int) -> int:
 
 def mempool_exit(pool: int) -> None:
     """``mempool_exit()``: free the reserve and the array of a pool (no lock taken)."""
+    if _foreign(pool, current()):
+        return _on_machine_of(pool, mempool_exit, pool)
     while _get(pool, "curr_nr"):
         element = remove_element(pool)
         fn_of(_get(pool, "free"))(element, _get(pool, "pool_data"))
@@ -314,6 +322,8 @@ def mempool_destroy(pool: int) -> None:
     """``mempool_destroy()``: :func:`mempool_exit` and free the struct; NULL is fine."""
     if not pool:
         return
+    if _foreign(pool, current()):
+        return _on_machine_of(pool, mempool_destroy, pool)
     mempool_exit(pool)
     kfree(pool)
 
@@ -324,6 +334,9 @@ def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
 
     ``alloc_fn``/``free_fn`` are function pointers (ints) or Python callables.
     """
+    if _foreign(pool, current()):
+        return _on_machine_of(pool, mempool_init_node, pool, min_nr, alloc_fn, free_fn,
+                              pool_data, gfp_mask, node_id)
     spinlock.spin_lock_init(_lock(pool))
     stats = start(pool)
     _set(pool, "min_nr", min_nr)
@@ -344,6 +357,28 @@ def mempool_init_node(pool: int, min_nr: int, alloc_fn, free_fn, pool_data: int,
         add_element(pool, element)
         stats.preallocated += 1
     return 0
+
+
+def _on_machine_of(pool: int, fn, *args):
+    """``fn(*args)`` with ``current`` switched to this context's task on the machine
+    ``pool`` lies in. A thread that booted several machines runs as a task of the
+    newest; a pool of an older one must still allocate and free there."""
+    machine = vmem.space_of(pool).machine
+    task = current_on(machine)
+    if task is None:
+        raise MachineError(f"pool {pool:#x} is on machine {machine.name!r}, which this "
+                           "thread is no task of")
+    saved = swap(task)
+    try:
+        return fn(*args)
+    finally:
+        swap(saved)
+
+
+def _foreign(pool: int, task) -> bool:
+    """Whether ``pool`` lies outside the machine of ``task``."""
+    space = task.machine.space
+    return not space.base <= pool < space.end
 
 
 def _as_ptr(fn) -> int:
@@ -377,6 +412,8 @@ def mempool_create_noprof(min_nr: int, alloc_fn, free_fn, pool_data: int) -> int
 def mempool_resize(pool: int, new_min_nr: int) -> int:
     """``mempool_resize()``: change ``min_nr``; shrink frees the surplus, grow refills
     with ``GFP_KERNEL`` (a refill failure still returns 0)."""
+    if _foreign(pool, current()):
+        return _on_machine_of(pool, mempool_resize, pool, new_min_nr)
     bug.BUG_ON(new_min_nr <= 0)
     sched.might_sleep()
     lock = _lock(pool)
@@ -489,11 +526,13 @@ def mempool_alloc_noprof(pool: int, gfp_mask: int) -> int:
 
     Never NULL when ``gfp_mask`` has ``__GFP_DIRECT_RECLAIM``: it waits for a free.
     """
+    task = current()
+    if _foreign(pool, task):
+        return _on_machine_of(pool, mempool_alloc_noprof, pool, gfp_mask)
     gfp_mask, gfp_temp = mempool_adjust_gfp(gfp_mask)
     if gfp_mask & __GFP_ZERO:
         bug.WARN_ON_ONCE(True)   # VM_WARN_ON_ONCE(gfp_mask & __GFP_ZERO)
     _might_alloc(gfp_mask)
-    task = current()
     *_, pool_data, alloc_ptr, _ = _fields(pool)
     alloc = fn_of(alloc_ptr)
     while True:
@@ -519,6 +558,8 @@ def mempool_alloc_bulk_noprof(pool: int, elems: list, count: int) -> int:
     ``GFP_KERNEL`` semantics; the reserve is used only when it can fill every missing
     slot at once.
     """
+    if _foreign(pool, current()):
+        return _on_machine_of(pool, mempool_alloc_bulk_noprof, pool, elems, count)
     gfp_mask, gfp_temp = mempool_adjust_gfp(GFP_KERNEL)
     bug.WARN_ON_ONCE(count > _get(pool, "min_nr"))   # VM_WARN_ON_ONCE
     _might_alloc(gfp_mask)
@@ -590,9 +631,16 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
 def mempool_free(element: int, pool: int) -> None:
     """``mempool_free()``: into the reserve if it is short, else to ``free_fn``."""
     if element and not mempool_free_bulk(pool, [element], 1):
-        *_, pool_data, _, free = _fields(pool)
-        stats_of(pool).free_allocator += 1
-        fn_of(free)(element, pool_data)
+        _free_to_allocator(element, pool)
+
+
+def _free_to_allocator(element: int, pool: int) -> None:
+    """``pool->free(element, pool->pool_data)``, on the pool's machine."""
+    if _foreign(pool, current()):
+        return _on_machine_of(pool, _free_to_allocator, element, pool)
+    *_, pool_data, _, free = _fields(pool)
+    stats_of(pool).free_allocator += 1
+    fn_of(free)(element, pool_data)
 
 
 # ---------------------------------------------------------------- stock callbacks

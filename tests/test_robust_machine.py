@@ -271,24 +271,39 @@ def test_kasan_of_a_zero_size_kmalloc_pool_faults_on_its_struct_page(boot):
         mempool_create_kmalloc_pool(4, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="needs mempool: mempool_create_page_pool stores "
-                   "pool_data -1 with struct.pack (see the report of issue 13)")
 def test_a_page_pool_of_order_minus_one_is_not_created(machine):
     from mempool import mempool_create_page_pool
     assert mempool_create_page_pool(2, -1) == 0
     assert len(machine.warnings) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="needs mempool: its callbacks allocate on "
-                   "current's machine, not the pool's (see the report of issue 13)")
 def test_a_pool_of_one_machine_allocates_there_while_another_is_current(boot):
-    from mempool import mempool_alloc, mempool_create_kmalloc_pool
+    from mempool import (mempool_alloc, mempool_create_kmalloc_pool, mempool_destroy,
+                         mempool_free, mempool_resize, mempool_stats)
     a = boot("tiny", machine__name="a")
     pool = mempool_create_kmalloc_pool(2, 64)
     b = boot("tiny", machine__name="b")
     assert hwemu.current().machine is b
-    element = mempool_alloc(pool, hwemu.GFP_KERNEL)
-    assert a.space.base <= element < a.space.end
+    live = {m: m.slab.find_cache("kmalloc-64").nr_live for m in (a, b)}
+    elements = [mempool_alloc(pool, hwemu.GFP_KERNEL) for _ in range(3)]
+    assert all(a.space.base <= e < a.space.end for e in elements)
+    for e in elements:   # the reserve is full: back to machine a's kfree(), no WARN
+        mempool_free(e, pool)
+    assert mempool_stats(pool)["free_allocator"] == 3
+    assert mempool_resize(pool, 4) == 0 and mempool_stats(pool)["preallocated"] == 4
+    mempool_destroy(pool)
+    assert not a.warnings and not b.warnings and hwemu.current().machine is b
+    assert b.slab.find_cache("kmalloc-64").nr_live == live[b]
+    assert a.slab.find_cache("kmalloc-64").nr_live == live[a] - 2   # the reserve, gone
+
+
+def test_a_zero_size_poisoned_element_oopses_at_zero_size_ptr(boot):
+    """slub_debug poisons a reserved element: ``memset(obj, POISON_FREE, size - 1)``
+    with ``size_t size`` 0 covers the whole address space from ``ZERO_SIZE_PTR``."""
+    from mempool import mempool_create_kmalloc_pool
+    boot("tiny", debug__slub_debug_on=True)
+    with pytest.raises(Oops, match="0000000000000010"):
+        mempool_create_kmalloc_pool(4, 0)
 
 
 # ---------------------------------------------------------------- the accessors, any input
