@@ -87,6 +87,13 @@ def test_a_yaml_int_of_thousands_of_digits_is_placed(tmp_path, capsys):
     assert (rc, err) == (2, [f"{path}:2: machine.cpus: an integer of 5000 digits is too large"])
 
 
+def test_an_expectation_of_thousands_of_digits_is_refused(tmp_path, capsys):
+    path = write(tmp_path, f"expect:\n  drops: '>= {'9' * 5000}'\n")
+    rc, err = validate(capsys, path)
+    assert (rc, err) == (2, [f"{path}:2: expect.drops: invalid expectation: a number of "
+                             "5000 digits; at most 40"])
+
+
 @pytest.mark.parametrize("value", [1e300, 10 ** 30, "9" * 41, "9223372036854775808ns",
                                    float("nan"), "x" * 10_000])
 def test_parse_duration_raises_only_value_error(value):

@@ -111,6 +111,9 @@ _CONDITION_RE = re.compile(r"(?P<op>==|!=|<=|>=|<|>)?\s*(?P<num>[0-9]+(?:\.[0-9]
                            re.ASCII)
 
 
+_CONDITION_DIGITS = 40
+
+
 def _condition(value: object) -> str:
     """An expectation: a number (must equal it) or ``<op> number`` with ``==``, ``!=``,
     ``<``, ``<=``, ``>``, ``>=``; normalised to ``'>= 1'``."""
@@ -118,8 +121,11 @@ def _condition(value: object) -> str:
         value = str(value)
     match = _CONDITION_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"invalid expectation {value!r}: expected a number or "
+        raise ValueError(f"invalid expectation '{_clip(value)}': expected a number or "
                          "'<op> number' with ==, !=, <, <=, >, >=, e.g. '>= 1'")
+    if len(match["num"]) > _CONDITION_DIGITS:   # a count never has so many
+        raise ValueError(f"invalid expectation: a number of {len(match['num'])} digits; "
+                         f"at most {_CONDITION_DIGITS}")
     return f"{match['op'] or '=='} {match['num']}"
 
 
