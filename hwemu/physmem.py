@@ -12,6 +12,7 @@ import ctypes
 import os
 
 from .bug import MachineError
+from .config.limits import MEMFD_NAME_PREFIX   # validate checks the name fits
 
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 
@@ -25,7 +26,7 @@ class PhysMem:
 
     def __init__(self, size: int, name: str):
         try:
-            self.fd = os.memfd_create(f"hwemu-ram:{name}", os.MFD_CLOEXEC)
+            self.fd = os.memfd_create(MEMFD_NAME_PREFIX + name, os.MFD_CLOEXEC)
         except (AttributeError, OSError) as exc:
             raise MachineError(f"memfd_create() is not available ({exc}): hwemu needs "
                                "Linux >= 3.17 with memfd support for its RAM") from exc
