@@ -442,7 +442,8 @@ def test_unimportable_custom_function_exits_2(tmp_path, module, function, messag
     assert "Traceback" not in r.stderr
     lines = r.stderr.splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"hwemu: run.custom.0.function: {message}"), lines[0]
+    line = 1 + path.read_text().splitlines().index(f"    - function: \"{function}\"")
+    assert lines[0].startswith(f"{path}:{line}: run.custom.0.function: {message}"), lines[0]
 
 
 # ---------------------------------------------------------------- durations, conditions
