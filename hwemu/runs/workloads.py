@@ -253,7 +253,7 @@ def memory_hog(run, cfg, counters: Counters) -> None:
     vmstat = machine.vmstat
     task = current()
     read_ns = PAGE_SIZE * 1_000_000_000 // cfg.rate if cfg.rate else 0   # per page
-    reads_done = task.now   # when the reads issued so far complete
+    reads_done = run.clock.now_ns()   # when the reads issued so far complete
     try:
         while not run.stopping():
             have = vmstat["nr_file_pages"] if cfg.reclaimable else machine.vmscan.rss(
@@ -262,7 +262,7 @@ def memory_hog(run, cfg, counters: Counters) -> None:
             want = min(cfg.chunk, target - have)
             got = 0
             if want > 0:
-                reads_done = max(reads_done, task.now) + want * read_ns
+                reads_done = max(reads_done, run.clock.now_ns()) + want * read_ns
                 if not _io_wait_until(run, task, reads_done):
                     break   # stopped while reading: what was read is dropped
                 got = (add_to_page_cache(want, dirty=cfg.dirty) if cfg.reclaimable
