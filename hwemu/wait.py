@@ -121,7 +121,7 @@ def _waitqueue(wq) -> WaitQueueHead:
 
 def _empty(wq) -> bool:
     """``list_empty(&wq->head)``: read where the kernel reads it."""
-    if isinstance(wq, WaitQueueHead):
+    if type(wq) is not int and isinstance(wq, WaitQueueHead):   # ints (a pool's) first
         return not wq._entries
     return access.load(wq + HEAD, 8) == wq + HEAD
 

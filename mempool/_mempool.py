@@ -133,11 +133,6 @@ def _fields(pool: int) -> tuple[int, int, int, int, int, int]:
     return _FIELDS.unpack(read_bytes(pool + MIN_NR, _FIELDS.size))
 
 
-def _counts(pool: int) -> tuple[int, int]:
-    """``(pool->min_nr, pool->curr_nr)``, read at once."""
-    return _COUNTS.unpack(read_bytes(pool + MIN_NR, _COUNTS.size))
-
-
 def _get(pool: int, field: str) -> int:
     """``pool->field``, through the checked accessors."""
     offset, fmt = _FIELD[field]
@@ -602,12 +597,12 @@ def mempool_free_bulk(pool: int, elems: list, count: int) -> int:
     # smp_rmb() pairs with the smp_wmb() in mempool_alloc_from_pool(): we read a
     # curr_nr at least as new as the allocation of the element being freed.
     lock = pool + LOCK
-    min_nr, curr_nr = _counts(pool)
+    min_nr, curr_nr = _COUNTS.unpack(read_bytes(pool + MIN_NR, _COUNTS.size))
     if curr_nr < min_nr:   # lockless pre-check (READ_ONCE)
         task = current()
         flags = spinlock.task_lock_irqsave(lock, task)
         while freed < count:
-            min_nr, curr_nr = _counts(pool)
+            min_nr, curr_nr = _COUNTS.unpack(read_bytes(pool + MIN_NR, _COUNTS.size))
             if curr_nr >= min_nr:
                 break
             add_element(pool, elems[freed])
