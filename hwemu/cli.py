@@ -203,7 +203,9 @@ def run_job(config, args) -> int:
 
 def _search(args) -> tuple[str, ...]:
     """Where custom workloads are imported from: the config's directory."""
-    return (os.path.dirname(os.path.abspath(args.config)),) if args.config else ()
+    from .config.source import config_path   # a packaged config's name: its directory
+    return (os.path.dirname(os.path.abspath(config_path(args.config))),) \
+        if args.config else ()
 
 
 def _importable(args):
@@ -355,8 +357,8 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, fn, text: str, default_config: bool = False):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("config", nargs="?" if default_config else None,
-                         help="YAML config" + (" (default: the packaged one)"
-                                               if default_config else ""))
+                         help="YAML config: a path, or a packaged config's name (tiny)"
+                         + (" (default: the packaged one)" if default_config else ""))
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set machine.cpus=8")
         cmd.set_defaults(fn=fn)

@@ -338,8 +338,9 @@ class Machine:
 def boot(config=None, *, overrides: dict | None = None) -> Machine:
     """Boot a machine.
 
-    :param config: None (the packaged default), a path to a YAML file, a dict in the
-        YAML schema, or a :class:`~hwemu.config.Config`.
+    :param config: None (the packaged default), a path to a YAML file, the name of a
+        packaged config (``"tiny"``; a path that exists wins), a dict in the YAML
+        schema, or a :class:`~hwemu.config.Config`.
     :param overrides: dotted keys to values applied on top (``{"machine.cpus": 8}``).
     """
     if not isinstance(config, Config):

@@ -7,8 +7,9 @@ Loaded automatically through the ``pytest11`` entry point ``hwemu``. It offers:
   first task), shut down afterwards. Its config comes from the closest
   ``@pytest.mark.hwemu_config(config, **overrides)`` marker, else from the ini option
   ``hwemu_config``, else the packaged default. ``config`` is a path (relative paths are
-  taken from the rootdir) or a dict; overrides are dotted keys with ``__`` for the dots
-  (``machine__cpus=8``).
+  taken from the rootdir), the name of a packaged config (``"tiny"``, when no file of
+  that name is in the rootdir) or a dict; overrides are dotted keys with ``__`` for the
+  dots (``machine__cpus=8``).
 - fixture ``hwemu_boot``: ``hwemu_boot(config=None, **overrides)`` boots more machines
   for the test; each gets the same checks and is shut down at the end.
 - fixture ``expect_kasan_report``: :func:`hwemu.kasan.expect_report`, KUnit's
@@ -42,6 +43,7 @@ references (any object still allocated is a leak) and KUnit's resource API.
 """
 from __future__ import annotations
 
+import os
 import traceback
 from pathlib import Path
 
@@ -59,8 +61,8 @@ _SCHEDULE = pytest.StashKey[tuple]()   # --hwemu-schedule, parsed
 
 def pytest_addoption(parser) -> None:
     parser.addini("hwemu_config", "config of the hwemu_machine fixture when no "
-                  "hwemu_config marker says otherwise: a YAML path relative to the rootdir "
-                  "(default: the packaged default machine)", default="")
+                  "hwemu_config marker says otherwise: a YAML path relative to the rootdir or a "
+                  "packaged config's name (default: the packaged default machine)", default="")
     parser.addoption("--hwemu-schedule", metavar="STRATEGY:SEED[:STEPS]", default=None,
                      help="run hwemu_explore tests under this one schedule (the replay "
                      "of a failure they reported)")
@@ -69,7 +71,8 @@ def pytest_addoption(parser) -> None:
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "hwemu_config(config=None, **overrides): boot hwemu_machine from this "
-        "config (a YAML path relative to the rootdir, or a dict), with dotted-key "
+        "config (a YAML path relative to the rootdir, a packaged config's name such as "
+        "'tiny', or a dict), with dotted-key "
         "overrides written with __ for the dots (machine__cpus=8)")
     config.addinivalue_line(
         "markers", "hwemu_allow_leaks: do not fail the test for pages or slab objects it "
@@ -217,11 +220,14 @@ class _Tracker:
 
     def source(self, config=None, **overrides) -> tuple:
         """``(config, dotted overrides)`` for :func:`hwemu.boot`: None is the ini option
-        or the packaged default; a relative path is taken from the rootdir."""
+        or the packaged default; a relative path is taken from the rootdir, and a name
+        that is no file there is a packaged config's (``"tiny"``)."""
         if config is None:
             config = self.config.getini("hwemu_config") or None
         if isinstance(config, (str, Path)):
-            config = self.config.rootpath / config   # an absolute path stays as it is
+            path = self.config.rootpath / config   # an absolute path stays as it is
+            if isinstance(config, Path) or os.path.dirname(config) or os.path.lexists(path):
+                config = path   # a bare name that is no file here: hwemu.boot's to read
         return config, {k.replace("__", "."): v for k, v in overrides.items()}
 
     def boot(self, config=None, **overrides) -> hwemu.Machine:

@@ -194,3 +194,39 @@ def test_plugin_ini_default(pytester):
     result, out, outcomes = run(pytester, INI_CASES)
     assert outcomes == {"test_ini_config": "PASSED", "test_dict_config": "PASSED"}, out
     result.assert_outcomes(passed=2)
+
+
+NAME_CASES = '''
+import pytest
+
+
+@pytest.mark.hwemu_config("tiny", machine__cpus=2)
+def test_packaged_name(hwemu_machine):
+    assert hwemu_machine.name == "tiny" and len(hwemu_machine.sched.cpus) == 2
+
+
+@pytest.mark.hwemu_config("x86_64-numa4.yaml")
+def test_file_in_rootdir_wins(hwemu_machine):
+    assert hwemu_machine.name == "mine"
+
+
+@pytest.mark.hwemu_config("configs/tiny.yaml")
+def test_missing_path(hwemu_machine):
+    pass
+'''
+
+
+def test_plugin_takes_packaged_config_names(pytester):
+    """Outside the repository (pytester's directory has no configs/): a name is a
+    packaged config, a file in the rootdir wins, a missing path says which name."""
+    (pytester.path / "x86_64-numa4.yaml").write_text("machine:\n  name: mine\n")
+    pytester.makeini("[pytest]\nhwemu_config = i386-highmem\n")
+    result, out, outcomes = run(pytester, NAME_CASES + '''
+
+def test_ini_name(hwemu_machine):
+    assert hwemu_machine.name == "i386-highmem"
+''')
+    assert outcomes == {"test_packaged_name": "PASSED", "test_file_in_rootdir_wins": "PASSED",
+                        "test_missing_path": "ERROR", "test_ini_name": "PASSED"}, out
+    assert f"{pytester.path}/configs/tiny.yaml: (file): no such file; the packaged config " \
+        "of that name is 'tiny'" in out

@@ -26,6 +26,8 @@ from .schema import Config
 
 # The packaged config, one directory up: hwemu/default.yaml.
 DEFAULT_CONFIG = Path(__file__).parents[1] / "default.yaml"
+# The example configs shipped with it, by name (tiny: hwemu/configs/tiny.yaml).
+PACKAGED_CONFIGS = Path(__file__).parents[1] / "configs"
 MAX_FILE_BYTES = 1 * M
 MAX_YAML_NODES = 100_000
 # Real configs nest about five levels; the cap also stops recursive aliases.
@@ -358,19 +360,50 @@ def _apply_override(data: dict[str, Any], key: str, value: Any) -> Loc:
 # ---------------------------------------------------------------------------
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The configs shipped with hwemu by name: ``default`` (hwemu/default.yaml) and
+    each ``hwemu/configs/NAME.yaml``."""
+    names = {p.stem: p for p in sorted(PACKAGED_CONFIGS.glob("*.yaml"))}
+    return {"default": DEFAULT_CONFIG, **names}
+
+
+def config_path(source: str | os.PathLike[str] | None) -> str:
+    """The file a config source names: None is the packaged default; a path that exists
+    is that path; else a bare name (``tiny`` or ``tiny.yaml``, no directory) is the
+    packaged config of that name. Anything else raises ConfigError (a bare name lists
+    the packaged configs; a missing ``configs/tiny.yaml`` names ``tiny``)."""
+    if source is None:
+        return os.fspath(DEFAULT_CONFIG)
+    file = os.fspath(source)
+    if os.path.lexists(file):   # a path wins, even a bad one: reading it says why
+        return file
+    packaged = packaged_configs()
+    head, name = os.path.split(file)
+    stem = name.removesuffix(".yaml")
+    if not head and isinstance(source, str) and stem in packaged:
+        return os.fspath(packaged[stem])
+    if stem in packaged:   # configs/tiny.yaml outside the repository
+        message = f"no such file; the packaged config of that name is '{stem}'"
+    elif not head:
+        message = "no such file, nor a packaged config: " + ", ".join(packaged)
+    else:
+        return file   # reading it says what is wrong
+    raise ConfigError([Problem(file, None, "(file)", message)])
+
+
 def _read_source(
     source: str | os.PathLike[str] | dict[str, Any] | None,
 ) -> tuple[dict[str, Any], _Origins, list[Problem]]:
-    """Return (data, origins, problems) for a path, dict or the default config."""
+    """Return (data, origins, problems) for a path, a packaged config's name, a dict or
+    the default config."""
     if isinstance(source, dict):
         _check_plain(source, "<dict>")
         return copy.deepcopy(source), _Origins("<dict>"), []
-    if source is None:
-        source = DEFAULT_CONFIG
-    if not isinstance(source, (str, os.PathLike)):
+    if source is not None and not isinstance(source, (str, os.PathLike)):
         kind = type(source).__name__
-        raise TypeError(f"config source must be a path, dict or None, not {kind}")
-    file = os.fspath(source)
+        raise TypeError(f"config source must be a path, a packaged config's name, a dict "
+                        f"or None, not {kind}")
+    file = config_path(source)
     data, lines, problems = _parse_yaml(file, _read_text(file))
     return data, _Origins(file, lines), problems
 
@@ -383,8 +416,9 @@ def load_config(
 ) -> Config:
     """Load and validate a config, raising ConfigError listing every problem.
 
-    ``source`` is a YAML file path, a dict in the same schema, or None for the
-    packaged default.  ``overrides`` maps dotted keys (``machine.cpus``,
+    ``source`` is a YAML file path, the name of a packaged config (``"tiny"``: see
+    :func:`config_path`; a path that exists wins), a dict in the same schema, or None
+    for the packaged default.  ``overrides`` maps dotted keys (``machine.cpus``,
     ``machine.nodes.0.mem``) to values applied on top; problems they cause are
     reported against the file ``--set``. ``check``, given a config that validated,
     yields ``(key path, message)`` problems that layers above the config find (a
@@ -408,6 +442,10 @@ def load_config(
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ConfigError(problems)
     assert config is not None   # it validated, or there were problems
+    if origins.file != "<dict>":
+        # Where it came from, for what sits beside it (a run's custom workloads); not a
+        # field: configs from different files compare equal if their keys do.
+        object.__setattr__(config, "source_file", os.path.abspath(origins.file))
     if check is not None:
         problems = [origins.problem(loc, message) for loc, message in check(config)]
         if problems:

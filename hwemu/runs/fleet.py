@@ -55,9 +55,10 @@ def run_job(config: str, overrides: dict[str, Any], seeds: dict[str, Any]) -> di
     Custom workloads are imported from the config's directory, as ``hwemu run`` does.
     """
     from ..config import load_config
+    from ..config.source import config_path
     from . import Run, report
     cfg = load_config(config, overrides={**overrides, **seeds})
-    run = Run(cfg, (os.path.dirname(os.path.abspath(config)),))
+    run = Run(cfg, (os.path.dirname(os.path.abspath(config_path(config))),))
     result = run.execute(signals=False)
     result["expectations"] = report.expectations(result, cfg.expect)
     result["totals"] = report.totals(result)
