@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..config.source import config_path
 from .fleet import Done, Job
 
 RATE_SECONDS = 1.0   # wall time between rate lines
@@ -57,7 +58,8 @@ def schedule_job(config: str, overrides: dict[str, Any], strategy: str, seed: in
     seeds: dict[str, Any] = {"machine.sched.strategy": strategy, "machine.sched.seed": seed + k}
     if steps is not None:
         seeds["machine.sched.steps"] = steps
-    return Job(k, os.path.abspath(config), overrides, seeds)
+    # A worker may start elsewhere: the file's absolute path (a packaged config's too).
+    return Job(k, os.path.abspath(config_path(config)), overrides, seeds)
 
 
 class _Lines:

@@ -30,7 +30,7 @@ import time
 from typing import Any, Iterable, TextIO
 
 from ..config import ConfigError, ExpectConfig, Problem, load_config, parse_overrides
-from ..config.source import OVERRIDE_FILE
+from ..config.source import OVERRIDE_FILE, config_path
 from .fleet import Done, Job, executor
 from .report import totals
 
@@ -168,7 +168,7 @@ def seed_overrides(seed: int) -> dict[str, int]:
 
 def jobs(config: str, grid: Grid, seeds: range) -> list[Job]:
     """A job per setting and seed, numbered setting by setting, seed by seed."""
-    path = os.path.abspath(config)
+    path = os.path.abspath(config_path(config))   # a packaged config's name: its file
     return [Job(i * len(seeds) + j, path, {**grid.fixed, **setting}, seed_overrides(seed))
             for i, setting in enumerate(grid.settings()) for j, seed in enumerate(seeds)]
 
