@@ -12,6 +12,10 @@ Loaded automatically through the ``pytest11`` entry point ``hwemu``. It offers:
   dots (``machine__cpus=8``).
 - fixture ``hwemu_boot``: ``hwemu_boot(config=None, **overrides)`` boots more machines
   for the test; each gets the same checks and is shut down at the end.
+- fixture ``hwemu_run``: ``hwemu_run(config=None, overrides=None, *, custom=(),
+  check=True)`` runs a machine run (``hwemu run``'s scenario, :class:`hwemu.runs.Run`)
+  and returns its result dict; ``custom`` adds workloads given as functions, so that a
+  test can exercise its own workload under a scenario's pressure (see the fixture).
 - fixture ``expect_kasan_report``: :func:`hwemu.kasan.expect_report`, KUnit's
   ``KUNIT_EXPECT_KASAN_FAIL``: ``with expect_kasan_report("slab-out-of-bounds"):``.
   Reports made inside it are marked ``expected``.
@@ -43,6 +47,7 @@ references (any object still allocated is a leak) and KUnit's resource API.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from pathlib import Path
@@ -198,6 +203,143 @@ def _marker_config(item) -> tuple:
         return None, {}
     return (marker.args[0] if marker.args else marker.kwargs.get("config")), \
         {k: v for k, v in marker.kwargs.items() if k != "config"}
+
+
+@pytest.fixture
+def hwemu_run(request):
+    """``hwemu_run(config=None, overrides=None, *, custom=(), check=True)`` -> ``dict``:
+    run a config's ``run:`` scenario, as ``hwemu run`` does, and return the result
+    (:meth:`hwemu.runs.Run.execute`'s dict, its ``expectations`` evaluated; render it
+    with ``hwemu.runs.report.summary(result)``).
+
+    :param config: a path (relative to the rootdir), a packaged config's name
+        (``"tiny"``), a dict in the YAML schema, or None (the ini option
+        ``hwemu_config``, else the packaged default).
+    :param overrides: a mapping applied on top: nested mappings merge key by key
+        (``{"run": {"duration": "1s"}}`` keeps the rest of ``run``), dotted keys
+        work too (``{"run.seed": 3}``); any other value (a list) replaces.
+    :param custom: workloads added to ``run.custom``, each a function ``fn(run)`` (see
+        :class:`hwemu.runs.workloads.CustomTask` for ``run``) or a mapping as in the
+        config with the function itself as ``function``:
+        ``{"function": fn, "args": {...}, "tasks": 2}``. In the result, a function's
+        counters are under ``workloads["module:name"]``; ``expect:`` can name them.
+        A ``module:function`` string in the config is imported from the config's
+        directory, the test file's, the rootdir or ``sys.path``.
+    :param check: fail the test, with the run's summary and KASAN reports, where
+        ``hwemu run`` would exit non-zero (an expectation did not hold, a workload
+        died, a panic or deadlock) or, unless the config expects ``kasan_reports``,
+        where KASAN reported; with False, return the result whatever happened.
+
+    The run boots a machine of its own and shuts it down; the test's other machines
+    (``hwemu_machine``) are not touched. The run is deterministic: the same config,
+    overrides and seeds give the same result.
+    """
+    tracker = _Tracker(request.config)
+
+    def run(config=None, overrides=None, *, custom=(), check: bool = True) -> dict:
+        return _run_scenario(tracker, request.path.parent, config, overrides or {},
+                             custom, check)
+    return run
+
+
+def _run_scenario(tracker: _Tracker, here: Path, config, overrides: dict, custom,
+                  check: bool) -> dict:
+    """:func:`hwemu_run`'s work: the config, the custom workloads, the run, the check."""
+    import sys
+
+    from hwemu.config import ConfigError, load_config
+    from hwemu.config.source import config_path
+    from hwemu.current import current_or_none
+    from hwemu.runs import Run, report
+
+    source, _ = tracker.source(config)
+    dotted = _dotted(overrides)
+    modules: dict[str, object] = {}
+    if custom:
+        entries = dotted.get("run.custom")
+        if entries is None:
+            entries = _config_customs(source)
+        entries = list(entries)
+        for item in custom:
+            item = dict(item) if isinstance(item, dict) else {"function": item}
+            if callable(item.get("function")):
+                item["function"] = _workload_name(item["function"], modules)
+            entries.append(item)
+        dotted["run.custom"] = entries
+    search = [str(here), str(tracker.config.rootpath)]
+    if isinstance(source, (str, Path)):   # the config's own directory first
+        with contextlib.suppress(ConfigError):   # loading it says what is wrong
+            search.insert(0, os.path.dirname(os.path.abspath(config_path(source))))
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)   # type: ignore[arg-type]
+    before = current_or_none()
+    try:
+        cfg = load_config(source, overrides=dotted)
+        if cfg.run is None:
+            raise ValueError("hwemu_run: the config has no run: section; give one in "
+                             "overrides, e.g. {'run': {'pools': [...]}}")
+        result = Run(cfg, tuple(search)).execute(signals=False)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+        if before is not None and current_or_none() is not before:
+            swap(before)
+    if "expectations" not in result:
+        result["expectations"] = report.expectations(result, cfg.expect)
+    failed = report.exit_code(result) != 0
+    kasan = bool(result["kasan_reports"]) and cfg.expect.kasan_reports is None
+    if check and (failed or kasan):
+        why = "the run failed (hwemu run would exit non-zero)" if failed else \
+            "KASAN reported (expect kasan_reports in the config to allow it)"
+        text = "\n".join(r["text"] for r in result["kasan_reports"])
+        pytest.fail(f"hwemu_run: {why}:\n{report.summary(result)}"
+                    + (f"\n{text}" if text else ""), pytrace=False)
+    return result
+
+
+def _dotted(overrides: dict, prefix: str = "") -> dict:
+    """``{"run": {"seed": 3}}`` as ``{"run.seed": 3}``: nested mappings merge."""
+    out: dict = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and value:
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _config_customs(source) -> list:
+    """The ``run.custom`` entries ``source`` has as written (none if it cannot be read:
+    loading it says why)."""
+    from hwemu.config import ConfigError
+    from hwemu.config.source import _read_source
+    try:
+        data = _read_source(source)[0]
+    except (ConfigError, TypeError):
+        return []
+    run = data.get("run")
+    customs = run.get("custom") if isinstance(run, dict) else None
+    return list(customs) if isinstance(customs, list) else []
+
+
+def _workload_name(fn, modules: dict) -> str:
+    """``module:function`` for a workload given as a function: its own where its module
+    has it (a test module's function), else a module made for the run."""
+    import sys
+    import types
+
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__name__", "")
+    if module and name.isidentifier() and all(p.isidentifier() for p in module.split(".")) \
+            and getattr(sys.modules.get(module), name, None) is fn:
+        return f"{module}:{name}"
+    name = name if name.isidentifier() else "workload"
+    synthetic = types.ModuleType(f"hwemu_run_{len(modules)}")
+    setattr(synthetic, name, fn)
+    modules[synthetic.__name__] = synthetic
+    return f"{synthetic.__name__}:{name}"
 
 
 @pytest.fixture

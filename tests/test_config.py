@@ -521,3 +521,57 @@ def test_dump_writes_sizes_with_units_and_matrices_inline():
     assert "  distance: [[10, 16, 22, 16], [16, 10, 16, 22], [22, 16, 10, 16], " \
         "[16, 22, 16, 10]]" in lines
     assert "  quarantine_size: null" in lines   # auto: derived at boot
+
+
+# -- custom workloads' counters in expect: ------------------------------------------
+
+COUNTED = """\
+machine:
+  cpus: 2
+run:
+  pools: [{name: requests, type: kmalloc, size: 64}]
+  custom: [{function: "mydriver:stress"}]
+expect:
+  null_returns: 0
+  requests: ">= 1000"
+  uaf_seen: 0
+"""
+
+
+def test_expect_names_a_custom_workloads_counter(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(COUNTED)
+    config = load_config(path)
+    assert config.expect.null_returns == "== 0"
+    assert config.expect.model_extra == {"requests": ">= 1000", "uaf_seen": "== 0"}
+    again = load_config(yaml.safe_load(config_module.dump_config(config)))   # --show-config, --json
+    assert again.expect == config.expect
+
+
+def test_a_counter_needs_a_custom_workload(tmp_path):
+    text = COUNTED.replace('  custom: [{function: "mydriver:stress"}]\n', "")
+    rest = ("valid keys: alloc_allocator, alloc_reserve, null_returns, waits, max_wait_ms, "
+            "free_reserve, free_allocator, completed, io_errors, drops, oom_kills, "
+            "kasan_reports, bugs, warnings (a counter of a custom workload can be expected "
+            "when run.custom has one)")
+    assert errors_for(tmp_path, text) == [
+        f"c.yaml:7: expect.requests: unknown key 'requests'; {rest}",
+        f"c.yaml:8: expect.uaf_seen: unknown key 'uaf_seen'; {rest}"]
+    assert errors_for(tmp_path, "expect:\n  null_return: 0\n")[0].startswith(
+        "c.yaml:2: expect.null_return: unknown key 'null_return'; did you mean "
+        "'null_returns'?")
+    assert errors_for(tmp_path, COUNTED.replace('">= 1000"', "lots")) == [
+        "c.yaml:8: expect.requests: invalid expectation 'lots': expected a number or "
+        "'<op> number' with ==, !=, <, <=, >, >=, e.g. '>= 1'"]
+
+
+def test_a_counter_is_summed_over_the_workloads():
+    from hwemu.runs import report
+    config = load_config(yaml.safe_load(COUNTED))
+    result = {"pools": {}, "vm": {}, "kasan_reports": [], "bugs": 0, "warnings": 0,
+              "workloads": {"mydriver:stress": {"requests": 600, "completed": 3},
+                            "other:fn": {"requests": 500}}}
+    assert report.expectations(result, config.expect) == [
+        {"metric": "null_returns", "condition": "== 0", "value": 0, "ok": True},
+        {"metric": "requests", "condition": ">= 1000", "value": 1100, "ok": True},
+        {"metric": "uaf_seen", "condition": "== 0", "value": 0, "ok": True}]

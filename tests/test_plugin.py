@@ -230,3 +230,112 @@ def test_ini_name(hwemu_machine):
                         "test_missing_path": "ERROR", "test_ini_name": "PASSED"}, out
     assert f"{pytester.path}/configs/tiny.yaml: (file): no such file; the packaged config " \
         "of that name is 'tiny'" in out
+
+
+RUN_CASES = '''
+import mempool
+import pytest
+import hwemu
+from hwemu import GFP_KERNEL, GFP_NOIO, kfree, kmalloc, store
+
+POOL = {"run": {"pools": [{"name": "requests", "type": "kmalloc", "size": 64,
+                           "min_nr": 4}]}}
+
+
+def stress(run):
+    pool = run.pools["requests"]
+    for i in range(run.args.get("n", 100)):
+        if run.stopping():
+            break
+        rq = mempool.mempool_alloc(pool, GFP_NOIO)
+        store(rq, 8, i)
+        mempool.mempool_free(rq, pool)
+        run.count("requests")
+    run.count("cpus", len(run.machine.sched.cpus))
+
+
+def uaf(run):
+    rq = mempool.mempool_alloc(run.pools["requests"], GFP_KERNEL)
+    mempool.mempool_free(rq, run.pools["requests"])
+    store(rq, 8, 1)
+
+
+def test_function(hwemu_run):
+    result = hwemu_run("tiny", {**POOL, "expect": {"requests": 600, "null_returns": 0}},
+                       custom=[{"function": stress, "args": {"n": 300}, "tasks": 2}])
+    assert result["workloads"]["test_cases:stress"] == {"requests": 600, "cpus": 16}
+    assert [(e["metric"], e["value"], e["ok"]) for e in result["expectations"]] == [
+        ("null_returns", 0, True), ("requests", 600, True)]
+    assert result["pools"]["requests"]["alloc_null"] == 0
+
+
+def test_closure_and_dotted_overrides(hwemu_run):
+    seen = []
+    result = hwemu_run("tiny", {"run.pools": POOL["run"]["pools"], "run.seed": 5},
+                       custom=[lambda run: seen.append(run.args)])
+    assert seen == [{}] and list(result["workloads"]) == ["hwemu_run_0:workload"]
+    assert result["seed"] == 5
+
+
+def test_expectation_fails(hwemu_run):
+    hwemu_run("tiny", {**POOL, "expect": {"requests": ">= 1000"}}, custom=[stress])
+
+
+def test_check_false(hwemu_run):
+    result = hwemu_run("tiny", {**POOL, "expect": {"requests": ">= 1000", "nothing": 0}},
+                       custom=[stress], check=False)
+    assert [(e["metric"], e["value"], e["ok"]) for e in result["expectations"]] == [
+        ("requests", 100, False), ("nothing", 0, True)]
+
+
+def test_kasan_unexpected(hwemu_run):
+    hwemu_run("tiny", {**POOL, "kasan": {"enabled": True}}, custom=[uaf])
+
+
+def test_kasan_expected(hwemu_run):
+    result = hwemu_run("tiny", {**POOL, "kasan": {"enabled": True},
+                                "expect": {"kasan_reports": 1}}, custom=[uaf])
+    assert result["kasan_reports"][0]["bug_type"] == "slab-use-after-free"
+
+
+def test_packaged_scenario(hwemu_run):
+    result = hwemu_run("kasan-uaf", {"run": {"custom": [{"function":
+                       "buggy_driver:use_after_free", "args": {"requests": 10, "bug_at": 99}}]}})
+    assert result["workloads"] == {"buggy_driver:use_after_free": {"requests": 10}}
+
+
+def test_no_run(hwemu_run):
+    with pytest.raises(ValueError, match="no run: section"):
+        hwemu_run("tiny")
+
+
+def test_deterministic(hwemu_run):
+    one, two = (hwemu_run("tiny", POOL, custom=[stress]) for _ in range(2))
+    for r in (one, two):
+        r.pop("wall_seconds")
+    assert one == two
+
+
+def test_beside_a_machine(hwemu_machine, hwemu_run):
+    p = kmalloc(32, GFP_KERNEL)
+    hwemu_run("tiny", POOL, custom=[stress])
+    assert hwemu.current().machine is hwemu_machine
+    kfree(p)
+'''
+
+
+def test_hwemu_run_fixture(pytester):
+    result, out, outcomes = run(pytester, RUN_CASES)
+    assert outcomes == {
+        "test_function": "PASSED", "test_closure_and_dotted_overrides": "PASSED",
+        "test_expectation_fails": "FAILED", "test_check_false": "PASSED",
+        "test_kasan_unexpected": "FAILED", "test_kasan_expected": "PASSED",
+        "test_packaged_scenario": "PASSED", "test_no_run": "PASSED",
+        "test_deterministic": "PASSED", "test_beside_a_machine": "PASSED"}, out
+    text = failure(out, "test_expectation_fails")
+    assert "hwemu_run: the run failed (hwemu run would exit non-zero)" in text
+    assert "FAIL  requests >= 1000 (got 100)" in text
+    assert "test_cases:stress: cpus 8, requests 100" in text
+    text = failure(out, "test_kasan_unexpected")
+    assert "KASAN reported (expect kasan_reports in the config to allow it)" in text
+    assert "BUG: KASAN: slab-use-after-free in uaf" in text

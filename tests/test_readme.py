@@ -53,11 +53,12 @@ def test_python_blocks_run_and_print_what_is_shown(code, shown):
         assert matches(shown, r.stdout), r.stdout
 
 
-def test_the_plugin_example_passes(pytester):
-    code = next(code for code, _ in BLOCKS if kind(code) == "pytest")
-    (pytester.path / "configs").mkdir()
-    (pytester.path / "configs" / "tiny.yaml").write_text((ROOT / "configs" / "tiny.yaml")
-                                                         .read_text())
+TESTS = [code for code, _ in BLOCKS if kind(code) == "pytest"]
+
+
+@pytest.mark.parametrize("code", TESTS, ids=[f"block{i}" for i in range(len(TESTS))])
+def test_the_plugin_examples_pass(pytester, code):
+    """In a directory of their own: the configs they name are the packaged ones."""
     result, out, outcomes = run_pytester(pytester, code)
     assert outcomes and set(outcomes.values()) == {"PASSED"}, out
 

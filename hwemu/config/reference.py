@@ -39,7 +39,8 @@ def plain(value: Any, field) -> Any:
     """A model value as plain YAML data; sizes as ``512M`` strings."""
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
-        return {k: plain(getattr(value, k), fields[k]) for k in fields}
+        return {**{k: plain(getattr(value, k), fields[k]) for k in fields},
+                **(value.model_extra or {})}   # expect: custom workloads' counters
     if isinstance(value, tuple):
         return [plain(v, field) for v in value]
     kind = _yaml_type(field.annotation, field.metadata) if field is not None else None

@@ -8,13 +8,14 @@ a unit (``10s``, ``500us``) and held in nanoseconds.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      WithJsonSchema, model_validator)
 
 from ..mmzone import MAX_PAGE_ORDER
 from ..page_types import PAGE_SIZE
@@ -241,8 +242,9 @@ class ResizeConfig(BaseModel):
 
 
 class CustomConfig(BaseModel):
-    """A user's workload: ``function(run)`` as a task; ``run`` has ``.pools``, ``.rng``,
-    ``.args``, ``.stopping()`` and ``.count(name)`` (see hwemu/runs)."""
+    """A user's workload: ``function(run)`` as a task; ``run`` has ``.machine``,
+    ``.pools``, ``.rng``, ``.args``, ``.stopping()`` and ``.count(name)`` (see
+    hwemu.runs.workloads.CustomTask); a counter it counts can be expected (``expect:``)."""
 
     model_config = _MODEL_CONFIG
 
@@ -321,9 +323,24 @@ class RunConfig(BaseModel):
 
 class ExpectConfig(BaseModel):
     """What must hold at the end of a run for ``hwemu run`` to exit 0. Each is a number
-    (equal to it) or a comparison such as ``'>= 1'``; totals over every pool."""
+    (equal to it) or a comparison such as ``'>= 1'``; totals over every pool. With
+    custom workloads (``run.custom``), any other key names a counter they count with
+    ``run.count(name)``, summed over their tasks (0 if none counted it):
+    ``{requests: '>= 100'}``."""
 
-    model_config = _MODEL_CONFIG
+    model_config = ConfigDict(**{**_MODEL_CONFIG, "extra": "allow"})
+    __pydantic_extra__: dict[str, Condition] = Field(init=False)   # counters (above)
+
+    def counters(self, custom: bool) -> Iterator[tuple[Loc, str]]:
+        """Problems of the counters expected: any without ``run.custom`` (``custom``
+        False) is an unknown key, as extra keys are elsewhere."""
+        names = list(type(self).model_fields)
+        for key in () if custom else self.model_extra or ():
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else \
+                f"valid keys: {', '.join(names)}"
+            yield ("expect", key), (f"unknown key '{key}'; {hint} (a counter of a custom "
+                                    "workload can be expected when run.custom has one)")
 
     alloc_allocator: Condition | None = Field(default=None, description="Elements from alloc_fn.")
     alloc_reserve: Condition | None = Field(default=None, description="Elements from a reserve.")

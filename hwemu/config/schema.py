@@ -567,15 +567,21 @@ class Config(BaseModel):
     run: RunConfig | None = Field(default=None, description="The scenario `hwemu run` "
                                   "runs; without it, `hwemu run` only brings the machine up.")
     expect: ExpectConfig = Field(default_factory=ExpectConfig,
-                                 description="Conditions a run must meet to exit 0.")
+                                 description="Conditions a run must meet to exit 0. "
+                                 "With custom workloads (run.custom), any other key names "
+                                 "a counter they count with run.count(name), summed over "
+                                 "their tasks, 0 if none did: `requests: '>= 1000'`.")
 
     @model_validator(mode="after")
     def _check(self) -> Config:
         """A run's tasks need CPUs of their own (CPU 0 watches the run); its pools'
-        nodes must exist, and their reserves fit in RAM."""
+        nodes must exist, and their reserves fit in RAM. Only custom workloads' counters
+        can be expected besides the metrics."""
+        problems: list[tuple[Loc, str]] = list(
+            self.expect.counters(bool(self.run and self.run.custom)))
         if self.run is None:
+            _raise_checks(problems)
             return self
-        problems: list[tuple[Loc, str]] = []
         if self.run.tasks() + 1 > self.machine.cpus:
             problems.append((("run",), f"the workloads need {self.run.tasks()} CPUs "
                                        f"besides CPU 0, the machine has "

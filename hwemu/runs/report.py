@@ -44,15 +44,17 @@ def totals(result: dict) -> dict[str, float]:
 
 
 def expectations(result: dict, expect: ExpectConfig) -> list[dict]:
-    """Each declared expectation with the run's value and whether it held."""
+    """Each declared expectation with the run's value and whether it held; a custom
+    workload's counter (``expect.model_extra``) is its sum over every workload."""
     values = totals(result)
     out = []
-    for metric in ExpectConfig.model_fields:
-        condition = getattr(expect, metric)
+    declared = [(m, getattr(expect, m)) for m in ExpectConfig.model_fields]
+    for metric, condition in declared + list((expect.model_extra or {}).items()):
         if condition is None:
             continue
         op, number = condition.split()
-        value = values[metric]
+        value = values[metric] if metric in values else \
+            sum(c.get(metric, 0) for c in result["workloads"].values())
         out.append({"metric": metric, "condition": condition, "value": value,
                     "ok": _OPS[op](value, float(number))})
     return out

@@ -330,8 +330,18 @@ def import_function(name: str, search: list[str]):
 
 
 class CustomTask:
-    """What a custom workload function receives: the run's pools by name, its own
-    seeded random numbers, its config ``args``, ``stopping()`` and ``count()``."""
+    """What a custom workload function receives as ``run``, one per task:
+
+    - ``machine``: the booted :class:`hwemu.Machine`; the function runs as one of its
+      tasks, so hwemu's kernel functions act on it;
+    - ``pools``: the run's pools by name, each a ``struct mempool *``;
+    - ``rng``: a ``random.Random`` of its own, seeded by the run's seed and the task;
+    - ``args``: the config's ``args`` (a copy);
+    - ``stopping()``: True once the duration has passed or the run was stopped;
+    - ``count(name, n=1)``: the workload's counters, summed over its tasks; those named
+      ``completed``, ``io_errors`` and ``drops`` add to those expectations, and
+      ``expect:`` can name any other (:func:`hwemu.runs.report.expectations`).
+    """
 
     def __init__(self, run, cfg, name: str, counters: Counters):
         self.machine = run.machine
