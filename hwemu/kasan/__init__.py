@@ -64,13 +64,30 @@ def optimal_redzone(object_size: int) -> int:
 
 
 class KasanReport:
-    """One report: ``bug_type``, ``addr``, ``size``, ``is_write``, the full ``text``, and
-    ``expected`` (made inside an :func:`expect_report` block)."""
+    """One report: ``bug_type``, ``addr``, ``size``, ``is_write``, the full ``text``,
+    ``expected`` (made inside an :func:`expect_report` block), and ``details``: what
+    the text says as data (see :func:`hwemu.kasan.report.build_report`)."""
 
-    def __init__(self, bug_type: str, addr: int, size: int, is_write: bool, text: str):
+    def __init__(self, bug_type: str, addr: int, size: int, is_write: bool, text: str,
+                 details: dict | None = None):
         self.bug_type, self.addr, self.size, self.is_write = bug_type, addr, size, is_write
         self.text = text
         self.expected = False
+        self.details = details or {}
+
+    def as_dict(self) -> dict:
+        """The report as plain data (a run's JSON): addresses as ``0x`` hex strings
+        (64-bit values do not survive a JSON reader that uses doubles); ``access`` is
+        ``read``, ``write`` or ``free``."""
+        d = self.details
+        obj = d.get("object")
+        return {"bug_type": self.bug_type, "address": f"{self.addr:#x}", "size": self.size,
+                "access": d.get("access", "write" if self.is_write else "read"),
+                "function": d.get("function"), "task": d.get("task"),
+                "stack": d.get("stack", []),
+                "object": obj and dict(obj, address=f"{obj['address']:#x}"),
+                "allocated": d.get("allocated"), "freed": d.get("freed"),
+                "text": self.text}
 
     def __repr__(self) -> str:
         return f"<KasanReport {self.bug_type} at {self.addr:#x}>"
@@ -278,10 +295,11 @@ class Kasan:
                 return
             self.reported = True
             task = current_on(self.machine)
-            bug_type, text = build_report(self, kind, addr, size, write, frame, task)
+            bug_type, text, details = build_report(self, kind, addr, size, write, frame,
+                                                   task)
             self.machine.log.printk(text, KERN_ERR)
             self.machine.bugs.add_taint("BAD_PAGE", lockdep_unreliable=True)
-            self.reports.append(KasanReport(bug_type, addr, size, write, text))
+            self.reports.append(KasanReport(bug_type, addr, size, write, text, details))
         if self.fault == "panic" or (self.fault == "panic_on_write" and
                                      (write or kind != KASAN_REPORT_ACCESS)):
             raise bug.panic_report(self.machine, task,

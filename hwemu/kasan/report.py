@@ -3,7 +3,9 @@
 Laid out line by line as the kernel prints it: the ``=`` rulers, ``BUG: KASAN: <type>
 in <function>``, the access (or free) line, the stack, the object with its
 "Allocated by"/"Freed by" stacks, the vmalloc mapping or physical page, and the
-"Memory state around the buggy address" shadow rows with the ``^`` caret.
+"Memory state around the buggy address" shadow rows with the ``^`` caret. The facts
+laid out in it are also returned as data (:func:`build_report`'s ``details``), so that
+a consumer needs no parsing of the text.
 """
 from __future__ import annotations
 
@@ -47,36 +49,51 @@ def bug_type(k, kind: int, addr: int, size: int, first_bad: int) -> str:
 
 
 def build_report(k, kind: int, addr: int, size: int, write: bool, frame, task):
-    """The report for a bad access (``kind`` access) or free: ``(bug_type, text)``."""
+    """The report for a bad access (``kind`` access) or free: ``(bug_type, text,
+    details)``. ``details`` holds what the text says as data: ``function`` (where it
+    happened), ``access`` (``read``, ``write`` or ``free``), ``task`` (``comm``,
+    ``pid``, ``cpu``; None outside any task), ``stack`` (the access's call trace,
+    innermost frame first, one ``func+0xOFF/0xSIZE file:line`` each) and, for a slab
+    object, ``object`` (``cache``, ``address``,
+    ``size``), ``allocated`` and ``freed`` (``pid`` and ``stack``; None when not
+    recorded)."""
     machine = k.machine
     first_bad = addr
     if kind == KASAN_REPORT_ACCESS and k.has_metadata(addr):
         first_bad = k.first_bad_addr(addr, size)
     btype = bug_type(k, kind, addr, size, first_bad)
     who = f"{task.comm}/{task.pid}" if task else "?/0"
-    lines = [RULER, f"BUG: KASAN: {btype} in {bug.symbol(frame)}"]
+    trace = bug.call_trace(frame)
+    details: dict = {
+        "function": bug.symbol(frame),
+        "access": "free" if kind != KASAN_REPORT_ACCESS else "write" if write else "read",
+        "task": {"comm": task.comm, "pid": task.pid, "cpu": task.cpu.id} if task else None,
+        "stack": [line.strip() for line in trace[1:] if not line.strip().startswith("<")],
+    }
+    lines = [RULER, f"BUG: KASAN: {btype} in {details['function']}"]
     if kind != KASAN_REPORT_ACCESS:
         lines.append(f"Free of addr {addr:016x} by task {who}")
     else:
         lines.append(f"{'Write' if write else 'Read'} of size {size} at addr {addr:016x} "
                      f"by task {who}")
     lines.append("")
-    lines += [*bug.header(machine, task), *bug.call_trace(frame)]
+    lines += [*bug.header(machine, task), *trace]
     if k.has_metadata(addr):
         lines.append("")
-        lines += describe_address(k, addr, btype)
+        lines += describe_address(k, addr, btype, details)
         lines += memory_state(k, first_bad)
     lines.append(RULER)
-    return btype, "\n".join(lines)
+    return btype, "\n".join(lines), details
 
 
-def describe_address(k, addr: int, btype: str) -> list[str]:
-    """``print_address_description()`` after the stack: object, mapping, page."""
+def describe_address(k, addr: int, btype: str, details: dict | None = None) -> list[str]:
+    """``print_address_description()`` after the stack: object, mapping, page (what
+    it says of a slab object also into ``details``)."""
     machine = k.machine
     o = locate(machine, addr)
     out = []
     if o.kind == "slab":
-        out += describe_object(k, o.slab, o.start, addr, btype)
+        out += describe_object(k, o.slab, o.start, addr, btype, details)
     if o.kind == "vmalloc" and o.area is not None:
         area = o.area
         out += ["The buggy address belongs to the virtual mapping at",
@@ -90,15 +107,23 @@ def describe_address(k, addr: int, btype: str) -> list[str]:
     return out
 
 
-def describe_object(k, slab, obj: int, addr: int, btype: str) -> list[str]:
-    """``describe_object()``: who allocated and freed it, and where ``addr`` lies."""
+def describe_object(k, slab, obj: int, addr: int, btype: str,
+                    details: dict | None = None) -> list[str]:
+    """``describe_object()``: who allocated and freed it, and where ``addr`` lies
+    (the object and its stacks also into ``details``)."""
     cache = slab.cache
     out = []
     alloc = k.alloc_track.get(obj)
     out += _track("Allocated", k, alloc)
+    freed = None
     if k.shadow(obj) & 0xFF == KASAN_SLAB_FREE_META and obj in k.free_track:
-        out += _track("Freed", k, k.free_track[obj])
+        freed = k.free_track[obj]
+        out += _track("Freed", k, freed)
     alloc_size = get_alloc_size(k, obj, cache.object_size)
+    if details is not None:
+        details["object"] = {"cache": cache.name, "address": obj, "size": alloc_size}
+        details["allocated"] = _track_data(k, alloc)
+        details["freed"] = _track_data(k, freed)
     if addr < obj:
         rel, dist = "to the left of", obj - addr
     elif addr >= obj + alloc_size:
@@ -120,6 +145,15 @@ def _track(what: str, k, track) -> list[str]:
     pid, handle = track
     stack = k.depot.lines(handle) if handle else ["(stack is not available)"]
     return [f"{what} by task {pid}:", *stack, ""]
+
+
+def _track_data(k, track) -> dict | None:
+    """A stack of :func:`_track` as data: ``pid`` and ``stack`` (frames, stripped)."""
+    if track is None:
+        return None
+    pid, handle = track
+    return {"pid": pid, "stack": [line.strip() for line in k.depot.lines(handle)]
+            if handle else []}
 
 
 def get_alloc_size(k, obj: int, object_size: int) -> int:
