@@ -1,26 +1,34 @@
 """The ``hwemu`` command (also ``python -m hwemu``).
 
 ``hwemu run [CONFIG] [--set key=value ...] [--seed N] [--strategy S] [--sched-seed K]
-[--duration D] [--json OUT] [--plot DIR] [--ktap] [--explore N]`` boots the machine a
-config describes and runs its ``run:`` scenario (hwemu.runs): progress on stderr, then
-the summary, the expectations and any KASAN reports on stdout; a run that fails ends
-with the ``Replay:`` command that runs it again, the same on any host. ``--explore N``
-runs N schedules (hwemu/explore.py's idea for runs) and stops at the first that fails.
+[--duration D] [--json OUT] [--plot DIR] [--ktap [OUT]] [--quiet] [--timeout T]
+[--explore N]`` boots the machine a config describes and runs its ``run:`` scenario
+(hwemu.runs): progress on stderr, then the summary, the expectations and any KASAN
+reports on stdout; a run that fails ends with the ``Replay:`` command that runs it
+again, the same on any host. ``--json OUT`` and ``--ktap OUT`` write the result as
+JSON and KTAP to OUT; ``-`` (``--ktap``'s default) is stdout, and then the summary goes
+to stderr, so that stdout is the JSON or KTAP alone. ``--quiet`` prints neither the
+progress nor the summary (errors and the exit code stay). ``--timeout T`` is a guard in
+host (wall-clock) time: when T has passed, the run stops as on Ctrl-C, with its partial
+summary, and the command exits 124. ``--explore N`` runs N schedules
+(hwemu/explore.py's idea for runs) and stops at the first that fails.
 A config without ``run:`` gets the bring-up job instead: a page of every zone of every
 node is allocated, written and read back through kmap and kmap_local (highmem from
 every CPU), and the boot log, memory map and /proc/buddyinfo are printed.
 ``--show-config`` prints the resolved config.
 
-``hwemu validate CONFIG`` checks a config and reports every problem; ``hwemu show
-CONFIG`` prints the memory layout the kernel prints at boot; ``hwemu proc CONFIG PATH``
-boots and prints one /proc file; ``hwemu config-reference`` prints every config key
+``hwemu validate [CONFIG]`` checks a config and reports every problem; ``hwemu show
+[CONFIG]`` prints the memory layout the kernel prints at boot; ``hwemu proc [CONFIG]
+PATH`` boots and prints one /proc file (CONFIG defaults to the packaged one for all
+three); ``hwemu config-reference`` prints every config key
 (docs/config.md); ``hwemu shell [CONFIG] [-c CODE]`` boots and opens a Python REPL on
 the machine (hwemu/shell.py), or runs CODE there.
 
 Exit codes: 0 success; 1 the machine failed or deadlocked, a workload died or an
-expectation did not hold; 2 bad config or usage; 128 + the signal's number when SIGINT
-(Ctrl-C: 130), SIGTERM (143) or SIGHUP (129) stopped the run (after the partial summary)
-or its start-up (:class:`StopSignals`).
+expectation did not hold; 2 bad config or usage; 124 ``--timeout`` stopped the run
+(after the partial summary); 128 + the signal's number when SIGINT (Ctrl-C: 130),
+SIGTERM (143) or SIGHUP (129) stopped the run (after the partial summary) or its
+start-up.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -114,6 +123,14 @@ def cmd_run(args) -> int:
         sys.stdout.write(dump_config(resolve(config)))
         return 0
     if config.run is None:
+        asked = [flag for flag, value in (("--json", args.json), ("--ktap", args.ktap),
+                                          ("--plot", args.plot), ("--explore", args.explore))
+                 if value]
+        if asked:
+            print(f"hwemu: {', '.join(asked)}: {config_name(args)} has no run: section "
+                  "(only a run has a result); add one, or leave "
+                  f"{'them' if len(asked) > 1 else 'it'} out", file=sys.stderr)
+            return 2
         return bring_up_job(config)
     if args.explore:
         return explore_job(config, args, overrides)
@@ -152,11 +169,16 @@ def bring_up_job(config) -> int:
 
 
 def run_job(config, args) -> int:
-    """The scenario of ``config.run``: progress on stderr, the summary (and KTAP) on
-    stdout, KASAN reports after it; JSON and plots where asked."""
+    """The scenario of ``config.run``: progress on stderr, the summary on stdout (on
+    stderr when stdout carries the JSON or KTAP), KASAN reports after it; JSON, KTAP
+    and plots where asked."""
     from .config import dump_config, format_duration, resolve
     from .runs import Run, report
     from .runs.progress import Progress
+    if args.json == "-" and args.ktap == "-":
+        print("hwemu: --json - and --ktap -: only one of them can be stdout",
+              file=sys.stderr)
+        return 2
     if args.plot:
         try:
             import matplotlib  # noqa: F401  checked before a long run, not after it
@@ -165,30 +187,44 @@ def run_job(config, args) -> int:
                   file=sys.stderr)
             return 2
     try:   # everything that can fail before the run, not after it
-        if args.json:
-            open(args.json, "a").close()
+        for out in (args.json, args.ktap):
+            if out and out != "-":
+                open(out, "a").close()
         if args.plot:
             os.makedirs(args.plot, exist_ok=True)
         run = Run(config, _search(args))
     except (ImportError, OSError) as exc:
         print(f"hwemu: {exc}", file=sys.stderr)
         return 2
-    print(f"hwemu: running {config.machine.name} for at most "
-          f"{format_duration(config.run.duration)} of emulated time (seed {config.run.seed})",
-          file=sys.stderr)
-    progress = Progress(sys.stderr)
+    # stdout is the JSON or KTAP alone when one of them goes there.
+    human = sys.stderr if "-" in (args.json, args.ktap) else sys.stdout
+    if not args.quiet:
+        print(f"hwemu: running {config.machine.name} for at most "
+              f"{format_duration(config.run.duration)} of emulated time (seed "
+              f"{config.run.seed})", file=sys.stderr)
+    progress = None if args.quiet else Progress(sys.stderr)
+    timer = threading.Timer(args.timeout, run.time_out) if args.timeout else None
     try:
         with args.stop_signals.running(run):
+            if timer:
+                timer.daemon = True
+                timer.start()
             result = run.execute(progress, signals=False)
     finally:
-        progress.close()
-    code = _report(result, config)
+        if timer:
+            timer.cancel()
+        if progress:
+            progress.close()
+    code = result["exit_code"]
+    if result["timed_out"]:
+        print(f"hwemu: --timeout {args.timeout:g}s (wall clock) passed: the run was "
+              "stopped", file=sys.stderr)
+    if not args.quiet:
+        _report(result, human)
     if args.ktap:
-        sys.stdout.write("\n" + report.ktap(result))
+        _write(args.ktap, report.ktap(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        _write(args.json, json.dumps(result, indent=1) + "\n")
     if args.plot:
         from .runs.plot import plot
         for path in plot(result, args.plot):
@@ -196,9 +232,25 @@ def run_job(config, args) -> int:
         with open(os.path.join(args.plot, "config.yaml"), "w") as f:
             f.write(dump_config(resolve(config)))
     # A run that failed, or where the kernel complained, can be run again as it was.
-    if code == 1 or result["kasan_reports"] or result["bugs"] or result["hung_tasks"]:
-        print(f"\nReplay: {replay_line(args, result['schedule'])}")
+    if not args.quiet and (code == 1 or result["kasan_reports"] or result["bugs"] or
+                           result["hung_tasks"]):
+        print(f"\nReplay: {replay_line(args, result['schedule'])}", file=human)
     return code
+
+
+def _write(out: str, text: str) -> None:
+    """``text`` to the file ``out``, or to stdout for ``-``."""
+    if out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with open(out, "w") as f:
+        f.write(text)
+
+
+def config_name(args) -> str:
+    """How the command names its config: the argument, or the packaged default."""
+    return args.config or "the packaged config"
 
 
 def _search(args) -> tuple[str, ...]:
@@ -223,16 +275,18 @@ def _importable(args):
     return check
 
 
-def _report(result: dict, config) -> int:
-    """Print the summary and the KASAN reports of a run; its exit code."""
+def _report(result: dict, out=None) -> int:
+    """Print the summary and the KASAN reports of a run (on ``out``, default stdout);
+    its exit code."""
+    out = out or sys.stdout
     from .runs import report
-    result["expectations"] = report.expectations(result, config.expect)
-    sys.stdout.write(report.summary(result))
+    out.write(report.summary(result))
     for n, kasan in enumerate(result["kasan_reports"], 1):
-        print(f"\nKASAN report {n} of {len(result['kasan_reports'])}:\n{kasan['text']}")
+        print(f"\nKASAN report {n} of {len(result['kasan_reports'])}:\n{kasan['text']}",
+              file=out)
     if result["blocked_tasks"]:
-        print(f"\n{result['blocked_tasks']}")
-    return report.exit_code(result)
+        print(f"\n{result['blocked_tasks']}", file=out)
+    return result["exit_code"]
 
 
 def explore_job(config, args, overrides: dict) -> int:
@@ -240,7 +294,7 @@ def explore_job(config, args, overrides: dict) -> int:
     one line each on stderr; the first that fails is reported in full with its replay
     line. With pct, each schedule expects the most steps one before it took."""
     from .config import load_config
-    from .runs import Run, report
+    from .runs import Run
     sched = config.machine.sched
     steps = sched.steps if sched.strategy == "pct" else None
     most = 0   # the most steps a schedule took
@@ -263,8 +317,7 @@ def explore_job(config, args, overrides: dict) -> int:
             return 2
         with args.stop_signals.running(run):
             result = run.execute(signals=False)
-        result["expectations"] = report.expectations(result, cfg.expect)
-        code = report.exit_code(result)
+        code = result["exit_code"]
         did = result["schedule"]
         seen.add(did["interleaving"])
         print(f"hwemu: schedule {k + 1}/{args.explore}: {sched.strategy} seed "
@@ -272,7 +325,7 @@ def explore_job(config, args, overrides: dict) -> int:
               f"{'ok' if code == 0 else 'interrupted' if result['interrupted'] else 'FAILED'}",
               file=sys.stderr)
         if code:
-            _report(result, cfg)
+            _report(result)
             if code == 1:
                 print(f"\nReplay: {replay_line(args, schedule, steps)}")
                 print(f"hwemu: schedule {k + 1} of {args.explore} failed; "
@@ -289,7 +342,7 @@ def explore_job(config, args, overrides: dict) -> int:
 def cmd_validate(args) -> int:
     from .config import load_config
     load_config(args.config, overrides=_overrides(args.set), check=_importable(args))
-    print(f"{args.config}: ok")
+    print(f"{args.config or 'the packaged config'}: ok")
     return 0
 
 
@@ -323,7 +376,8 @@ def cmd_proc(args) -> int:
         try:
             sys.stdout.write(machine.procfs.read(args.path))
         except FileNotFoundError:
-            print(f"hwemu: {args.path}: No such file or directory", file=sys.stderr)
+            print(f"hwemu: {args.path}: No such file or directory; the machine has "
+                  f"{', '.join(sorted(machine.procfs.files))}", file=sys.stderr)
             return 2
     return 0
 
@@ -350,8 +404,43 @@ def _positive(text: str) -> int:
     return n
 
 
+def _timeout(text: str) -> float:
+    """``--timeout``: host seconds, as a number (``90``) or a duration (``90s``,
+    ``500ms``)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        from .config import parse_duration
+        try:
+            seconds = parse_duration(text) / 1e9
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: expected a time > 0, e.g. 90 or 90s")
+    return seconds
+
+
+def _output(text: str) -> str:
+    """``--json``/``--ktap`` OUT: a file to write, or ``-`` for stdout; not a config."""
+    if text != "-" and text.endswith((".yaml", ".yml")) and os.path.isfile(text):
+        raise argparse.ArgumentTypeError(
+            f"{text}: a YAML file, not an output (put CONFIG before the option, or "
+            "name an output)")
+    return text
+
+
+def plain_text(text: str) -> str:
+    """Docstring text as --help shows it: no reST markup (``x``, :role:`x`)."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hwemu", description=__doc__.split("\n\n")[0])
+    from . import __version__
+    parser = argparse.ArgumentParser(
+        prog="hwemu", description=plain_text(__doc__.split("\n\n")[0]),
+        epilog=plain_text(__doc__.split("\n\n")[-1]))
+    parser.add_argument("--version", action="version", version=f"hwemu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, fn, text: str, default_config: bool = False):
@@ -378,13 +467,26 @@ def _parser() -> argparse.ArgumentParser:
                           "fails and print its replay line")
     run.add_argument("--duration", metavar="D",
                      help="emulated time the run lasts at most, e.g. 10s or 500ms")
-    run.add_argument("--json", metavar="OUT", help="write the result and resolved config")
+    run.add_argument("--json", metavar="OUT", type=_output,
+                     help="write the result (format 1) and resolved config as JSON to "
+                          "OUT; - is stdout (the summary then goes to stderr)")
     run.add_argument("--plot", metavar="DIR",
                      help="write PNG plots of pool fill and free memory, and config.yaml")
-    run.add_argument("--ktap", action="store_true", help="print the expectations as KTAP")
-    command("validate", cmd_validate, "check a config; every problem as file:line")
-    command("show", cmd_show, "print the memory layout the kernel prints at boot")
-    proc = command("proc", cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo")
+    run.add_argument("--ktap", metavar="OUT", nargs="?", const="-", type=_output,
+                     help="write the expectations as KTAP version 1 to OUT; - (the "
+                          "default) is stdout (the summary then goes to stderr)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="print neither the progress nor the summary; errors and the "
+                          "exit code stay")
+    run.add_argument("--timeout", type=_timeout, metavar="T",
+                     help="wall-clock (host) time the run may take, e.g. 600 or 600s; "
+                          "then it stops as on Ctrl-C and exits 124")
+    command("validate", cmd_validate, "check a config; every problem as file:line",
+            default_config=True)
+    command("show", cmd_show, "print the memory layout the kernel prints at boot",
+            default_config=True)
+    proc = command("proc", cmd_proc, "boot and print a /proc file, e.g. /proc/zoneinfo",
+                   default_config=True)
     proc.add_argument("path", help="a /proc path, e.g. /proc/buddyinfo")
     shell = command("shell", cmd_shell, "boot and open a Python REPL on the machine, with "
                     "describe(addr), stack_trace(task) and drgn's prog", default_config=True)

@@ -1,4 +1,5 @@
 """The hwemu command, end to end in a subprocess."""
+import json
 import subprocess
 import sys
 
@@ -78,7 +79,9 @@ def test_proc_prints_one_file_and_rejects_unknown_paths():
         f"Node {n}" for n in range(4)}
     r = hwemu("proc", str(CONFIGS / "tiny.yaml"), "/proc/nope")
     assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr == "hwemu: /proc/nope: No such file or directory\n"
+    assert r.stderr == ("hwemu: /proc/nope: No such file or directory; the machine has "
+                        "/proc/allocinfo, /proc/buddyinfo, /proc/meminfo, /proc/slabinfo, "
+                        "/proc/vmstat, /proc/zoneinfo\n")
 
 
 def test_config_reference_prints_docs_config_md():
@@ -142,3 +145,73 @@ def test_unreadable_file(tmp_path):
     path = _unreadable(tmp_path)
     r = hwemu("validate", str(path))
     assert (r.returncode, r.stdout, r.stderr) == (2, "", f"{path}: (file): permission denied\n")
+
+
+# ---------------------------------------------------------------- daily use (issue 14)
+
+TICKER = '''\
+from hwemu import msleep
+
+
+def tick(run):
+    while not run.stopping():
+        msleep(10)
+        run.count("ticks")
+'''
+
+
+def ticker_config(tmp_path, duration):
+    """A run of one task that sleeps 10 ms at a time until the run ends."""
+    (tmp_path / "ticker.py").write_text(TICKER)
+    config = tmp_path / "ticker.yaml"
+    config.write_text("machine: {cpus: 2, nodes: [{mem: 64M}]}\n"
+                      f"run: {{duration: {duration}, custom: [{{function: 'ticker:tick'}}]}}\n")
+    return str(config)
+
+
+def test_version():
+    from hwemu import __version__
+    r = hwemu("--version")
+    assert (r.returncode, r.stdout) == (0, f"hwemu {__version__}\n")
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["validate"], "the packaged config: ok\n"), (["show"], "Virtual kernel memory layout:"),
+    (["proc", "/proc/meminfo"], "MemTotal:")], ids=["validate", "show", "proc"])
+def test_commands_default_to_the_packaged_config_as_run_does(args, shown):
+    r = hwemu(*args)
+    assert r.returncode == 0, r.stderr
+    assert shown in r.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["proc", "--help"]])
+def test_help_has_no_rest_markup(args):
+    r = hwemu(*args)
+    assert r.returncode == 0, r.stderr
+    assert "``" not in r.stdout and ":class:" not in r.stdout
+    if args == ["--help"]:
+        assert "The hwemu command (also python -m hwemu)." in r.stdout
+        assert "124 --timeout stopped the run" in " ".join(r.stdout.split())   # exit codes
+
+
+def test_quiet_prints_nothing_but_keeps_the_exit_code(tmp_path):
+    r = hwemu("run", ticker_config(tmp_path, "30ms"), "--quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = hwemu("run", str(CONFIGS / "kasan-uaf.yaml"), "-q")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+
+
+def test_timeout_stops_a_long_run_as_ctrl_c_does_and_exits_124(tmp_path):
+    """--timeout is host time: 1s of it, on a run of a million emulated seconds (the
+    subprocess's own limit, 120s, is a generous guard)."""
+    out = tmp_path / "result.json"
+    r = hwemu("run", ticker_config(tmp_path, "1000000s"), "--timeout", "1",
+              "--json", str(out))
+    assert r.returncode == 124, r.stdout + r.stderr
+    assert "hwemu: --timeout 1s (wall clock) passed: the run was stopped\n" in r.stderr
+    assert "hwemu: --timeout: stopping the run\n" in r.stderr      # the progress said it
+    assert r.stdout.startswith("hwemu run: hwemu, seed 0: stopped by --timeout after ")
+    result = json.loads(out.read_text())
+    assert (result["interrupted"], result["timed_out"], result["signal"]) == (True, True, None)
+    assert (result["exit_code"], result["status"]) == (124, "timed out")
+    assert result["workloads"]["ticker:tick"]["ticks"] > 0 and result["task_errors"] == []

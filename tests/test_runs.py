@@ -144,10 +144,11 @@ def test_a_kernel_panic_stops_the_run(tmp_path):
                   "--set", "machine.cpus=3", "--set", "run.net_rx={pool: requests}",
                   "--ktap", cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "The run stopped at: Kernel panic - not syncing: kasan.fault=panic set" in r.stdout
-    assert "BUG: KASAN: slab-use-after-free in use_after_free" in r.stdout
+    # --ktap: stdout is the KTAP, the summary goes to stderr.
+    assert "The run stopped at: Kernel panic - not syncing: kasan.fault=panic set" in r.stderr
+    assert "BUG: KASAN: slab-use-after-free in use_after_free" in r.stderr
     assert ktap_results(ktap_section(r.stdout))[-1] == (False, 2, "run")
-    seconds = float(re.search(r"ran ([0-9.]+)s of emulated time", r.stdout)[1])
+    seconds = float(re.search(r"ran ([0-9.]+)s of emulated time", r.stderr)[1])
     assert seconds < 5
 
 
@@ -276,8 +277,7 @@ def test_ktap_of_a_failing_run():
     r = hwemu_cli("run", CONFIGS / "kasan-uaf.yaml", "--ktap")
     assert r.returncode == 1, r.stdout + r.stderr
     lines = ktap_section(r.stdout)
-    assert lines[1] == "# hwemu run: kasan-uaf seed 1"
-    assert lines[2] == "1..2"
+    assert lines[:3] == ["KTAP version 1", "1..2", "# hwemu run: kasan-uaf seed 1"]
     assert ktap_results(lines) == [(False, 1, "kasan_reports"), (True, 2, "run")]
     assert "# kasan_reports == 0, got 1" in lines
 
@@ -289,10 +289,10 @@ def test_ktap_agrees_with_the_expectations(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     exps = json.loads(out.read_text())["expectations"]
     lines = ktap_section(r.stdout)
-    assert lines[2] == f"1..{len(exps) + 1}"
+    assert lines[1] == f"1..{len(exps) + 1}"
     assert ktap_results(lines) == [(e["ok"], n, e["metric"]) for n, e in enumerate(exps, 1)] \
         + [(True, len(exps) + 1, "run")]
-    assert lines[-2:] == ["# completed", f"ok {len(exps) + 1} run"]
+    assert lines[-2:] == [f"ok {len(exps) + 1} run", "# completed"]
 
 
 # ---------------------------------------------------------------- SIGINT
@@ -302,8 +302,9 @@ def test_sigint_prints_the_partial_summary_and_exits_130(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # A shell's background job ignores SIGINT, and children inherit that: restore it,
     # as a terminal's foreground job has it.
+    ktap = tmp_path / "result.ktap"
     p = subprocess.Popen([sys.executable, "-m", "hwemu.cli", "run", "--duration", "60s",
-                          "--ktap", "--json", str(out)], cwd=ROOT, env=env, text=True,
+                          "--ktap", str(ktap), "--json", str(out)], cwd=ROOT, env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -326,8 +327,8 @@ def test_sigint_prints_the_partial_summary_and_exits_130(tmp_path):
     seconds = float(re.search(r"interrupted after ([0-9.]+)s", first)[1])
     assert 0.5 < seconds < 30
     assert pool_row(stdout, "bio")["allocator"] > 0
-    assert ktap_results(ktap_section(stdout))[-1] == (False, 6, "run")
-    assert "# interrupted" in stdout
+    assert ktap_results(ktap_section(ktap.read_text()))[-1] == (False, 6, "run")
+    assert "# interrupted" in ktap.read_text()
     result = json.loads(out.read_text())
     assert result["interrupted"] is True and result["task_errors"] == []
 
@@ -581,13 +582,13 @@ def test_summary_and_ktap_render_a_result():
                                        "  ok    max_wait_ms < 3 (got 2.50)"]
     assert "  net_rx: received 5, drops 4, io_errors 1" in text
     ktap = report.ktap(dict(result, interrupted=True)).splitlines()
-    assert ktap[2] == "1..3"
+    assert ktap[:2] == ["KTAP version 1", "1..3"]
     assert ktap_results(ktap) == [(False, 1, "null_returns"), (True, 2, "max_wait_ms"),
                                   (False, 3, "run")]
     assert "interrupted after" in report.summary(dict(result, interrupted=True)).splitlines()[0]
     stopped = dict(result, interrupted=True, signal="SIGTERM")
     assert ", seed 1: interrupted by SIGTERM after 1.00s" in report.summary(stopped)
-    assert report.ktap(stopped).splitlines()[-2:] == ["# interrupted by SIGTERM", "not ok 3 run"]
+    assert report.ktap(stopped).splitlines()[-2:] == ["not ok 3 run", "# interrupted by SIGTERM"]
 
 
 # ---------------------------------------------------------------- PoolStats
@@ -854,3 +855,70 @@ def test_progress_on_a_terminal_is_a_live_table_and_plain_lines_otherwise(monkey
     lines = pipe.getvalue().splitlines()
     assert len(lines) >= 2 and all(PROGRESS_RE.match(line) for line in lines)
     assert "\x1b[" not in pipe.getvalue()
+
+
+# ---------------------------------------------------------------- issue 14
+
+def test_the_readme_run_api_gives_a_complete_result(tmp_path, monkeypatch):
+    """``report.summary(Run(load_config(p)).execute())`` as the README has it, from
+    another directory: the custom workload beside the config is found, and the
+    expectations, exit code and status are in the result (not added by the CLI)."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "issue14_driver.py").write_text(
+        "def work(run):\n    run.count('completed', 3)\n")
+    path = configs / "run.yaml"
+    path.write_text(
+        "machine: {cpus: 2, nodes: [{mem: 64M}]}\n"
+        "run: {duration: 20ms, custom: [{function: 'issue14_driver:work'}]}\n"
+        "expect: {completed: 3, kasan_reports: 0}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = hwemu.runs.Run(hwemu.load_config(str(path))).execute()
+    text = hwemu.runs.report.summary(result)
+    assert "  issue14_driver:work: completed 3" in text
+    assert expectation_lines(text) == ["  ok    completed == 3 (got 3)",
+                                       "  ok    kasan_reports == 0 (got 0)"]
+    assert (result["format"], result["exit_code"], result["status"]) == (1, 0, "passed")
+
+
+def hold_memory(run):
+    """Hold 2000 pages until the run ends, then give them back."""
+    from hwemu import add_anon_pages, release_anon_pages
+    run.count("held", add_anon_pages(2000))
+    while not run.stopping():
+        msleep(10)
+    release_anon_pages()
+
+
+def test_the_run_ends_at_its_last_sample_and_its_time_excludes_shutdown(monkeypatch):
+    """``--duration 100ms`` is 0.10 s of emulated time, and the samples end there: what
+    the workloads give back as they stop (a spike of free memory in the plot) and the
+    shutdown are not in them; the wall time is the run's, without the shutdown's."""
+    import hwemu.runs
+    clock = [0.0]
+    monkeypatch.setattr(hwemu.runs, "time", type("Clock", (), {
+        "monotonic": staticmethod(lambda: clock[0])}))
+    real_boot = hwemu.runs.boot
+
+    def boot(config):
+        machine = real_boot(config)
+        shutdown = machine.shutdown
+
+        def slow_shutdown(*args):
+            clock[0] += 100.0   # a shutdown of 100 s of host time
+            return shutdown(*args)
+        machine.shutdown = slow_shutdown
+        return machine
+    monkeypatch.setattr(hwemu.runs, "boot", boot)
+    cfg = small_machine(duration="100ms", custom=[{"function": "test_runs:hold_memory"}])
+    result = Run(load_config(cfg)).execute()
+    assert result["task_errors"] == [] and result["workloads"]["test_runs:hold_memory"] == {
+        "held": 2000}
+    assert result["emulated_seconds"] == 0.1 and result["samples"]["t"][-1] == 0.1
+    assert "ran 0.10s of emulated time (0.00s wall)" in report.summary(result)
+    (free,) = result["samples"]["nodes"].values()
+    assert free[-1] < max(free) - 1500          # still held at the last sample
+    assert result["wall_seconds"] == 0.0
+

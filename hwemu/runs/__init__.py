@@ -5,9 +5,13 @@ a CPU of its own (CPU 0, the booting thread, watches: every ``SAMPLE_NS`` of emu
 time it samples pool fill levels and free memory for the progress display and the
 plots), stops the workloads when the duration has passed, the counted workloads are
 done, or the user pressed Ctrl-C (or sent SIGTERM/SIGHUP), and gathers the result: a
-JSON-ready dict that :mod:`hwemu.runs.report` turns into the summary, the
-expectations and KTAP. Everything but ``wall_seconds`` is a function of the config and
-its seeds: the machine is deterministic (see :mod:`hwemu.sched`).
+JSON-ready dict, complete (its expectations evaluated, its exit code and status set),
+that :mod:`hwemu.runs.report` turns into the summary and KTAP. Everything but
+``wall_seconds`` is a function of the config and its seeds: the machine is
+deterministic (see :mod:`hwemu.sched`).
+
+The result's layout is versioned: ``result["format"]`` is :data:`RESULT_FORMAT`, raised
+whenever a key changes meaning or goes away (keys may be added within a format).
 """
 from __future__ import annotations
 
@@ -37,13 +41,14 @@ from ..sched import (TASK_COMM_LEN, TASK_INTERRUPTIBLE, schedule_hrtimeout, set_
                      try_to_wake_up)
 from ..slab import kmem_cache_create, kmem_cache_destroy
 from ..timer import NSEC_PER_SEC
-from . import workloads
+from . import report, workloads
 from .workloads import Counters
 
 SAMPLE_NS = 50_000_000  # emulated time between samples of CPU 0
 JOIN_SECONDS = 30       # emulated time stopping workloads may take before shutdown
 SHUTDOWN_SECONDS = 5    # and then how long shutdown waits for what is left
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+RESULT_FORMAT = 1       # result["format"]: the layout of the result (and of --json)
 
 
 @dataclasses.dataclass
@@ -61,8 +66,9 @@ class Pool:
 class Run:
     """One run of ``config.run`` (see the module docstring).
 
-    :param search: directories to import custom workload modules from (the config
-        file's directory, then the working directory).
+    :param search: directories to import custom workload modules from, before the
+        config file's directory (where :func:`hwemu.load_config` read it) and the
+        working directory, which are always searched.
     """
 
     def __init__(self, config: Config, search: tuple[str, ...] = ()):
@@ -73,12 +79,13 @@ class Run:
         self.seed = self.cfg.seed
         self.stopped = False                 # the workloads must stop now
         self.stop_signal: int | None = None   # the signal that stopped the run
+        self.timed_out = False               # stopped by time_out() (hwemu run --timeout)
         self.pools: dict[str, Pool] = {}
         self.customs = []
+        where = [*search, *_config_dir(config), os.getcwd()]
         for i, custom in enumerate(self.cfg.custom):
             try:
-                self.customs.append(workloads.import_function(
-                    custom.function, list(search) + [os.getcwd()]))
+                self.customs.append(workloads.import_function(custom.function, where))
             except ImportError as exc:
                 raise ImportError(f"run.custom.{i}.function: {exc}") from None
         self.tasks: list[Task] = []
@@ -86,6 +93,7 @@ class Run:
         self.blocked = ""   # the stacks of the tasks that did not stop, if any
         self.deadlock = ""  # what the deadlock report said, if the machine deadlocked
         self.end_ns = 0
+        self.wall_seconds = 0.0   # host time of the run, start to end_ns
         self.machine: Any = None   # set by execute(): the booted machine
         self.clock: Any = None
         self.deadline = self.start_ns = 0
@@ -115,12 +123,19 @@ class Run:
             self.stop_signal = signum
         self.stopped = True
 
+    def time_out(self) -> None:
+        """Stop the run early as :meth:`stop` does, because a host-time limit passed
+        (``hwemu run --timeout``; callable from any thread: it only sets flags)."""
+        self.timed_out = True
+        self.stopped = True
+
     def execute(self, progress=None, signals: bool = True) -> dict:
-        """Boot, run, stop and return the result. ``progress(run, samples)`` is called
-        after every sample. With ``signals`` (in the main thread), Ctrl-C, SIGTERM or
-        SIGHUP stops the run early (``result["interrupted"]``); a caller that handles
-        them itself passes False and calls :meth:`stop`."""
-        wall = time.monotonic()
+        """Boot, run, stop and return the result, complete: its ``expectations``
+        evaluated, its ``exit_code`` and ``status`` set (see :func:`report.exit_code`).
+        ``progress(run, samples)`` is called after every sample. With ``signals`` (in
+        the main thread), Ctrl-C, SIGTERM or SIGHUP stops the run early
+        (``result["interrupted"]``); a caller that handles them itself passes False and
+        calls :meth:`stop`."""
         machine = self.machine = boot(self.config)
         try:
             with self._signals() if signals else contextlib.nullcontext():
@@ -132,7 +147,10 @@ class Run:
             machine.shutdown(SHUTDOWN_SECONDS)
         except MachineError as exc:   # a task that ignores stopping(): still a result
             result["task_errors"].append(str(exc))
-        result["wall_seconds"] = round(time.monotonic() - wall, 3)
+        result["wall_seconds"] = round(self.wall_seconds, 3)
+        result["expectations"] = report.expectations(result, self.config.expect)
+        result["exit_code"] = report.exit_code(result)
+        result["status"] = report.status(result)
         return result
 
     def _run(self, progress) -> dict:
@@ -142,14 +160,18 @@ class Run:
         self._create_pools()
         self.start_ns = self.clock.now_ns()
         self.deadline = self.start_ns + self.cfg.duration
+        wall = time.monotonic()
         self._start()
+        # The run is its workloads' time: from their start to the watcher's last sample
+        # (stopping them, the pools' teardown and shutdown come after, and are not in
+        # the samples either: a run's last sample is the state it ended in).
         deadlock = self._watch(progress)
         self.end_ns = self.clock.now_ns()
-        interrupted = self.stop_signal is not None
+        self.wall_seconds = time.monotonic() - wall
+        interrupted = self.stop_signal is not None or self.timed_out
         self.stopped = True   # everyone, whatever their clocks say
         # After a deadlock no task can run: nothing to join, shutdown stops them.
         errors = [] if deadlock else self._stop_tasks()
-        self._sample()
         pools = self._pool_results()
         if not errors and not deadlock:   # a task may hold elements: leave the pools be
             self._destroy_pools()   # a leaked element WARNs, and counts
@@ -340,25 +362,27 @@ class Run:
         vm = machine.vmstat.snapshot()
         sched, sched_cfg = machine.sched, self.config.machine.sched
         return {
+            "format": RESULT_FORMAT,
             "machine": machine.name,
             "seed": self.seed,
             "schedule": {"strategy": sched_cfg.strategy, "seed": sched_cfg.seed,
                          "steps": sched.steps, "switches": sched.switches,
                          "interleaving": f"{sched.interleaving:016x}"},
-            "interrupted": interrupted,
+            "interrupted": interrupted,   # by a signal or by time_out()
             "signal": (signal.Signals(self.stop_signal).name
                        if self.stop_signal is not None else None),
+            "timed_out": self.timed_out and self.stop_signal is None,
             "wall_seconds": 0.0,   # set once the machine is down
             "emulated_seconds": round((self.end_ns - self.start_ns) / NSEC_PER_SEC, 3),
             "pools": pools,
             "workloads": {k: dict(sorted(c.items())) for k, c in work.items()},
             "zones": zones,
             "vm": {k: v for k, v in vm.items() if k.startswith(VM_EVENTS)},
-            "kasan_reports": [{"bug_type": r.bug_type, "text": r.text}
-                              for r in machine.kasan.reports],
+            "kasan_reports": [r.as_dict() for r in machine.kasan.reports],
             "bugs": machine.bugs.die_counter,
             "panic": machine.bugs.panic,
             "warnings": len(machine.warnings),
+            "warning_reports": list(machine.warnings),   # their text, as in dmesg
             "tainted": machine.tainted,
             "task_errors": errors,
             "deadlock": self.deadlock,
@@ -368,6 +392,12 @@ class Run:
             "samples": self.samples,
             "config": _plain(resolve(self.config), None),
         }
+
+
+def _config_dir(config: Config) -> tuple[str, ...]:
+    """The directory of the file ``config`` was loaded from, if it was."""
+    source = getattr(config, "source_file", None)
+    return (os.path.dirname(os.path.abspath(source)),) if source else ()
 
 
 @dataclasses.dataclass

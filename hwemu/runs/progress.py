@@ -53,7 +53,7 @@ class Progress:
         self.live = None
         self.last = 0.0
         self.pending: dict | None = None   # the status not printed yet (plain mode)
-        self.told = False   # that the run is stopping, on a signal
+        self.told = False   # that the run is stopping, on a signal or --timeout
         if stream.isatty():
             from rich.console import Console
             from rich.live import Live
@@ -62,9 +62,10 @@ class Progress:
             self.live.start()
 
     def __call__(self, run, samples: dict) -> None:
-        if run.stop_signal is not None and not self.told:
+        if (run.stop_signal is not None or run.timed_out) and not self.told:
             self.told = True
-            self._say(stopping_line(run.stop_signal))
+            self._say(stopping_line(run.stop_signal) if run.stop_signal is not None
+                      else "hwemu: --timeout: stopping the run")
         if self.live:
             now = time.monotonic()
             if now - self.last >= LIVE_SECONDS:

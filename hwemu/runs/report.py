@@ -11,6 +11,7 @@ import signal
 from ..config import ExpectConfig
 from ..page_types import PAGE_SIZE
 
+TIMEOUT_EXIT = 124   # hwemu run --timeout expired (as timeout(1) exits)
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
         ">": operator.gt, ">=": operator.ge}
 
@@ -63,14 +64,24 @@ def expectations(result: dict, expect: ExpectConfig) -> list[dict]:
 def exit_code(result: dict) -> int:
     """0 if every expectation held, no task died and the kernel did not panic; 128 +
     the signal's number if a signal stopped the run (130 for SIGINT, 143 for SIGTERM,
-    129 for SIGHUP); else 1."""
+    129 for SIGHUP); 124 if ``hwemu run --timeout`` did; else 1."""
     if result["interrupted"]:
+        if result.get("timed_out"):
+            return TIMEOUT_EXIT
         name = result.get("signal")
         return 128 + (signal.Signals[name] if name else signal.SIGINT)
     if result["task_errors"] or result["panic"] or result["deadlock"] or \
             not all(e["ok"] for e in result["expectations"]):
         return 1
     return 0
+
+
+def status(result: dict) -> str:
+    """The run in a word: ``passed`` (exit code 0), ``failed`` (1), ``interrupted``
+    (a signal stopped it) or ``timed out`` (``--timeout`` stopped it)."""
+    if result["interrupted"]:
+        return "timed out" if result.get("timed_out") else "interrupted"
+    return "passed" if exit_code(result) == 0 else "failed"
 
 
 def _ms(ns: int) -> str:
@@ -146,25 +157,42 @@ def _number(value: float) -> str:
 
 
 def _stopped(result: dict) -> str:
-    """How a stopped run ended: ``interrupted`` (Ctrl-C), ``interrupted by SIGTERM``."""
+    """How a stopped run ended: ``interrupted`` (Ctrl-C), ``interrupted by SIGTERM``,
+    ``stopped by --timeout``."""
+    if result.get("timed_out"):
+        return "stopped by --timeout"
     name = result.get("signal")
     return "interrupted" if name in (None, "SIGINT") else f"interrupted by {name}"
 
 
 def ktap(result: dict) -> str:
-    """KTAP version 1: one test per expectation, then one for the run itself (no task
-    died, not interrupted), so a CI parser sees every check."""
-    checks = [(e["ok"], e["metric"], f"{e['metric']} {e['condition']}, got "
-               f"{_number(e['value'])}") for e in result["expectations"]]
+    """KTAP version 1 (the kernel's Documentation/dev-tools/ktap.rst): the version line,
+    the plan right after it, then one test per expectation and a last one, ``run``,
+    for the run itself (no task died, no panic or deadlock, not stopped early), so a
+    CI parser sees every check. What the machine said goes as diagnostic lines (``# ``)
+    after the result they explain: the KASAN reports after ``kasan_reports``, the
+    WARNINGs after ``warnings`` (after ``run`` when the config expects nothing of
+    them), the panic and the failed tasks after ``run``."""
+    checks = [(e["ok"], e["metric"], [f"{e['metric']} {e['condition']}, got "
+                                      f"{_number(e['value'])}"])
+              for e in result["expectations"]]
     problems = result["task_errors"] + [p for p in (result["panic"], result["deadlock"])
                                         if p]
     ran = not problems and not result["interrupted"]
-    why = "; ".join(problems) or (_stopped(result) if result["interrupted"] else "completed")
-    checks.append((ran, "run", why))
-    lines = ["KTAP version 1", f"# hwemu run: {result['machine']} seed {result['seed']}",
-             f"1..{len(checks)}"]
+    checks.append((ran, "run", problems or [_stopped(result) if result["interrupted"]
+                                            else "completed"]))
+    texts = {"kasan_reports": [r["text"] for r in result["kasan_reports"]],
+             "warnings": result.get("warning_reports", [])}
+    for metric, reports in texts.items():
+        owner = next((c for c in checks if c[1] == metric), checks[-1])
+        owner[2].extend(line for text in reports for line in text.splitlines())
+    if result["blocked_tasks"]:
+        checks[-1][2].extend(result["blocked_tasks"].splitlines())
+    lines = ["KTAP version 1", f"1..{len(checks)}",
+             f"# hwemu run: {result['machine']} seed {result['seed']}"]
     for n, (ok, name, diag) in enumerate(checks, 1):
-        lines += [f"# {diag}", f"{'ok' if ok else 'not ok'} {n} {name}"]
+        lines.append(f"{'ok' if ok else 'not ok'} {n} {name}")
+        lines += [f"# {line}" for line in diag]   # "# " even for an empty line
     return "\n".join(lines) + "\n"
 
 
