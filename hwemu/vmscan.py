@@ -131,16 +131,20 @@ class Vmscan:
         return len(self.anon.get(pid, ()))
 
     def drop_caches(self) -> int:
-        """``echo 1 > /proc/sys/vm/drop_caches``: free every clean page-cache page."""
-        return sum(self.shrink_zone(z, 1 << 62, 0) for z in self.pa.zones)
+        """``echo 1 > /proc/sys/vm/drop_caches``: free every clean page-cache page. Not
+        reclaim (the kernel invalidates the mappings): no pgscan/pgsteal, no stall."""
+        return sum(self.shrink_zone(z, 1 << 62, 0, counted=False) for z in self.pa.zones)
 
     # ------------------------------------------------------------ reclaim
 
-    def shrink_zone(self, zone, nr_to_reclaim: int, gfp: int, kswapd: bool = False) -> int:
+    def shrink_zone(self, zone, nr_to_reclaim: int, gfp: int, kswapd: bool = False,
+                    counted: bool = True) -> int:
         """Free up to ``nr_to_reclaim`` page-cache pages of ``zone``; returns pages freed.
 
         Dirty pages are written back first, which needs ``__GFP_IO`` and ``__GFP_FS``;
-        without them they are rotated and left in place.
+        without them they are rotated and left in place. The pages are counted as
+        kswapd's (``kswapd``) or direct reclaim's (``pgscan_*``, ``pgsteal_*``, the
+        zone's ``nr_reclaimed``), unless not ``counted`` (drop_caches).
         """
         may_writepage = gfp & gfp_t.IO and gfp & gfp_t.FS
         victims: list[tuple[int, bool]] = []
@@ -154,9 +158,11 @@ class Vmscan:
                     lru[pfn] = dirty  # rotate: cannot clean it in this context
                     continue
                 victims.append((pfn, dirty))
-            zone.nr_reclaimed += len(victims)
+            if counted:
+                zone.nr_reclaimed += len(victims)
         kind = "kswapd" if kswapd else "direct"
-        self.vmstat.mod(f"pgscan_{kind}", len(victims))
+        if counted:
+            self.vmstat.mod(f"pgscan_{kind}", len(victims))
         dirty = sum(d for _, d in victims)
         if dirty:  # writeback: emulated IO time, one wait per batch
             for _ in range(-(-dirty // SWAP_CLUSTER_MAX)):
@@ -172,19 +178,25 @@ class Vmscan:
         self.vmstat.mod("nr_file_pages", -n)
         self.vmstat.mod("nr_inactive_file", -n)
         self.vmstat.mod("nr_dirty", -dirty)
-        self.vmstat.mod(f"pgsteal_{kind}", n)
+        if counted:
+            self.vmstat.mod(f"pgsteal_{kind}", n)
         return n
 
     # ------------------------------------------------------------ kswapd
 
     def wakeup_kswapd(self, zone) -> None:
-        """Wake the node's kswapd if ``zone`` is below its low watermark."""
+        """Wake the node's kswapd if ``zone`` is below its low watermark. The first wake
+        starts the thread; every wake that gives it new work counts (``kswapd_wake``),
+        the first one too, and only a wake that reaches a thread (none starts while the
+        machine goes down): kswapd reclaims only after a counted wake."""
         if zone.free_pages < zone.low_wmark_pages():
             nid = zone.node
+            if self.kswapd_task[nid] is None and self.machine.going_down:
+                return   # no new kernel thread now: nobody to wake
             if not self.kswapd_pending[nid]:   # new work for it (the first wake too)
                 self.kswapd_pending[nid] = True
                 self.vmstat.mod("kswapd_wake", 1)
-            if self.kswapd_task[nid] is None and not self.machine.going_down:
+            if self.kswapd_task[nid] is None:
                 self.kswapd_task[nid] = self.machine.sched.spawn(
                     self.kswapd, nid, name=f"kswapd{nid}", kthread_node=nid)
             self.kswapd_wait[nid].wake_up()

@@ -922,3 +922,26 @@ def test_the_run_ends_at_its_last_sample_and_its_time_excludes_shutdown(monkeypa
     assert free[-1] < max(free) - 1500          # still held at the last sample
     assert result["wall_seconds"] == 0.0
 
+
+def cache_then_drop(run):
+    """Fill the page cache past the low watermark (kswapd reclaims some), then drop
+    what is left: drop_caches is not reclaim."""
+    from hwemu import add_to_page_cache, drop_caches
+    run.count("cached", add_to_page_cache(100_000))
+    msleep(50)
+    run.count("dropped", drop_caches())
+
+
+def test_the_reclaim_line_counts_kswapd_and_direct_reclaim_apart():
+    cfg = small_machine(duration="1s", custom=[{"function": "test_runs:cache_then_drop"}])
+    result = Run(load_config(cfg)).execute()
+    assert result["task_errors"] == []
+    vm, work = result["vm"], result["workloads"]["test_runs:cache_then_drop"]
+    assert work["dropped"] > 0
+    # kswapd was woken (its first wake started it, and counts) and reclaimed.
+    assert vm["kswapd_wake"] >= 1 and vm["pgsteal_kswapd"] > 0
+    assert sum(z["reclaimed"] for z in result["zones"]) == vm["pgsteal_kswapd"]
+    line = next(x for x in report.summary(result).splitlines() if x.startswith("Reclaim:"))
+    assert line == (f"Reclaim: kswapd woken {vm['kswapd_wake']} times, reclaimed "
+                    f"{vm['pgsteal_kswapd']} pages; direct reclaim 0 stalls, 0 pages; "
+                    "OOM kills 0")
