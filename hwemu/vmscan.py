@@ -43,6 +43,8 @@ class Vmscan:
         # Per zone: pfn -> dirty, oldest first (the inactive file list).
         self.file_lru: dict[int, collections.OrderedDict] = {
             id(z): collections.OrderedDict() for z in self.pa.zones}
+        # Per zone: how many pages of its file LRU are dirty.
+        self.file_dirty: dict[int, int] = {id(z): 0 for z in self.pa.zones}
         self.anon: dict[int, list[int]] = collections.defaultdict(list)  # pid -> pfns
         self._next_index = 0
         self.kswapd_wait = [WaitQueueHead() for _ in machine.nodes]
@@ -80,7 +82,9 @@ class Vmscan:
             added.append(pfn)
         with self.lru_lock:
             for pfn in added:
-                self.file_lru[id(self.pa._zone_of(pfn))][pfn] = dirty
+                zid = id(self.pa._zone_of(pfn))
+                self.file_lru[zid][pfn] = dirty
+                self.file_dirty[zid] += dirty
         n = len(added)
         for item in ("nr_file_pages", "nr_inactive_file") + (("nr_dirty",) if dirty else ()):
             self.vmstat.mod(item, n)
@@ -150,7 +154,10 @@ class Vmscan:
         victims: list[tuple[int, bool]] = []
         with self.lru_lock:
             lru = self.file_lru[id(zone)]
-            for _ in range(len(lru)):
+            # Without writeback, a list of dirty pages only would be rotated whole,
+            # back into the order it has: nothing to scan.
+            all_dirty = self.file_dirty[id(zone)] == len(lru)
+            for _ in range(0 if all_dirty and not may_writepage else len(lru)):
                 if len(victims) >= nr_to_reclaim:
                     break
                 pfn, dirty = lru.popitem(last=False)
@@ -160,6 +167,7 @@ class Vmscan:
                 victims.append((pfn, dirty))
             if counted:
                 zone.nr_reclaimed += len(victims)
+            self.file_dirty[id(zone)] -= sum(d for _, d in victims)
         kind = "kswapd" if kswapd else "direct"
         if counted:
             self.vmstat.mod(f"pgscan_{kind}", len(victims))

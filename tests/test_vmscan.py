@@ -56,6 +56,24 @@ def test_dirty_page_cache_needs_io_and_fs_to_be_reclaimed(machine):
     free_all(pages)
 
 
+def test_noio_reclaim_of_dirty_page_cache_frees_nothing_and_keeps_the_lru(machine):
+    """Reclaim that may not write back skips an LRU of dirty pages whole, leaving its
+    order as it was (the oldest page is the one GFP_KERNEL reclaim takes first)."""
+    vmscan = machine.vmscan
+    hwemu.add_to_page_cache(100_000, dirty=True)
+    lrus = {zid: list(lru) for zid, lru in vmscan.file_lru.items()}
+    assert all(vmscan.file_dirty[zid] == len(lru) for zid, lru in lrus.items())
+    pages = fill_kernel(GFP_NOIO | __GFP_NORETRY | __GFP_NOWARN)
+    assert {zid: list(lru) for zid, lru in vmscan.file_lru.items()} == lrus
+    assert machine.vmstat["pgsteal_direct"] == 0
+    zone = next(z for z in machine.page_alloc.zones if lrus[id(z)])
+    oldest = lrus[id(zone)][0]
+    assert vmscan.shrink_zone(zone, 1, GFP_KERNEL) == 1
+    assert oldest not in vmscan.file_lru[id(zone)]
+    assert vmscan.file_dirty[id(zone)] == len(lrus[id(zone)]) - 1
+    free_all(pages)
+
+
 def test_kswapd_reclaims_to_the_high_watermark(machine):
     hwemu.add_to_page_cache(100_000)
     zone = max(machine.page_alloc.zones, key=lambda z: z.managed_pages)
