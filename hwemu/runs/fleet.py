@@ -49,10 +49,10 @@ def run_job(config: str, overrides: dict[str, Any], seeds: dict[str, Any]) -> di
     """Run ``config`` (a path) with ``overrides`` and then ``seeds`` (config keys such
     as ``run.seed`` or ``machine.sched.seed``) applied on top; return its result.
 
-    The result is :meth:`hwemu.runs.Run.execute`'s without ``samples``, ``config``
-    and ``dmesg``, plus ``expectations`` (as the summary shows them), ``totals`` (the
-    values expectations are checked against) and ``exit_code`` (``hwemu run``'s).
-    Custom workloads are imported from the config's directory, as ``hwemu run`` does.
+    The result is :meth:`hwemu.runs.Run.execute`'s (its ``expectations`` and
+    ``exit_code`` set) without ``samples``, ``config`` and ``dmesg``, plus ``totals``
+    (the values expectations are checked against). Custom workloads are imported from
+    the config's directory, as ``hwemu run`` does.
     """
     from ..config import load_config
     from ..config.source import config_path
@@ -60,9 +60,7 @@ def run_job(config: str, overrides: dict[str, Any], seeds: dict[str, Any]) -> di
     cfg = load_config(config, overrides={**overrides, **seeds})
     run = Run(cfg, (os.path.dirname(os.path.abspath(config_path(config))),))
     result = run.execute(signals=False)
-    result["expectations"] = report.expectations(result, cfg.expect)
     result["totals"] = report.totals(result)
-    result["exit_code"] = report.exit_code(result)
     for key in BULKY:
         result.pop(key, None)
     return result
