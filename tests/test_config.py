@@ -81,7 +81,8 @@ def test_all_example_configs_load():
     assert names == [
         "default.yaml", "fault-injection.yaml", "highmem-page-pool.yaml",
         "i386-highmem.yaml", "i386-pae-highmem.yaml", "kasan-uaf.yaml", "net-rx.yaml",
-        "sizing.yaml", "tiny.yaml", "x86_64-1node.yaml", "x86_64-numa4.yaml",
+        "noio-pressure.yaml", "sizing.yaml", "tiny.yaml", "x86_64-1node.yaml",
+        "x86_64-numa4.yaml",
     ]
     for path in CONFIGS.glob("*.yaml"):
         assert isinstance(load_config(path), Config)

@@ -186,6 +186,11 @@ class BioConfig(BaseModel):
                              "with a full queue waits for a completion.")
     requests: int = Field(default=0, ge=0,
                           description="Requests per submitter; 0: until the run ends.")
+    interval: Duration = Field(default=0,
+                               description="Time between bursts: at every multiple of it "
+                               "(the same instants for every submitter, as periodic "
+                               "writeback) each submitter submits until its queue is full, "
+                               "then sleeps; 0: a request whenever one completes.")
     gfp: GfpMask = Field(default="GFP_NOIO", description="GFP mask of mempool_alloc().")
     latency: LatencyConfig = Field(default_factory=LatencyConfig,
                                    description="I/O latency, submission to completion.")

@@ -144,7 +144,13 @@ class Disk:
 
 class Submitter:
     """One task submitting requests: ``mempool_alloc(pool, GFP_NOIO)``, fill, submit;
-    at most ``queue_depth`` in flight (it sleeps for a completion, as on a tag)."""
+    at most ``queue_depth`` in flight (it sleeps for a completion, as on a tag).
+
+    With an ``interval``, it submits in bursts, as periodic writeback does: at every
+    multiple of ``interval`` since the run's start (the same instants for every
+    submitter) it submits back to back until its queue is full, then sleeps until the
+    next one, however many of its requests complete meanwhile.
+    """
 
     def __init__(self, run, disk: Disk, index: int):
         self.run, self.disk, self.cfg = run, disk, disk.cfg
@@ -165,7 +171,7 @@ class Submitter:
         try:
             while not self.run.stopping() and (not cfg.requests
                                                or counters["submitted"] < cfg.requests):
-                if not self._wait_for_tag():
+                if not (self._next_burst() if cfg.interval else self._wait_for_tag()):
                     break
                 rq = mempool.mempool_alloc(pool.addr, gfp)
                 if not rq:
@@ -180,6 +186,22 @@ class Submitter:
                 counters["submitted"] += 1
         finally:
             self.disk.submitter_done()
+
+    def _next_burst(self) -> bool:
+        """With a full queue, sleep until the next multiple of ``interval``; False if
+        the run stopped first."""
+        if self.inflight < self.cfg.queue_depth:
+            return True
+        run, interval = self.run, self.cfg.interval
+        now = run.clock.now_ns()
+        burst = now + interval - (now - run.start_ns) % interval
+        while run.clock.now_ns() < burst:
+            sched.set_current_state(sched.TASK_INTERRUPTIBLE)   # idle, not in D state
+            if run.stopping():   # (a method cannot name __set_current_state)
+                sched.set_current_state(sched.TASK_RUNNING)
+                return False
+            sched.schedule_hrtimeout(burst - run.clock.now_ns())
+        return not run.stopping()
 
     def _wait_for_tag(self) -> bool:
         """Sleep until fewer than ``queue_depth`` requests are in flight; False if the
