@@ -213,8 +213,8 @@ def hwemu_run(request):
     with ``hwemu.runs.report.summary(result)``).
 
     :param config: a path (relative to the rootdir), a packaged config's name
-        (``"tiny"``), a dict in the YAML schema, or None (the ini option
-        ``hwemu_config``, else the packaged default).
+        (``"tiny"``), a dict in the YAML schema, a :class:`hwemu.config.Config`, or
+        None (the ini option ``hwemu_config``, else the packaged default).
     :param overrides: a mapping applied on top: nested mappings merge key by key
         (``{"run": {"duration": "1s"}}`` keeps the rest of ``run``), dotted keys
         work too (``{"run.seed": 3}``); any other value (a list) replaces.
@@ -247,11 +247,13 @@ def _run_scenario(tracker: _Tracker, here: Path, config, overrides: dict, custom
     """:func:`hwemu_run`'s work: the config, the custom workloads, the run, the check."""
     import sys
 
-    from hwemu.config import ConfigError, load_config
+    from hwemu.config import Config, ConfigError, load_config, plain
     from hwemu.config.source import config_path
     from hwemu.current import current_or_none
     from hwemu.runs import Run, report
 
+    if isinstance(config, Config):   # one already loaded: its keys, loaded again
+        config = {k: v for k, v in plain(config, None).items() if v is not None}
     source, _ = tracker.source(config)
     dotted = _dotted(overrides)
     modules: dict[str, object] = {}

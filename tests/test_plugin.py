@@ -271,7 +271,8 @@ def test_function(hwemu_run):
 
 def test_closure_and_dotted_overrides(hwemu_run):
     seen = []
-    result = hwemu_run("tiny", {"run.pools": POOL["run"]["pools"], "run.seed": 5},
+    result = hwemu_run(hwemu.load_config("tiny"), {"run.pools": POOL["run"]["pools"],
+                                                   "run.seed": 5},
                        custom=[lambda run: seen.append(run.args)])
     assert seen == [{}] and list(result["workloads"]) == ["hwemu_run_0:workload"]
     assert result["seed"] == 5
