@@ -32,7 +32,7 @@ WAIT_SAMPLES = 10_000
 class PoolStats:
     """The counters of one pool: ``stats.alloc_reserve += 1``."""
 
-    __slots__ = COUNTERS + ("lowest", "_waits", "_rng")
+    __slots__ = COUNTERS + ("lowest", "lowest_recent", "_waits", "_rng")
     preallocated: int
     alloc_allocator: int
     alloc_reserve: int
@@ -48,6 +48,7 @@ class PoolStats:
         for name in COUNTERS:
             setattr(self, name, 0)
         self.lowest: int | None = None   # the fewest a reserve allocation left
+        self.lowest_recent: int | None = None   # the same since take_lowest_recent()
         self._waits: list[int] = []
         self._rng = random.Random(0)
 
@@ -55,6 +56,14 @@ class PoolStats:
         """An allocation from the reserve left ``curr_nr`` elements in it."""
         if self.lowest is None or curr_nr < self.lowest:
             self.lowest = curr_nr
+        if self.lowest_recent is None or curr_nr < self.lowest_recent:
+            self.lowest_recent = curr_nr
+
+    def take_lowest_recent(self) -> int | None:
+        """The fewest elements a reserve allocation left since the last call (None if
+        there was none), for a sampler that sees the reserve only now and then."""
+        lowest, self.lowest_recent = self.lowest_recent, None
+        return lowest
 
     def wait(self, ns: int) -> None:
         """One sleep on pool->wait that lasted ``ns`` of emulated time."""

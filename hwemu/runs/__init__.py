@@ -295,6 +295,26 @@ class Run:
             samples["pools"][name].append(load(pool.addr + CURR_NR, 4))
         for nid, free in self.free_pages().items():
             samples["nodes"].setdefault(nid, []).append(free)
+        self._sample_events()
+
+    def _sample_events(self) -> None:
+        """What the plots mark besides the fill: per pool, its min_nr, the lowest fill
+        since the previous sample (the reserve can run dry and refill between two),
+        and running totals of allocations, frees, waits and NULLs; KASAN reports."""
+        samples = self.samples
+        for name, pool in self.pools.items():
+            stats = stats_of(pool.addr)
+            fill = samples["pools"][name]
+            low = min(n for n in (*fill[-2:], stats.take_lowest_recent()) if n is not None)
+            events = samples.setdefault("pool_events", {}).setdefault(name, {
+                "min_nr": [], "lowest": [], "allocs": [], "frees": [], "waits": [],
+                "nulls": []})
+            for key, value in (("min_nr", self.min_nr(name)), ("lowest", low),
+                               ("allocs", stats.alloc_allocator + stats.alloc_reserve),
+                               ("frees", stats.free_allocator + stats.free_reserve),
+                               ("waits", stats.waits), ("nulls", stats.alloc_null)):
+                events[key].append(value)
+        samples.setdefault("kasan_reports", []).append(len(self.machine.kasan.reports))
 
     def _stop_tasks(self) -> list[str]:
         """``kthread_stop()`` for every workload: tell it to stop and wake it from the
