@@ -23,6 +23,7 @@ import numpy as np
 from . import vmem
 from .bug import AddressError
 from .current import current
+from .errors import MachineDown
 from .mmzone import MAX_NUMNODES, NODES_SHIFT, ZONE_HIGHMEM
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 
@@ -42,6 +43,16 @@ class struct_page(ctypes.Structure):
         ("_refcount", ctypes.c_int32),
         ("memcg_data", ctypes.c_uint64),
     ]
+
+    def __repr__(self) -> str:
+        """As :class:`PageView`'s: ``dump_page()``'s first line and the flags by name
+        (with the pfn when the struct is in a live machine's vmemmap)."""
+        addr = ctypes.addressof(self)
+        try:
+            pfn: int | None = _memmap_of(addr).page_to_pfn(addr)
+        except Exception:   # a copy, or not in a machine: no pfn to show
+            pfn = None
+        return f"<struct page *{addr:#x}: {describe_page(self, pfn)}>"
 
 
 class struct_slab(ctypes.Structure):
@@ -99,6 +110,27 @@ def format_page_flags(flags: int) -> str:
     names += [f"node={flags >> NODES_PGSHIFT & NODES_MASK}",
               f"zone={flags >> ZONES_PGSHIFT & ZONES_MASK}"]
     return f"{flags:#x}({'|'.join(names)})"
+
+
+def format_page_head(pfn: int | None, refcount: int, mapcount: int, mapping: int,
+                     index: int) -> str:
+    """The first line of ``__dump_page()``: ``page: refcount:1 mapcount:0 mapping:...
+    index:0x0 pfn:0x1000``; ``mapcount`` is the raw ``_mapcount`` word (shown + 1, and 0
+    for a typed page, as the kernel shows it). Without a ``pfn``, no ``pfn:``."""
+    shown = 0 if page_type_of(mapcount) is not None else mapcount + 1
+    return (f"page: refcount:{refcount} mapcount:{shown} mapping:{mapping:016x} "
+            f"index:{index:#x}" + (f" pfn:{pfn:#x}" if pfn is not None else ""))
+
+
+def describe_page(page: struct_page, pfn: int | None) -> str:
+    """``__dump_page()``'s first line for ``page`` (the fields of a ``struct page``),
+    then its flags by name and its page type, on one line."""
+    text = (format_page_head(pfn, page._refcount, page._mapcount, page.mapping, page.index)
+            + f" flags:{format_page_flags(page.flags)}")
+    pgty = page_type_of(page._mapcount)
+    if pgty is not None:
+        text += f" page_type:{pgty:x}({PAGE_TYPE_NAMES.get(pgty, '?')})"
+    return text
 
 
 def PAGE_TYPE(pgty: int) -> int:
@@ -436,7 +468,16 @@ class PageView:
         self._memmap, self._pfn, self.page = memmap, pfn, page
 
     def __repr__(self) -> str:
-        return f"<struct page {self.page:#x} (pfn {self._pfn:#x})>"
+        """``<struct page *0x...: page: refcount:1 mapcount:0 mapping:... index:0x0
+        pfn:0x1000 flags:0x...(lru|dirty|node=0|zone=1)>``: what ``dump_page()`` says
+        first, with the flags by name."""
+        try:
+            copy = struct_page()
+            for field in struct_page._fields_:
+                setattr(copy, field[0], getattr(self, field[0]))
+        except MachineDown:
+            return f"<struct page *{self.page:#x}: pfn:{self._pfn:#x} (machine down)>"
+        return f"<struct page *{self.page:#x}: {describe_page(copy, self._pfn)}>"
 
 
 def _page_field(name: str) -> property:

@@ -36,7 +36,7 @@ from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS,
 from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_FLAGS_CHECK_AT_FREE, PAGE_TYPE,
                    PAGE_TYPE_NAMES, PFN_SECTION_SHIFT, STRUCT_PAGE_SHIFT, STRUCT_PAGE_SIZE,
                    ZONES_MASK, ZONES_PGSHIFT, PG_head, PG_reserved, PGTY_buddy, format_page_flags,
-                   page_type_of, virt_to_page)
+                   format_page_head, page_type_of, virt_to_page)
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 
@@ -714,10 +714,8 @@ class PageAlloc:
         mapcount = pg._mapcount[pfn]
         pgty = page_type_of(mapcount)
         flags = pg.flags[pfn]
-        lines = [f"page: refcount:{pg._refcount[pfn]} "
-                 f"mapcount:{0 if pgty is not None else mapcount + 1} "
-                 f"mapping:{pg.mapping[pfn]:016x} "
-                 f"index:{pg.index[pfn]:#x} pfn:{pfn:#x}",
+        lines = [format_page_head(pfn, pg._refcount[pfn], mapcount, pg.mapping[pfn],
+                                  pg.index[pfn]),
                  f"flags: {format_page_flags(flags)}"]
         if flags >> PG_head & 1:   # __dump_folio() of a large folio
             lines.insert(1, f"head: order:{self.memmap.compound_order(pfn)} mapcount:0 "

@@ -427,3 +427,35 @@ def test_cpu_to_node_spreads_cpus_over_nodes(boot, config, cpus):
     last = cpus - 1
     got = m.spawn(lambda: (hwemu.smp_processor_id(), hwemu.numa_node_id()), cpu=last)
     assert got.join(timeout=10) == (last, placement[last])
+
+
+def test_a_page_prints_as_dump_page_says_it(boot):
+    """repr() of a page view (and of a ``struct page`` at its address) is
+    ``dump_page()``'s first line with the flags by name, and the struct's address."""
+    import ctypes
+
+    from hwemu.page import struct_page
+    m = boot("tiny")
+    page = hwemu.alloc_pages(hwemu.GFP_KERNEL, 0)
+    pfn = hwemu.page_to_pfn(page)
+    view = hwemu.page_struct(page)
+    view.flags |= 1 << 4 | 1 << 5                       # PG_dirty, PG_lru
+    view.mapping, view.index = 0x1234000, 7
+    text = repr(view)
+    assert text == (f"<struct page *{page:#x}: page: refcount:1 mapcount:0 "
+                    f"mapping:0000000001234000 index:0x7 pfn:{pfn:#x} "
+                    f"flags:{view.flags:#x}(dirty|lru|node=0|zone={hwemu.page_zonenum(page)})>")
+    assert text.split(": ", 1)[1][:-1] in m.page_alloc.format_page(pfn, "x").replace(
+        "\nflags: ", " flags:")
+    assert repr(struct_page.from_address(page)) == text
+    copy = struct_page.from_buffer_copy(ctypes.string_at(page, STRUCT_PAGE_SIZE))
+    assert f"index:0x7 flags:{view.flags:#x}(" in repr(copy)   # no pfn: not in a vmemmap
+    view.flags &= ~(1 << 4 | 1 << 5)
+    view.mapping = view.index = 0
+    hwemu.__free_pages(page, 0)
+
+    slab = hwemu.virt_to_page(obj := hwemu.kmalloc(64, hwemu.GFP_KERNEL))
+    assert repr(hwemu.page_struct(slab)).endswith(" page_type:f5(slab)>")
+    hwemu.kfree(obj)
+    m.shutdown()
+    assert repr(view) == f"<struct page *{page:#x}: pfn:{pfn:#x} (machine down)>"
