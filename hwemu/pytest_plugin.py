@@ -214,7 +214,8 @@ def hwemu_run(request):
 
     :param config: a path (relative to the rootdir), a packaged config's name
         (``"tiny"``), a dict in the YAML schema, a :class:`hwemu.config.Config`, or
-        None (the ini option ``hwemu_config``, else the packaged default).
+        None: the test's ``hwemu_config`` marker (its overrides apply first), else
+        the ini option ``hwemu_config``, else the packaged default.
     :param overrides: a mapping applied on top: nested mappings merge key by key
         (``{"run": {"duration": "1s"}}`` keeps the rest of ``run``), dotted keys
         work too (``{"run.seed": 3}``); any other value (a list) replaces.
@@ -237,8 +238,12 @@ def hwemu_run(request):
     tracker = _Tracker(request.config)
 
     def run(config=None, overrides=None, *, custom=(), check: bool = True) -> dict:
-        return _run_scenario(tracker, request.path.parent, config, overrides or {},
-                             custom, check)
+        overrides = overrides or {}
+        if config is None:   # the test's hwemu_config marker, its overrides under these
+            config, marked = _marker_config(request.node)
+            overrides = {**{k.replace("__", "."): v for k, v in marked.items()},
+                         **_dotted(overrides)}
+        return _run_scenario(tracker, request.path.parent, config, overrides, custom, check)
     return run
 
 

@@ -322,6 +322,13 @@ def test_beside_a_machine(hwemu_machine, hwemu_run):
     hwemu_run("tiny", POOL, custom=[stress])
     assert hwemu.current().machine is hwemu_machine
     kfree(p)
+
+
+@pytest.mark.hwemu_config("tiny", machine__name="marked", run__seed=7)
+def test_marker_config(hwemu_run):
+    result = hwemu_run(overrides={**POOL, "run": {**POOL["run"], "seed": 8}},
+                       custom=[stress])
+    assert (result["machine"], result["seed"]) == ("marked", 8)
 '''
 
 
@@ -332,7 +339,8 @@ def test_hwemu_run_fixture(pytester):
         "test_expectation_fails": "FAILED", "test_check_false": "PASSED",
         "test_kasan_unexpected": "FAILED", "test_kasan_expected": "PASSED",
         "test_packaged_scenario": "PASSED", "test_no_run": "PASSED",
-        "test_deterministic": "PASSED", "test_beside_a_machine": "PASSED"}, out
+        "test_deterministic": "PASSED", "test_beside_a_machine": "PASSED",
+        "test_marker_config": "PASSED"}, out
     text = failure(out, "test_expectation_fails")
     assert "hwemu_run: the run failed (hwemu run would exit non-zero)" in text
     assert "FAIL  requests >= 1000 (got 100)" in text
