@@ -220,7 +220,7 @@ def run_job(config, args) -> int:
         print(f"hwemu: --timeout {args.timeout:g}s (wall clock) passed: the run was "
               "stopped", file=sys.stderr)
     if not args.quiet:
-        _report(result, human)
+        _report(result, out=human)
     if args.ktap:
         _write(args.ktap, report.ktap(result))
     if args.json:
@@ -275,7 +275,7 @@ def _importable(args):
     return check
 
 
-def _report(result: dict, out=None) -> int:
+def _report(result: dict, *, out=None) -> int:
     """Print the summary and the KASAN reports of a run (on ``out``, default stdout);
     its exit code."""
     out = out or sys.stdout
