@@ -163,6 +163,7 @@ def validate(config: str, grid: Grid, seeds: range, check=None) -> list[dict[str
 
 
 def seed_overrides(seed: int) -> dict[str, int]:
+    """What seed ``seed`` sets: every seed of the run (``SEED_KEYS``)."""
     return dict.fromkeys(SEED_KEYS, seed)
 
 
