@@ -2,7 +2,7 @@
 
 ``hwemu run [CONFIG] [--set key=value ...] [--seed N] [--strategy S] [--sched-seed K]
 [--duration D] [--json OUT] [--plot DIR] [--ktap [OUT]] [--quiet] [--timeout T]
-[--explore N]`` boots the machine a config describes and runs its ``run:`` scenario
+[--explore N [--jobs J]]`` boots the machine a config describes and runs its ``run:`` scenario
 (hwemu.runs): progress on stderr, then the summary, the expectations and any KASAN
 reports on stdout; a run that fails ends with the ``Replay:`` command that runs it
 again, the same on any host. ``--json OUT`` and ``--ktap OUT`` write the result as
@@ -11,11 +11,18 @@ to stderr, so that stdout is the JSON or KTAP alone. ``--quiet`` prints neither 
 progress nor the summary (errors and the exit code stay). ``--timeout T`` is a guard in
 host (wall-clock) time: when T has passed, the run stops as on Ctrl-C, with its partial
 summary, and the command exits 124. ``--explore N`` runs N schedules
-(hwemu/explore.py's idea for runs) and stops at the first that fails.
+(hwemu/explore.py's idea for runs), ``--jobs J`` at a time in worker processes (or on a
+Dask cluster: ``--executor dask [--scheduler ADDRESS]``), and reports the lowest one
+that fails.
 A config without ``run:`` gets the bring-up job instead: a page of every zone of every
 node is allocated, written and read back through kmap and kmap_local (highmem from
 every CPU), and the boot log, memory map and /proc/buddyinfo are printed.
 ``--show-config`` prints the resolved config.
+
+``hwemu sweep CONFIG --set KEY=V1,V2,... --seeds A-B`` runs the config over a grid of
+settings and seeds on the same workers and prints a table, a row per setting: each
+expectation's pass rate and the chosen metrics' median, p99 and max over the seeds
+(hwemu/runs/sweep.py).
 
 ``hwemu validate [CONFIG]`` checks a config and reports every problem; ``hwemu show
 [CONFIG]`` prints the memory layout the kernel prints at boot; ``hwemu proc [CONFIG]
@@ -291,52 +298,47 @@ def _report(result: dict, *, out=None) -> int:
 
 def explore_job(config, args, overrides: dict) -> int:
     """``--explore N``: the run under N schedules (machine.sched.seed, seed + 1...),
-    one line each on stderr; the first that fails is reported in full with its replay
-    line. With pct, each schedule expects the most steps one before it took."""
-    from .config import load_config
-    from .runs import Run
+    ``--jobs`` at a time in worker processes (hwemu/runs/explore.py), one line each on
+    stderr in schedule order; the lowest that fails is reported in full with its
+    replay line. With pct, every schedule after the first expects the steps it took."""
+    from .config import DEFAULT_CONFIG
+    from .runs.explore import explore
+    from .runs.fleet import executor
     sched = config.machine.sched
     steps = sched.steps if sched.strategy == "pct" else None
-    most = 0   # the most steps a schedule took
-    seen: set[str] = set()
-    for k in range(args.explore):
-        if args.stop_signals.signum is not None:   # it came between two schedules
-            print(f"hwemu: interrupted after {k} of {args.explore} schedules, all passed",
-                  file=sys.stderr)
-            return args.stop_signals.exit_code(0)
-        schedule = {"strategy": sched.strategy, "seed": sched.seed + k}
-        extra = {"machine.sched.seed": schedule["seed"]}
-        if steps is not None:
-            extra["machine.sched.steps"] = steps
-        cfg = load_config(args.config, overrides={**overrides, **extra},
-                          check=_importable(args))
-        try:
-            run = Run(cfg, _search(args))
-        except ImportError as exc:
-            print(f"hwemu: {exc}", file=sys.stderr)
-            return 2
-        with args.stop_signals.running(run):
-            result = run.execute(signals=False)
-        code = result["exit_code"]
-        did = result["schedule"]
-        seen.add(did["interleaving"])
-        print(f"hwemu: schedule {k + 1}/{args.explore}: {sched.strategy} seed "
-              f"{schedule['seed']}: {did['steps']} points, {did['switches']} switches: "
-              f"{'ok' if code == 0 else 'interrupted' if result['interrupted'] else 'FAILED'}",
-              file=sys.stderr)
-        if code:
-            _report(result)
-            if code == 1:
-                print(f"\nReplay: {replay_line(args, schedule, steps)}")
-                print(f"hwemu: schedule {k + 1} of {args.explore} failed; "
-                      f"{k} passed before it")
-            return code
-        most = max(most, did["steps"])
-        if steps is not None:
-            steps = most
-    print(f"hwemu: {args.explore} schedules ({sched.strategy}, seeds {sched.seed}.."
-          f"{sched.seed + args.explore - 1}) passed; {len(seen)} distinct interleavings")
-    return 0
+    try:
+        fleet = executor(args.executor, args.jobs, args.scheduler)
+    except ValueError as exc:   # dask missing, --scheduler without it
+        print(f"hwemu: {exc}", file=sys.stderr)
+        return 2
+    with fleet:
+        found = explore(args.config or str(DEFAULT_CONFIG), overrides, sched.strategy,
+                        sched.seed, args.explore, steps, fleet)
+    if found.interrupted:   # what ran before the signal passed; the rest is unknown
+        print(f"hwemu: interrupted after {found.passed} of {args.explore} schedules, "
+              "all passed", file=sys.stderr)
+        return 128 + signal.SIGINT   # main() makes it the stop signal's
+    done = found.failed
+    if done is None:
+        print(f"hwemu: {args.explore} schedules ({sched.strategy}, seeds {sched.seed}.."
+              f"{sched.seed + args.explore - 1}) passed; {found.interleavings} distinct "
+              "interleavings")
+        return 0
+    k = done.job.index
+    if done.result is None:   # its worker died twice, or the job raised
+        print(f"hwemu: schedule {k + 1}: {done.error}")
+    else:
+        _report(done.result)
+    schedule = {"strategy": sched.strategy, "seed": sched.seed + k}
+    steps = done.job.seeds.get("machine.sched.steps")
+    print(f"\nReplay: {replay_line(args, schedule, steps)}")
+    print(f"hwemu: schedule {k + 1} of {args.explore} failed; {k} passed before it")
+    return 1
+
+
+def cmd_sweep(args) -> int:
+    from .runs import sweep
+    return sweep.command(args, check=_importable(args))
 
 
 def cmd_validate(args) -> int:
@@ -435,6 +437,18 @@ def plain_text(text: str) -> str:
     return text.replace("``", "")
 
 
+def _fleet_options(cmd, when: str) -> None:
+    """``--jobs``, ``--executor`` and ``--scheduler``: where runs go (hwemu/runs/fleet.py)."""
+    cmd.add_argument("--jobs", type=_positive, metavar="J",
+                     help=when + "run J at a time (default: one per core)")
+    cmd.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help=when + "local worker processes, or a Dask cluster (pip install "
+                          "'hwemu[dask]')")
+    cmd.add_argument("--scheduler", metavar="ADDRESS",
+                     help=when + "the Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, "
+                          "else a LocalCluster of --jobs workers)")
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(
@@ -481,6 +495,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_timeout, metavar="T",
                      help="wall-clock (host) time the run may take, e.g. 600 or 600s; "
                           "then it stops as on Ctrl-C and exits 124")
+    _fleet_options(run, "with --explore: ")
+    sweep = command("sweep", cmd_sweep, "run a config over a grid of --set values and "
+                    "seeds; a table, a row per setting")
+    sweep.add_argument("--seeds", default="0", metavar="A-B",
+                       help="the seeds of every setting (run, fault injection and "
+                            "schedule), e.g. 0-9 (default: 0)")
+    sweep.add_argument("--metric", action="append", metavar="NAME",
+                       help="a metric of the table: an expectation's value (max_wait_ms, "
+                            "waits...) or a result path (pools.bio.lowest_fill); default: "
+                            "max_wait_ms, waits, alloc_reserve")
+    sweep.add_argument("--json", metavar="OUT", help="write a record per run (JSON list)")
+    sweep.add_argument("--csv", metavar="OUT", help="write a record per run (CSV)")
+    sweep.add_argument("--plot", metavar="DIR",
+                       help="write PNG plots of each metric against the setting")
+    _fleet_options(sweep, "")
     command("validate", cmd_validate, "check a config; every problem as file:line",
             default_config=True)
     command("show", cmd_show, "print the memory layout the kernel prints at boot",
@@ -621,6 +650,9 @@ def _command(parser, args) -> int:
         for pair in args.set:
             if "=" not in pair or pair.startswith("="):
                 parser.error(f"--set {pair!r}: expected KEY=VALUE")
+        if args.fn is cmd_run and not args.explore and \
+                (args.jobs or args.scheduler or args.executor != "local"):
+            parser.error("--jobs, --executor and --scheduler go with --explore")
         return args.fn(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)

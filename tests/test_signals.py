@@ -312,7 +312,7 @@ def test_a_background_workload_asleep_when_the_foreground_ends_is_woken(workdir)
 def test_a_signal_ends_an_exploration_without_calling_a_schedule_failed(workdir):
     """--explore: the schedule the signal stops, or the next one, is not run to the end
     nor called FAILED."""
-    child = Child(workdir, "light.yaml", "--duration", "2s", "--explore", "5")
+    child = Child(workdir, "light.yaml", "--duration", "2s", "--explore", "5", "--jobs", "1")
     child.wait_for("err", lambda line: line.startswith("hwemu: schedule 1/5: "))
     child.send(signal.SIGTERM)
     rc, stdout, stderr = child.finish()
