@@ -635,11 +635,18 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)   # first: --help and usage errors need no
             args.stop_signals = stop         # config models
             code = _command(parser, args)
+            sys.stdout.flush()   # here, where a closed pipe is caught, not at exit
     except KeyboardInterrupt as exc:   # an Interrupted has the signal
         signum = getattr(exc, "signum", signal.SIGINT)
         how = "" if signum == signal.SIGINT else f" by {exc}"
         print(f"hwemu: interrupted{how}", file=sys.stderr)
         return 128 + signum
+    except BrokenPipeError:
+        # The reader went away (`hwemu show | head`): end as a C tool killed by SIGPIPE
+        # would, with nothing more written (stdout to /dev/null, so the interpreter's
+        # last flush cannot fail again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return stop.exit_code(code) if stop else code
 
 

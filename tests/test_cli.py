@@ -1,5 +1,6 @@
 """The hwemu command, end to end in a subprocess."""
 import json
+import os
 import subprocess
 import sys
 
@@ -215,3 +216,18 @@ def test_timeout_stops_a_long_run_as_ctrl_c_does_and_exits_124(tmp_path):
     assert (result["interrupted"], result["timed_out"], result["signal"]) == (True, True, None)
     assert (result["exit_code"], result["status"]) == (124, "timed out")
     assert result["workloads"]["ticker:tick"]["ticks"] > 0 and result["task_errors"] == []
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """``hwemu show | head -1``: the pipe closes under the command (here before it writes
+    a byte, so that the test does not depend on who is faster); it ends as a tool killed
+    by SIGPIPE would (128 + 13), without a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([sys.executable, "-m", "hwemu.cli", "show", "tiny"],
+                           stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141, r.stderr
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
