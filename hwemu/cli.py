@@ -120,12 +120,12 @@ def cmd_run(args) -> int:
         overrides["machine.sched.strategy"] = args.strategy
     if args.sched_seed is not None:
         overrides["machine.sched.seed"] = args.sched_seed
-    config = load_config(args.config, overrides=overrides, check=_importable(args))
+    config = load_config(args.config, overrides=overrides, check=_importable)
     if config.run is not None and (args.seed is not None or args.duration is not None):
         # Only a config that has a run gets one from these flags.
         run = {"run.seed": args.seed, "run.duration": args.duration}
         overrides |= {k: v for k, v in run.items() if v is not None}
-        config = load_config(args.config, overrides=overrides, check=_importable(args))
+        config = load_config(args.config, overrides=overrides, check=_importable)
     if args.show_config:
         sys.stdout.write(dump_config(resolve(config)))
         return 0
@@ -199,7 +199,7 @@ def run_job(config, args) -> int:
                 open(out, "a").close()
         if args.plot:
             os.makedirs(args.plot, exist_ok=True)
-        run = Run(config, _search(args))
+        run = Run(config)
     except (ImportError, OSError) as exc:
         print(f"hwemu: {exc}", file=sys.stderr)
         return 2
@@ -260,26 +260,17 @@ def config_name(args) -> str:
     return args.config or "the packaged config"
 
 
-def _search(args) -> tuple[str, ...]:
-    """Where custom workloads are imported from: the config's directory."""
-    from .config.source import config_path   # a packaged config's name: its directory
-    return (os.path.dirname(os.path.abspath(config_path(args.config))),) \
-        if args.config else ()
-
-
-def _importable(args):
+def _importable(config):
     """A load_config check: every custom workload function imports as the run will
-    import it (from the config's directory, then the current one), or its problem is
-    placed at ``run.custom.N.function``'s line."""
-    def check(config):
-        from .runs import workloads
-        search = [*_search(args), os.getcwd()]
-        for i, custom in enumerate(config.run.custom if config.run else ()):
-            try:
-                workloads.import_function(custom.function, search)
-            except ImportError as exc:
-                yield ("run", "custom", i, "function"), str(exc)
-    return check
+    import it (:func:`hwemu.runs.workload_path`), or its problem is placed at
+    ``run.custom.N.function``'s line."""
+    from .runs import workload_path, workloads
+    search = workload_path(config)
+    for i, custom in enumerate(config.run.custom if config.run else ()):
+        try:
+            workloads.import_function(custom.function, search)
+        except ImportError as exc:
+            yield ("run", "custom", i, "function"), str(exc)
 
 
 def _report(result: dict, *, out=None) -> int:
@@ -338,12 +329,12 @@ def explore_job(config, args, overrides: dict) -> int:
 
 def cmd_sweep(args) -> int:
     from .runs import sweep
-    return sweep.command(args, check=_importable(args))
+    return sweep.command(args, check=_importable)
 
 
 def cmd_validate(args) -> int:
     from .config import load_config
-    load_config(args.config, overrides=_overrides(args.set), check=_importable(args))
+    load_config(args.config, overrides=_overrides(args.set), check=_importable)
     print(f"{args.config or 'the packaged config'}: ok")
     return 0
 

@@ -47,7 +47,6 @@ references (any object still allocated is a leak) and KUnit's resource API.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import traceback
 from pathlib import Path
@@ -252,8 +251,7 @@ def _run_scenario(tracker: _Tracker, here: Path, config, overrides: dict, custom
     """:func:`hwemu_run`'s work: the config, the custom workloads, the run, the check."""
     import sys
 
-    from hwemu.config import Config, ConfigError, load_config, plain
-    from hwemu.config.source import config_path
+    from hwemu.config import Config, load_config, plain
     from hwemu.current import current_or_none
     from hwemu.runs import Run, report
 
@@ -273,10 +271,7 @@ def _run_scenario(tracker: _Tracker, here: Path, config, overrides: dict, custom
                 item["function"] = _workload_name(item["function"], modules)
             entries.append(item)
         dotted["run.custom"] = entries
-    search = [str(here), str(tracker.config.rootpath)]
-    if isinstance(source, (str, Path)):   # the config's own directory first
-        with contextlib.suppress(ConfigError):   # loading it says what is wrong
-            search.insert(0, os.path.dirname(os.path.abspath(config_path(source))))
+    search = (str(here), str(tracker.config.rootpath))   # after the config's directory
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)   # type: ignore[arg-type]
     before = current_or_none()
@@ -285,7 +280,7 @@ def _run_scenario(tracker: _Tracker, here: Path, config, overrides: dict, custom
         if cfg.run is None:
             raise ValueError("hwemu_run: the config has no run: section; give one in "
                              "overrides, e.g. {'run': {'pools': [...]}}")
-        result = Run(cfg, tuple(search)).execute(signals=False)
+        result = Run(cfg, search).execute(signals=False)
     finally:
         for name, module in saved.items():
             if module is None:

@@ -82,7 +82,7 @@ class Run:
         self.timed_out = False               # stopped by time_out() (hwemu run --timeout)
         self.pools: dict[str, Pool] = {}
         self.customs = []
-        where = [*search, *_config_dir(config), os.getcwd()]
+        where = workload_path(config, search)
         for i, custom in enumerate(self.cfg.custom):
             try:
                 self.customs.append(workloads.import_function(custom.function, where))
@@ -414,10 +414,12 @@ class Run:
         }
 
 
-def _config_dir(config: Config) -> tuple[str, ...]:
-    """The directory of the file ``config`` was loaded from, if it was."""
+def workload_path(config: Config, search: tuple[str, ...] = ()) -> list[str]:
+    """Where a run of ``config`` imports its custom workloads from: the directory of
+    the file it was loaded from (if it was), then ``search``, then the current one."""
     source = getattr(config, "source_file", None)
-    return (os.path.dirname(os.path.abspath(source)),) if source else ()
+    here = [os.path.dirname(os.path.abspath(source))] if source else []
+    return [*here, *search, os.getcwd()]
 
 
 @dataclasses.dataclass

@@ -55,10 +55,9 @@ def run_job(config: str, overrides: dict[str, Any], seeds: dict[str, Any]) -> di
     the config's directory, as ``hwemu run`` does.
     """
     from ..config import load_config
-    from ..config.source import config_path
     from . import Run, report
     cfg = load_config(config, overrides={**overrides, **seeds})
-    run = Run(cfg, (os.path.dirname(os.path.abspath(config_path(config))),))
+    run = Run(cfg)
     result = run.execute(signals=False)
     result["totals"] = report.totals(result)
     for key in BULKY:
