@@ -197,27 +197,25 @@ def _lock_bug(lock: int, status: int) -> bug.KernelBug:
 def _acquire(lock: int, task: Task) -> None:
     """Take ``spinlock_t *lock`` for ``task``: a preemption point, then the word."""
     task.machine.sched.point(task)
-    if spin_trylock_word(lock, task.cpu.id, task.pid):
-        _spin(lock, task)
+    status = spin_trylock_word(lock, task.cpu.id, task.pid)
+    if status:
+        _spin(lock, task, status)
 
 
-def _spin(lock: int, task: Task) -> None:
-    """The word was not free: spin (yield) while another task holds it, or report the
-    bug the word shows."""
-    while True:
-        status = spin_trylock_word(lock, task.cpu.id, task.pid)
-        if status == BUSY:
-            # The holder slept with the lock held; it must run to release it.
-            task.machine.lock_spinners.setdefault(lock, []).append(task)
-            task.spinning_on = lock
-            try:
-                task.machine.sched.block(task)
-            finally:
-                task.spinning_on = None
-        elif status:
+def _spin(lock: int, task: Task, status: int) -> None:
+    """The word was not free (``status``): spin (yield) while another task holds it,
+    or report the bug the word shows."""
+    while status:
+        if status != BUSY:
             raise _lock_bug(lock, status)
-        else:
-            return
+        # The holder slept with the lock held; it must run to release it.
+        task.machine.lock_spinners.setdefault(lock, []).append(task)
+        task.spinning_on = lock
+        try:
+            task.machine.sched.block(task)
+        finally:
+            task.spinning_on = None
+        status = spin_trylock_word(lock, task.cpu.id, task.pid)
 
 
 def _release(lock: int, task: Task) -> None:
@@ -261,8 +259,9 @@ def task_lock_irqsave(lock: int, task: Task) -> bool:
     """:func:`spin_lock_irqsave` for code that has ``current`` at hand already
     (:func:`_acquire` written out: the pools' hot path)."""
     task.machine.sched.point(task)
-    if spin_trylock_word(lock, task.cpu.id, task.pid):
-        _spin(lock, task)
+    status = spin_trylock_word(lock, task.cpu.id, task.pid)
+    if status:
+        _spin(lock, task, status)
     flags, task.irqs_off = task.irqs_off, True
     task.preempt_count += PREEMPT_OFFSET
     return flags
