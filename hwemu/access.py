@@ -41,13 +41,19 @@ _FILL_CHUNK = 1 << 16   # memset writes at most this much fill at a time
 _current_space = _current_space_var.get   # the space current's machine owns, or None
 
 
+# Modules that make accesses on behalf of their callers: an oops names the caller
+# (hwemu.kbuild adds the calls of kernel C).
+INTERNAL: set[str] = set()
+
+
 def _oops(addr: int, write: bool, why: str, machine) -> bug.Oops:
     """The page-fault oops for ``addr``, printed on ``machine`` (or the caller's)."""
     task = current_on(machine) if machine else current_or_none()
     if task is None or task.machine.down:
         return bug.Oops(f"unable to handle page fault for address: {addr:#x} ({why})")
     frame = bug.caller(1)
-    while frame.f_globals is globals() and frame.f_back:  # attribute it to our caller
+    while (frame.f_globals is globals() or frame.f_globals.get("__name__") in INTERNAL) \
+            and frame.f_back:  # attribute it to our caller
         frame = frame.f_back
     return bug.page_fault_report(task.machine, task, addr, write, frame, why)
 

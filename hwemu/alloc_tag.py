@@ -51,10 +51,17 @@ class AllocTags:
         key = (frame.f_code, frame.f_lineno)
         tag = self._tags.get(key)
         if tag is None:
+            tag = self.tag_of(source_path(frame.f_code.co_filename), frame.f_lineno,
+                              frame.f_code.co_name, key)
+        return tag
+
+    def tag_of(self, file: str, line: int, function: str, key=None) -> AllocTag:
+        """The tag of a call site given by name (kernel C's ``alloc_hooks()``)."""
+        key = key or (file, line)
+        tag = self._tags.get(key)
+        if tag is None:
             with self._lock:
-                tag = self._tags.setdefault(key, AllocTag(
-                    source_path(frame.f_code.co_filename), frame.f_lineno,
-                    frame.f_code.co_name))
+                tag = self._tags.setdefault(key, AllocTag(file, line, function))
         return tag
 
     def call(self, task, frame, fn, *args, **kwargs):

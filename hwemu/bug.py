@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from types import CodeType, FrameType
+from typing import Any
 
 from .current import current
 from .errors import *  # noqa: F403  the exceptions: bug.KernelBug and the like
@@ -98,6 +99,13 @@ _IRQ_EDGES = {False: (" __handle_irq_event_percpu+0x0/0x0", " asm_common_interru
               True: (" handle_softirqs+0x0/0x0", " asm_sysvec_apic_timer_interrupt+0x0/0x0")}
 
 
+# Frames through which kernel C called Python (hwemu.kbuild): their code objects, and
+# what shows the C frames below one ((symbol, location) pairs, innermost first). Set
+# when hwemu.kbuild loads its runtime; until then no frame is one.
+NATIVE_ENTRY: set = set()
+native_frames: Any = None
+
+
 def source_path(filename: str) -> str:
     """A short path for a frame: relative to the project or cwd when inside them."""
     for base in (_ROOT, os.getcwd()):
@@ -126,12 +134,27 @@ def code_symbol(code: CodeType, lasti: int) -> str:
     return f"{code.co_name}+{lasti:#x}/{len(ops):#x}"
 
 
+def _native_top(frame: FrameType) -> tuple[str, str] | None:
+    """Where C called Python, if ``frame`` is such a place: the symbol of the function
+    running there (what inlined into it is not one) and the innermost line."""
+    if frame.f_code in NATIVE_ENTRY:
+        frames = native_frames(frame)
+        if frames:
+            sym = next((s for s, loc in frames if not loc.endswith("[inline]")), frames[0][0])
+            return sym, frames[0][1].removesuffix(" [inline]")
+    return None
+
+
 def symbol(frame: FrameType) -> str:
-    """``%pS`` of a Python frame: ``func+0xOFF/0xSIZE``."""
-    return code_symbol(frame.f_code, frame.f_lasti)
+    """``%pS`` of a frame: ``func+0xOFF/0xSIZE`` (of the C code, where C called)."""
+    top = _native_top(frame)
+    return top[0] if top else code_symbol(frame.f_code, frame.f_lasti)
 
 
 def location(frame: FrameType) -> str:
+    top = _native_top(frame)
+    if top:
+        return top[1]
     return f"{source_path(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
@@ -148,6 +171,10 @@ def stack_lines(frame: FrameType | None, depth: int = STACK_DEPTH) -> list[list[
             irq_end, task_start = _IRQ_EDGES[bool(frame.f_locals.get("softirq"))]
             stacks[-1].append(irq_end)
             stacks.append([task_start])
+        elif frame.f_code in NATIVE_ENTRY:
+            for sym, loc in native_frames(frame):
+                stacks[-1].append(f" {sym} {loc}")
+                shown += 1
         elif frame.f_code not in STACK_INLINE:
             stacks[-1].append(f" {symbol(frame)} {location(frame)}")
             shown += 1
@@ -172,10 +199,14 @@ def header(machine, task) -> list[str]:
             f"Hardware name: hwemu {machine.name}, BIOS hwemu"]
 
 
-def call_trace(frame: FrameType | None, first: str | None = None) -> list[str]:
-    """``Call Trace:`` block; ``first`` names an emulator-internal top frame. Frames of
-    an interrupt handler come first, between ``<IRQ>`` and ``</IRQ>``."""
-    *irqs, task = stack_lines(frame)
+def call_trace(frame: FrameType | None, first: str | None = None,
+               skip: int = 0) -> list[str]:
+    """``Call Trace:`` block; ``first`` names an emulator-internal top frame, ``skip``
+    drops the innermost lines. Frames of an interrupt handler come first, between
+    ``<IRQ>`` and ``</IRQ>``."""
+    lines = stack_lines(frame)
+    del lines[0][:skip]
+    *irqs, task = lines
     stacks = [*[("IRQ", lines) for lines in irqs], ("TASK", task)]
     if first:
         stacks[0][1].insert(0, f" {first}")
@@ -201,7 +232,8 @@ def _die(machine, task, first_lines: list[str], frame: FrameType, kind: str,
         f"Oops: {kind} [#{n}] {machine.oops_flags}",
         *header(machine, task),
         f"RIP: 0010:{symbol(frame)}",
-        *call_trace(frame.f_back),
+        *(call_trace(frame, skip=1) if frame.f_code in NATIVE_ENTRY else
+          call_trace(frame.f_back)),
         "Modules linked in:",
         *trailer,
         END_TRACE,

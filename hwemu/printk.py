@@ -47,6 +47,16 @@ class LogBuf:
         if self._console:
             sys.stderr.write("".join(_stamp(ts, line) + "\n" for line in lines))
 
+    def cont(self, text: str) -> None:
+        """``pr_cont()``: ``text`` continues the last record (a new one if none)."""
+        with self._lock:
+            if self._records:
+                ts, level, line = self._records.pop()
+                self._records.append((ts, level, line + text.rstrip("\n")))
+                self._bytes += len(text.rstrip("\n"))
+                return
+        self.printk(text)
+
     def dmesg(self) -> str:
         """The ring as ``dmesg`` prints it: ``[    1.234567] text`` per line."""
         with self._lock:

@@ -94,6 +94,8 @@ class Task:
         self.make_it_fail = False  # /proc/<pid>/make-it-fail
         self.oom_victim = False    # tsk_is_oom_victim(): SIGKILLed by the OOM killer
         self.alloc_tag = None      # current->alloc_tag (memory allocation profiling)
+        self.c_waits: dict | None = None   # kernel C's wait entries (hwemu.kbuild)
+        self.c_tags: list | None = None    # and its alloc_hooks() tags, saved
         self.glet: Any = None      # its greenlet.greenlet
         self.timer: tuple | None = None     # the live entry of the machine's timers
         self.observer = False      # only watches (joins, samples): its timeouts wake no one

@@ -14,8 +14,9 @@ import sys
 import threading
 from array import array
 from types import CodeType, FrameType
+from typing import Any
 
-from .bug import STACK_BOTTOM, STACK_INLINE, code_symbol, source_path
+from .bug import NATIVE_ENTRY, STACK_BOTTOM, STACK_INLINE, code_symbol, source_path
 
 
 def python_stack_key(skip: int, depth: int) -> bytes:
@@ -38,6 +39,12 @@ except ImportError:
 if os.environ.get("HWEMU_PURE") == "1":
     stack_key = python_stack_key
 
+# Kernel C's frames (set by hwemu.kbuild when it loads): the return addresses of the C
+# running below the caller, as bytes (empty when no C runs), and the lines of the
+# ``nth`` stretch of C in such bytes.
+native_key: Any = None
+native_lines: Any = None
+
 STACK_DEPTH = 8
 MAX_STACKS = 1 << 16
 _STOP = ("threading.py", "_pytest", "pluggy")
@@ -50,12 +57,14 @@ class StackDepot:
         self.depth = depth
         self.max_stacks = max_stacks
         self._handles: dict[tuple, int] = {}
-        self._stacks: list[tuple] = [()]   # handle 0: no stack
+        self._stacks: list[tuple] = [()]   # handle 0: no stack; each ends with its C
         self._lock = threading.Lock()
 
     def save(self, skip: int = 1) -> int:
         """``stack_depot_save()`` of the caller's stack, ``skip`` frames above this one."""
         key = stack_key(skip + 1, self.depth)
+        native = native_key() if native_key is not None else b""
+        key += native
         handle = self._handles.get(key)
         if handle is not None:
             return handle
@@ -70,19 +79,23 @@ class StackDepot:
                 if len(self._stacks) > self.max_stacks:
                     return 0
                 handle = len(self._stacks)
-                self._stacks.append(tuple(stack))
+                self._stacks.append((*stack, native))
                 self._handles[key] = handle
         return handle
 
     def lines(self, handle: int) -> list[str]:
         """``stack_depot_print()``: one `` func+0xOFF/0xSIZE file:line`` per frame."""
         out = []
-        stack = self._stacks[handle]
+        *stack, native = self._stacks[handle] or (b"",)
+        nth = 0
         for code, lasti in zip(stack[::2], stack[1::2]):
             path = source_path(code.co_filename)
             if any(stop in path for stop in _STOP) or code in STACK_BOTTOM:
                 break
-            if code not in STACK_INLINE:
+            if code in NATIVE_ENTRY:
+                out += native_lines(native, nth)
+                nth += 1
+            elif code not in STACK_INLINE:
                 out.append(f" {code_symbol(code, lasti)} {path}:{_line(code, lasti)}")
         return out
 

@@ -524,12 +524,18 @@ def _fill(value: int, n: int) -> bytes:
     return b
 
 
+# Modules whose frames are never where a bad access was made: KASAN's own, and those
+# that stand for an access made elsewhere (hwemu.kbuild adds its calls from C).
+INTERNAL: tuple[str, ...] = ("hwemu.kasan",)
+
+
 def _caller_outside(*modules: str):
-    """The innermost frame whose module is not one of ``modules`` (nor ``hwemu.kasan``):
-    where the bad access or free was made, as ``_RET_IP_`` would name it."""
+    """The innermost frame whose module is not one of ``modules`` (nor
+    :data:`INTERNAL`): where the bad access or free was made, as ``_RET_IP_`` would
+    name it."""
     frame = sys._getframe(1)
     while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
-            modules + ("hwemu.kasan",)):
+            modules + INTERNAL):
         frame = frame.f_back
     return frame
 

@@ -1,0 +1,393 @@
+/*
+ * The runtime every module compiled by hwemu.kbuild reaches hwemu through: one shared
+ * object per process, built by cffi like the modules (see hwemu/kbuild/build.py).
+ *
+ * - struct hw_rt (hwemu/include/hwemu/rt.h): the table of calls into hwemu. Its calls
+ *   into Python (the generated rt_<name> functions below) keep the GIL held, as the
+ *   whole machine does, and run with no guard active.
+ * - Guards: every call from Python into a module goes through a generated wrapper that
+ *   pushes a guard (a jmp_buf on its stack). A Python call that raised, or a fault in C
+ *   (SIGSEGV/SIGBUS while a guard is active), unwinds to the innermost guard, whose
+ *   wrapper raises the Python exception to its caller: an oops in C never kills the
+ *   process. The innermost guard is per thread, saved and restored around each call
+ *   into Python, because a task switch there runs another task's C.
+ * - KASAN: the check of an instrumented access (__asan_* in each module call
+ *   rt_asan_check): an access of the always-mapped direct map whose shadow is clean is
+ *   done in C; anything else goes to hwemu's own check (the region table, then KASAN),
+ *   which reports or oopses. What the machine is (its direct map, its shadow) is read
+ *   once per machine, when the running context's machine changes.
+ * - The spinlock word (kernel/locking/spinlock_debug.c's checks on spinlock_t), done in
+ *   C on any memory: a module's lock may be in its own data.
+ */
+#include <execinfo.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include "hwemu/guard.h"
+
+static __thread struct hw_guard *hw_top;
+static __thread int hw_depth;     /* calls from Python into C under way */
+
+/* The Python exception a call into Python raised, held until a wrapper raises it. */
+static PyObject *hw_exc;
+
+/* ------------------------------------------------------------ the machine */
+
+struct hw_machine {
+    PyObject *space;          /* the hwemu.vmem.AddressSpace this was read from */
+    uintptr_t lo, hi;         /* the direct map: always mapped while the machine is up */
+    uintptr_t shadow;         /* KASAN_SHADOW_OFFSET; 0: no KASAN */
+};
+
+static PyObject *hw_space_var;          /* hwemu.current._current_space */
+static struct hw_machine hw_mach;
+
+/* What the running context's machine is: re-read (from Python) when it changed. */
+static inline struct hw_machine *hw_machine_now(void)
+{
+    PyObject *space = NULL;
+    if (hw_space_var != NULL && PyContextVar_Get(hw_space_var, NULL, &space) == 0) {
+        Py_XDECREF(space);   /* the context holds it; only its identity is compared */
+        if (space != hw_mach.space && space != NULL) {
+            hw_py_bind_machine();
+            hw_mach.space = space;
+        }
+    } else {
+        PyErr_Clear();
+    }
+    return &hw_mach;
+}
+
+static void hw_set_machine(uintptr_t lo, uintptr_t hi, uintptr_t shadow)
+{
+    hw_mach.lo = lo;
+    hw_mach.hi = hi;
+    hw_mach.shadow = shadow;
+}
+
+static void hw_forget_machine(void)
+{
+    hw_mach.space = NULL;
+    hw_set_machine(0, 0, 0);
+}
+
+static void hw_init(uintptr_t space_var)
+{
+    hw_space_var = (PyObject *)space_var;
+    Py_INCREF(hw_space_var);
+}
+
+/* ------------------------------------------------------------ guards */
+
+static void hw_guard_push(struct hw_guard *g)
+{
+    g->prev = hw_top;
+    hw_top = g;
+    hw_depth++;
+}
+
+static void hw_guard_pop(struct hw_guard *g)
+{
+    hw_top = g->prev;
+    hw_depth--;
+}
+
+static int hw_in_c(void)
+{
+    return hw_depth > 0;
+}
+
+/* The wrapper of guard `g` came back through its jmp_buf (`how`: 1 raised, 2 fault):
+ * pop it, and set the Python exception; returns NULL for the wrapper to return. */
+static PyObject *hw_guard_raise(struct hw_guard *g, int how)
+{
+    hw_top = g->prev;
+    hw_depth--;
+    if (how == 2)
+        hw_py_fault(g->addr, g->write, g->ip);   /* makes the oops and sets hw_exc */
+    if (hw_exc == NULL) {
+        PyErr_SetString(PyExc_SystemError, "hwemu.kbuild: C unwound with no exception");
+        return NULL;
+    }
+    PyObject *exc = hw_exc;
+    hw_exc = NULL;
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* Python raised `exc_addr` (a PyObject *) in a call from C: keep it for the wrapper. */
+static void hw_set_exception(uintptr_t exc_addr)
+{
+    PyObject *exc = (PyObject *)exc_addr;
+    Py_INCREF(exc);
+    Py_XSETREF(hw_exc, exc);
+}
+
+static inline struct hw_guard *hw_cb_enter(void)
+{
+    struct hw_guard *saved = hw_top;
+    hw_top = NULL;   /* a fault in Python is no fault of the module's */
+    return saved;
+}
+
+static inline void hw_cb_leave(struct hw_guard *saved)
+{
+    hw_top = saved;
+    if (hw_exc != NULL && saved != NULL)
+        longjmp(saved->env, 1);
+}
+
+/* ------------------------------------------------------------ faults */
+
+static struct sigaction hw_old_segv, hw_old_bus;
+
+static void hw_on_fault(int sig, siginfo_t *info, void *uctx)
+{
+    struct hw_guard *g = hw_top;
+    if (g != NULL) {
+        g->addr = (uintptr_t)info->si_addr;
+#if defined(__x86_64__)
+        g->write = (((ucontext_t *)uctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+        g->ip = ((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP];
+#else
+        g->write = 0;
+        g->ip = 0;
+#endif
+        longjmp(g->env, 2);   /* SA_NODEFER: the signal is not left blocked */
+    }
+    /* Not ours: give it to whoever had it (Python's faulthandler, or the default). */
+    struct sigaction *old = sig == SIGSEGV ? &hw_old_segv : &hw_old_bus;
+    if (old->sa_flags & SA_SIGINFO && old->sa_sigaction != NULL) {
+        old->sa_sigaction(sig, info, uctx);
+        return;
+    }
+    if (old->sa_handler != SIG_IGN && old->sa_handler != SIG_DFL) {
+        old->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);   /* the faulting instruction runs again and kills us */
+}
+
+static int hw_install_fault_handler(void)
+{
+    struct sigaction sa, cur;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = hw_on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && cur.sa_sigaction == hw_on_fault)
+        return 0;   /* still ours */
+    if (sigaction(SIGSEGV, &sa, &hw_old_segv) || sigaction(SIGBUS, &sa, &hw_old_bus))
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ KASAN */
+
+#define HW_GRANULE_SHIFT 3
+#define HW_GRANULE_MASK 7u
+
+static inline int hw_shadow_clean(uintptr_t shadow, uintptr_t addr, size_t n)
+{
+    uintptr_t last = addr + n - 1;
+    const int8_t *p = (const int8_t *)(shadow + (addr >> HW_GRANULE_SHIFT));
+    const int8_t *q = (const int8_t *)(shadow + (last >> HW_GRANULE_SHIFT));
+    for (; p < q; p++)
+        if (*p)
+            return 0;
+    return *q == 0 || (*q > 0 && (int)(last & HW_GRANULE_MASK) < *q);
+}
+
+/* The host memory kernel C may touch besides the machine's: the modules' own (their
+ * data, their string constants, this runtime's table) and the running thread's stack
+ * (every task's: tasks are greenlets, which run on their thread's stack). */
+static struct { uintptr_t lo, hi; } hw_host[256];
+static int hw_nhost;
+static __thread uintptr_t hw_stack_lo, hw_stack_hi;
+
+static void hw_add_host_range(uintptr_t lo, uintptr_t hi)
+{
+    if (hw_nhost < (int)(sizeof(hw_host) / sizeof(hw_host[0]))) {
+        hw_host[hw_nhost].lo = lo;
+        hw_host[hw_nhost].hi = hi;
+        hw_nhost++;
+    }
+}
+
+static int hw_host_memory(uintptr_t addr, size_t size)
+{
+    if (hw_stack_hi == 0) {
+        pthread_attr_t attr;
+        void *base;
+        size_t len;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            if (pthread_attr_getstack(&attr, &base, &len) == 0) {
+                hw_stack_lo = (uintptr_t)base;
+                hw_stack_hi = (uintptr_t)base + len;
+            }
+            pthread_attr_destroy(&attr);
+        }
+    }
+    if (addr >= hw_stack_lo && addr < hw_stack_hi && size <= hw_stack_hi - addr)
+        return 1;
+    for (int i = 0; i < hw_nhost; i++)
+        if (addr >= hw_host[i].lo && addr < hw_host[i].hi && size <= hw_host[i].hi - addr)
+            return 1;
+    return 0;
+}
+
+/* check_region_inline() for kernel C: done here when the access is in the direct map
+ * and its shadow is clean, or in the C code's own memory; else by hwemu (which
+ * reports, or oopses and unwinds). */
+static void hw_asan_check(uintptr_t addr, size_t size, int write, uintptr_t ip)
+{
+    struct hw_machine *m = hw_machine_now();
+    if (size == 0)
+        return;
+    if (addr >= m->lo && addr < m->hi && size <= m->hi - addr) {
+        if (m->shadow == 0 || hw_shadow_clean(m->shadow, addr, size))
+            return;
+    } else if (hw_host_memory(addr, size)) {
+        return;
+    }
+    rt_check_access(addr, size, write, ip);
+}
+
+static int hw_kasan_enabled(void)
+{
+    return hw_machine_now()->shadow != 0;
+}
+
+/* ------------------------------------------------------------ spinlock_t */
+
+/* The layout and answers of hwemu/spinlock.py's word operations (its twins). */
+struct hw_spinlock { uint32_t raw, magic, owner_cpu, pad; uint64_t owner; };
+enum { HW_BUSY = 1, HW_WAITERS, HW_BAD_MAGIC, HW_RECURSION, HW_CPU_RECURSION,
+       HW_ALREADY_UNLOCKED, HW_WRONG_OWNER, HW_WRONG_CPU };
+#define HW_SPINLOCK_MAGIC 0xdead4eadu
+
+static int hw_word_trylock(uintptr_t lock, unsigned int cpu, uint64_t owner)
+{
+    struct hw_spinlock *l = (struct hw_spinlock *)lock;
+    if (l->magic != HW_SPINLOCK_MAGIC)
+        return HW_BAD_MAGIC;
+    if (l->owner == owner)
+        return HW_RECURSION;
+    if (l->owner_cpu == cpu)
+        return HW_CPU_RECURSION;
+    if (l->raw) {
+        l->raw = 2;
+        return HW_BUSY;
+    }
+    l->raw = 1;
+    l->owner_cpu = cpu;
+    l->owner = owner;
+    return 0;
+}
+
+static int hw_word_unlock(uintptr_t lock, unsigned int cpu, uint64_t owner)
+{
+    struct hw_spinlock *l = (struct hw_spinlock *)lock;
+    if (l->magic != HW_SPINLOCK_MAGIC)
+        return HW_BAD_MAGIC;
+    if (!l->raw)
+        return HW_ALREADY_UNLOCKED;
+    if (l->owner != owner)
+        return HW_WRONG_OWNER;
+    if (l->owner_cpu != cpu)
+        return HW_WRONG_CPU;
+    int waiters = l->raw == 2;
+    l->raw = 0;
+    l->owner_cpu = 0xffffffffu;
+    l->owner = ~(uint64_t)0;
+    return waiters ? HW_WAITERS : 0;
+}
+
+static void hw_word_init(uintptr_t lock)
+{
+    struct hw_spinlock *l = (struct hw_spinlock *)lock;
+    l->raw = 0;
+    l->magic = HW_SPINLOCK_MAGIC;
+    l->owner_cpu = 0xffffffffu;
+    l->owner = ~(uint64_t)0;
+}
+
+/* ------------------------------------------------------------ printk, stacks */
+
+/* vprintk() with the kernel's %p extensions hwemu knows: %pS/%ps/%pB name a symbol,
+ * every other %p<x> prints the pointer; the text goes to the machine's log. */
+static void hw_vprintk(int level, const char *fmt, va_list ap)
+{
+    char out[1024], spec[32], sym[256];
+    size_t n = 0;
+    const char *p = fmt;
+    va_list aq;
+    va_copy(aq, ap);
+    while (*p && n < sizeof(out) - 1) {
+        if (*p != '%') {
+            out[n++] = *p++;
+            continue;
+        }
+        /* one conversion: copy its spec, format it alone */
+        size_t k = 0;
+        spec[k++] = *p++;
+        while (*p && strchr("-+ #0123456789.*hlLqjzt", *p) && k < sizeof(spec) - 2)
+            spec[k++] = *p++;
+        char conv = *p ? *p++ : 0;
+        spec[k++] = conv;
+        spec[k] = 0;
+        int w = 0;
+        size_t room = sizeof(out) - n;
+        if (conv == '%') {
+            w = snprintf(out + n, room, "%%");
+        } else if (conv == 'p') {
+            void *ptr = va_arg(aq, void *);
+            if (*p == 'S' || *p == 's' || *p == 'B') {
+                int with_offset = *p != 's';
+                p++;
+                rt_symbolize((uintptr_t)ptr, sym, sizeof(sym));
+                if (!with_offset) {
+                    char *plus = strchr(sym, '+');
+                    if (plus)
+                        *plus = 0;
+                }
+                w = snprintf(out + n, room, "%s", sym);
+            } else {
+                while (*p && strchr("xKRrhbMmIiEUdDgGNOoCFfVaA", *p))
+                    p++;   /* %px, %pK, ...: the address itself */
+                w = snprintf(out + n, room, "%016lx", (unsigned long)(uintptr_t)ptr);
+            }
+        } else if (strchr("diouxXc", conv)) {
+            int longs = 0, sizet = 0;
+            for (size_t i = 1; i < k - 1; i++) {
+                longs += spec[i] == 'l' || spec[i] == 'q' || spec[i] == 'L';
+                sizet |= spec[i] == 'z' || spec[i] == 't' || spec[i] == 'j';
+            }
+            if (longs || sizet)
+                w = snprintf(out + n, room, spec, va_arg(aq, long long));
+            else
+                w = snprintf(out + n, room, spec, va_arg(aq, int));
+        } else if (conv == 's') {
+            w = snprintf(out + n, room, spec, va_arg(aq, const char *));
+        } else {
+            w = snprintf(out + n, room, "%s", spec);
+        }
+        if (w > 0)
+            n += (size_t)w < room ? (size_t)w : room - 1;
+    }
+    va_end(aq);
+    out[n] = 0;
+    rt_printk(level, out);
+}
+
+/* The return addresses of the running C stack, innermost first. */
+static int hw_backtrace(uintptr_t *pcs, int max)
+{
+    return backtrace((void **)pcs, max);
+}
