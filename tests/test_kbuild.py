@@ -300,3 +300,13 @@ def test_explorer_finds_the_race_in_c_and_replays_it():
     with pytest.raises(hwemu.ExploreFailure) as again:
         eval(failure.replay, {"hwemu": hwemu, module: sys.modules[__name__]})  # noqa: S307
     assert again.value.problems == failure.problems
+
+
+def test_the_readmes_c_excerpt_is_blkdrv():
+    """README's "Testing your driver's C code" shows C from blkdrv.c (its Python block
+    is run by tests/test_readme.py)."""
+    readme = (HERE.parent / "README.md").read_text()
+    section = readme.split("## Testing your driver's C code\n", 1)[1].split("\n## ", 1)[0]
+    [excerpt] = re.findall(r"```c\n(.*?)```\n", section, re.S)
+    assert excerpt in BLKDRV.read_text()
+    assert f"blkdrv.c:{line_of('blkdrv: use after free')} [inline]" in section
