@@ -61,6 +61,7 @@ struct hw_rt {
 	__UINTPTR_TYPE__ (*alloc_tag_push)(const char *file, int line, const char *func);
 	void (*alloc_tag_pop)(__UINTPTR_TYPE__ saved);
 	__UINTPTR_TYPE__ (*run_in_interrupt)(__UINTPTR_TYPE__ fn, __UINTPTR_TYPE__ arg, int softirq);
+	long (*workload)(int what, const char *name, long n);
 };
 
 extern const struct hw_rt *__hw_rt;
