@@ -96,6 +96,7 @@ class Task:
         self.alloc_tag = None      # current->alloc_tag (memory allocation profiling)
         self.c_waits: dict | None = None   # kernel C's wait entries (hwemu.kbuild)
         self.c_tags: list | None = None    # and its alloc_hooks() tags, saved
+        self.c_run: Any = None             # the run's CustomTask of a C workload
         self.glet: Any = None      # its greenlet.greenlet
         self.timer: tuple | None = None     # the live entry of the machine's timers
         self.observer = False      # only watches (joins, samples): its timeouts wake no one

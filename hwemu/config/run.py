@@ -100,11 +100,15 @@ def _gfp_mask(value: str) -> str:
 
 
 def _callable_name(value: str) -> str:
-    """``module:function``: checked for shape here, imported when the run starts."""
+    """``module:function`` or ``file.c:function`` (kernel C, hwemu.kbuild): checked for
+    shape here, imported (or compiled) when the run starts."""
     module, _, function = value.partition(":")
+    if module.endswith(".c") and function.isidentifier():
+        return value
     if not (module and function.isidentifier()
             and all(part.isidentifier() for part in module.split("."))):
-        raise ValueError(f"'{value}' is not module:function, e.g. mydriver:stress")
+        raise ValueError(f"'{value}' is not module:function or file.c:function, "
+                         "e.g. mydriver:stress")
     return value
 
 
@@ -254,7 +258,10 @@ class CustomConfig(BaseModel):
     model_config = _MODEL_CONFIG
 
     function: CallableName = Field(
-        description="module:function, imported from the config's directory or sys.path.")
+        description="module:function, imported from the config's directory or sys.path; "
+                    "or file.c:function, kernel C compiled against hwemu's headers when "
+                    "the run starts (its function takes no argument; see "
+                    "hwemu/workload.h).")
     tasks: int = Field(default=1, ge=1, le=64, description="Tasks running it, one CPU each.")
     args: dict[str, Any] = Field(default_factory=dict,
                                  description="Passed as run.args.")

@@ -110,6 +110,19 @@ class KasanConfig(BaseModel):
     )
 
 
+class MempoolConfig(BaseModel):
+    """Which mempool implementation runs."""
+
+    model_config = _MODEL_CONFIG
+
+    source: str | None = Field(
+        default=None,
+        description="A kernel tree's mm/mempool.c (6.19 or 7.0, relative to the config's "
+        "directory) to compile against hwemu's headers and run instead of the Python "
+        "port (hwemu.kbuild.use_mempool); null: the port.",
+    )
+
+
 class DebugConfig(BaseModel):
     """Kernel debug options fixed at build time."""
 
@@ -562,6 +575,8 @@ class Config(BaseModel):
         description="Fault injection: failslab, fail_page_alloc, fail_mempool_alloc.",
     )
     vm: VmConfig = Field(default_factory=VmConfig, description="Page allocator sysctls.")
+    mempool: MempoolConfig = Field(default_factory=MempoolConfig,
+                                   description="The mempool implementation.")
     debug: DebugConfig = Field(default_factory=DebugConfig,
                                description="Kernel debug options (Kconfig).")
     run: RunConfig | None = Field(default=None, description="The scenario `hwemu run` "

@@ -42,6 +42,7 @@ class _Runtime:
         mod = runtime()
         self.ffi, self.lib = mod.ffi, mod.lib
         native.rt = symbols.rt = self
+        self.symbols = symbols
         self._held: list[BaseException] = []
         for c in calls():
             self.ffi.def_extern(name=f"hw_py_{c.name}", onerror=self._onerror)(
@@ -120,6 +121,7 @@ class Module:
         self.lib.hw_bind_rt(rt.address)
         self._functions: dict[str, Any] = _pyobject(self.lib.hw_exports())
         self.exports = [e["name"] for e in meta["exports"]]
+        self.bulk_params = ""   # set by use_mempool(): the form of mempool_alloc_bulk
         self._dll = ctypes.CDLL(str(path))
         from .symbols import add_module
         add_module(str(path))
@@ -194,7 +196,7 @@ def load(sources: str | Path | Iterable[str | Path], *, kasan: bool | None = Non
     return module
 
 
-def use_mempool(path: str | Path, **kwargs) -> Module:
+def use_mempool(path: str | Path | None, **kwargs) -> Module | None:
     """Compile a tree's ``mm/mempool.c`` and make the ``mempool`` package call it."""
     from .mempool_c import use_mempool as _use
-    return _use(path, **kwargs)
+    return _use(path, load, **kwargs)

@@ -94,8 +94,11 @@ def _cffi_build(name: str, glue: str, cdef: str, workdir: Path, **kwargs) -> Pat
     from cffi import recompiler
     ffi = cffi.FFI()
     ffi.cdef(cdef)
-    ffi.set_source(name, glue, include_dirs=[str(GENERATED), str(INCLUDE)],
-                   extra_compile_args=["-O2", "-g"], py_limited_api=False, **kwargs)
+    # hwemu's headers only for "hwemu/...": on the <...> path, its linux/ would stand
+    # in for the system's in the C library's headers.
+    ffi.set_source(name, glue, py_limited_api=False, **kwargs,
+                   extra_compile_args=["-O2", "-g", "-iquote", str(GENERATED),
+                                       "-iquote", str(INCLUDE)])
     # The glue uses METH_FASTCALL and context variables: the full C API, not the
     # limited one cffi writes for by default (its one switch is this global).
     saved, recompiler.USE_LIMITED_API = recompiler.USE_LIMITED_API, False

@@ -101,6 +101,8 @@ def _table() -> list[Call]:
         # interrupts
         Call("uintptr_t", "run_in_interrupt", "uintptr_t fn, uintptr_t arg, int softirq",
              n.run_in_interrupt),
+        # a run's custom workload in C (hwemu/workload.h)
+        Call("long", "workload", "int what, const char *name, long n", n.workload),
     ]
 
 

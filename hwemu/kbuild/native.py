@@ -110,9 +110,8 @@ def _nothing(space, off: int) -> None:
 def fault(addr: int, write: int, ip: int) -> None:
     """A fault in C (``ip``, unwound to the call from Python already): the page-fault
     oops, raised."""
-    from . import symbols
     task = current()
-    with symbols.faulted_at(ip):
+    with rt.symbols.faulted_at(ip):
         raise _bug.page_fault_report(task.machine, task, addr, bool(write), _c_frame(),
                                      "not-present page")
 
@@ -282,8 +281,7 @@ def might_sleep(file, line: int) -> None:
 
 
 def symbolize(addr: int, buf, size: int) -> int:
-    from . import symbols
-    name = symbols.symbol(addr).encode()[:size - 1]
+    name = rt.symbols.symbol(addr).encode()[:size - 1]
     rt.ffi.memmove(buf, name + b"\0", len(name) + 1)
     return len(name)
 
@@ -343,6 +341,28 @@ def alloc_tag_pop(pushed: int) -> None:
 
 def run_in_interrupt(fn: int, arg: int, softirq: int) -> int:
     return sched.run_in_interrupt(rt.call, fn, arg, softirq=bool(softirq))
+
+
+WL_STOPPING, WL_COUNT, WL_POOL, WL_ARG = range(4)   # hwemu/workload.h
+
+
+def workload(what: int, name, n: int) -> int:
+    """A C workload's view of its run (hwemu.runs.workloads.CustomTask)."""
+    run = current().c_run
+    if run is None:
+        raise RuntimeError("hwemu/workload.h: called outside a run's C workload")
+    if what == WL_STOPPING:
+        return int(run.stopping())
+    key = _str(name)
+    if what == WL_COUNT:
+        run.count(key, n)
+        return 0
+    if what == WL_POOL:
+        if key not in run.pools:
+            raise KeyError(f"hwemu_pool({key!r}): the run has pools {sorted(run.pools)}")
+        return run.pools[key]
+    value = run.args.get(key, n)
+    return int(value)
 
 
 # The calls are the kernel's functions seen from C: no frames of their own in stacks.

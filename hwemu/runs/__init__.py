@@ -23,6 +23,7 @@ import random
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import mempool
@@ -153,7 +154,26 @@ class Run:
         result["status"] = report.status(result)
         return result
 
+    def _mempool_source(self) -> Path | None:
+        """The config's ``mempool.source``, relative to the config's directory."""
+        source = self.config.mempool.source
+        if source is None:
+            return None
+        base = Path(getattr(self.config, "source_file", "") or ".").parent
+        return (base / source).resolve()
+
     def _run(self, progress) -> dict:
+        source = self._mempool_source()
+        if source is None:
+            return self._run_pools(progress)
+        from ..kbuild import use_mempool
+        use_mempool(source)
+        try:
+            return self._run_pools(progress)
+        finally:
+            use_mempool(None)
+
+    def _run_pools(self, progress) -> dict:
         self.clock = self.machine.clock
         for zone in self.machine.page_alloc.zones:
             zone.free_low = zone.free_pages

@@ -13,6 +13,7 @@ import collections
 import heapq
 import importlib
 import itertools
+from pathlib import Path
 
 import mempool
 
@@ -336,6 +337,8 @@ def import_function(name: str, search: list[str]):
     sys.path while the module is imported. Raises ImportError with the reason."""
     import sys
     module_name, _, attr = name.partition(":")
+    if module_name.endswith(".c"):
+        return CFunction(module_name, attr, search)
     saved = list(sys.path)
     sys.path[:0] = [d for d in search if d not in sys.path]
     try:
@@ -349,6 +352,33 @@ def import_function(name: str, search: list[str]):
     if not callable(fn):
         raise ImportError(f"{module_name} has no function {attr}")
     return fn
+
+
+class CFunction:
+    """A custom workload in kernel C (``file.c:function``): the file is found in the
+    search directories now, compiled (hwemu.kbuild, for the run's machine) when its
+    first task starts, and ``int function(void)`` runs as the task; it reaches its
+    :class:`CustomTask` through ``hwemu/workload.h``."""
+
+    def __init__(self, file: str, function: str, search: list[str]):
+        found = [Path(d) / file for d in search if (Path(d) / file).is_file()]
+        if not found:
+            raise ImportError(f"{file}: no such C file in {', '.join(search)}")
+        self.path, self.function = found[0].resolve(), function
+        self.__name__ = function
+
+    def __call__(self, task: "CustomTask") -> None:
+        from ..kbuild import load
+        module = load(self.path)
+        fn = getattr(module, self.function)
+        me = current()
+        me.c_run = task
+        try:
+            err = fn()
+        finally:
+            me.c_run = None
+        if err:
+            raise RuntimeError(f"{self.path.name}:{self.function}() returned {err}")
 
 
 class CustomTask:
