@@ -12,12 +12,18 @@
  * typed access, memset/memcpy, KASAN's shadow check and poisoning), bound to its twin;
  * space_register/space_update/space_unregister: hwemu/vmem.py's registry, mirrored;
  * set_current_space_var: which of its spaces the running context may access.
+ *
+ * TaskCore, SchedCore: the C bases of hwemu.sched.Task and Scheduler (hwemu/_core.h),
+ * whose fields kernel C reads directly (hwemu.kbuild).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
+
+#include "_core.h"
 
 #define MAX_DEPTH 64
 
@@ -821,9 +827,66 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "hwemu._speedups", NULL, -1, methods,
 };
 
+/* ------------------------------------------------------------ CPU state */
+
+#define CORE_TYPE(Name, T, FIELDS, DOC)                                                  \
+static int Name##_traverse(T *o, visitproc visit, void *arg)                             \
+{ FIELDS(Py_VISIT) return 0; }                                                           \
+static int Name##_clear(T *o)                                                            \
+{ FIELDS(Py_CLEAR) return 0; }                                                           \
+static void Name##_dealloc(T *o)                                                         \
+{                                                                                       \
+    PyTypeObject *tp = Py_TYPE(o);                                                      \
+    PyObject_GC_UnTrack(o);                                                             \
+    Name##_clear(o);                                                                    \
+    tp->tp_free((PyObject *)o);   /* a subclass's dealloc drops its type */          \
+}                                                                                       \
+static PyTypeObject Name##Type = {                                                      \
+    PyVarObject_HEAD_INIT(NULL, 0)                                                      \
+    .tp_name = "hwemu._speedups." #Name,                                                \
+    .tp_basicsize = sizeof(T),                                                          \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,          \
+    .tp_doc = DOC,                                                                      \
+    .tp_traverse = (traverseproc)Name##_traverse,                                       \
+    .tp_clear = (inquiry)Name##_clear,                                                  \
+    .tp_dealloc = (destructor)Name##_dealloc,                                           \
+    .tp_members = Name##_members,                                                       \
+    .tp_new = PyType_GenericNew,                                                        \
+};
+
+#define MEMBER(T, f) {#f, T_OBJECT_EX, offsetof(T, f), 0, NULL}
+#define TASK_FIELDS(X) X(o->preempt_count); X(o->irqs_off); X(o->pid); X(o->cpu_id); X(o->sched);
+#define SCHED_FIELDS(X) X(o->countdown); X(o->curr);
+
+static PyMemberDef TaskCore_members[] = {
+    MEMBER(hw_TaskCore, preempt_count), MEMBER(hw_TaskCore, irqs_off),
+    MEMBER(hw_TaskCore, pid), MEMBER(hw_TaskCore, cpu_id), MEMBER(hw_TaskCore, sched),
+    {NULL, 0, 0, 0, NULL},
+};
+static PyMemberDef SchedCore_members[] = {
+    MEMBER(hw_SchedCore, countdown), MEMBER(hw_SchedCore, curr),
+    {NULL, 0, 0, 0, NULL},
+};
+
+CORE_TYPE(TaskCore, hw_TaskCore, TASK_FIELDS,
+          "The CPU state of a task kernel C reads (hwemu/_core.h).")
+CORE_TYPE(SchedCore, hw_SchedCore, SCHED_FIELDS,
+          "The scheduler state kernel C reads (hwemu/_core.h).")
+
 PyMODINIT_FUNC PyInit__speedups(void)
 {
-    if (PyType_Ready(&TwinType) < 0)
+    if (PyType_Ready(&TwinType) < 0 || PyType_Ready(&TaskCoreType) < 0 ||
+            PyType_Ready(&SchedCoreType) < 0)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&TaskCoreType);
+    Py_INCREF(&SchedCoreType);
+    if (PyModule_AddObject(m, "TaskCore", (PyObject *)&TaskCoreType) < 0 ||
+            PyModule_AddObject(m, "SchedCore", (PyObject *)&SchedCoreType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

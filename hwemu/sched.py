@@ -30,6 +30,7 @@ for ever (a soft lockup).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
 from typing import Any, Callable
@@ -69,7 +70,26 @@ class CPU:
         self.task: Task | None = None
 
 
-class Task:
+class PyTaskCore:
+    """The CPU state of a task that kernel C reads directly (see hwemu/_core.h): the
+    twin of the C base ``hwemu._speedups.TaskCore``."""
+    __slots__ = ("preempt_count", "irqs_off", "pid", "cpu_id", "sched")
+
+
+class PySchedCore:
+    """The scheduler state kernel C reads directly: the twin of ``SchedCore``."""
+    __slots__ = ("countdown", "curr")
+
+
+try:   # the C bases, whose fields kernel C (hwemu.kbuild) reads; HWEMU_PURE=1: not
+    from ._speedups import SchedCore, TaskCore
+except ImportError:
+    TaskCore, SchedCore = PyTaskCore, PySchedCore
+if os.environ.get("HWEMU_PURE") == "1":
+    TaskCore, SchedCore = PyTaskCore, PySchedCore
+
+
+class Task(TaskCore):
     """``struct task_struct``: the parts the memory code and the scheduler look at.
 
     ``now`` is the clock of the task's CPU (ns since boot); ``kmap_idx`` is
@@ -82,6 +102,8 @@ class Task:
         self.pid = pid
         self.comm = comm[:TASK_COMM_LEN - 1]
         self.cpu = cpu
+        self.cpu_id = cpu.id
+        self.sched = machine.sched
         self.now = now
         self.state = TASK_RUNNING
         self.preempt_count = 0
@@ -139,7 +161,7 @@ class TaskHandle:
 
 # ---------------------------------------------------------------- the scheduler
 
-class Scheduler:
+class Scheduler(SchedCore):
     """The CPUs, tasks, run queue and timers of one machine.
 
     :param cfg: the ``machine.sched`` section of the config
@@ -212,7 +234,11 @@ class Scheduler:
         """Set the count of points after which the scheduler looks again, ``task``
         running: when the strategy is due, or at the point whose step reaches the next
         timer's expiry, whichever comes first."""
-        gap = self.timers.next_expiry - task.now
+        expiry = self.timers.next_expiry
+        if expiry == timer.NEVER:   # no timer: the strategy's count (no big-int math)
+            self.countdown = self._armed = self._left
+            return
+        gap = expiry - task.now
         horizon = -(-gap // self.step_cost) if gap > 0 else 1
         self.countdown = self._armed = min(self._left, horizon)
 
@@ -343,16 +369,18 @@ class Scheduler:
 
     def _consult(self, task: Task) -> None:
         self._credit()
-        if self._left > 0 and task.now < self.timers.next_expiry:
+        now = task.now
+        if now >= self.timers.next_expiry:
+            self._fire(now)
+        elif self._left > 0:
             self._arm(task)   # the timer it was armed for went away
             return
-        self._fire(task.now)
-        if task.now >= self.hung_check:
-            self.latest = max(self.latest, task.now)
+        if now >= self.hung_check:
+            self.latest = max(self.latest, now)
             self._khungtaskd()
         if self._left <= 0:
             self._left = self.strategy.countdown()
-            if not (task.preempt_count or task.irqs_off or not self.runnable):
+            if self.runnable and not (task.preempt_count or task.irqs_off):
                 nxt = self.strategy.choose(self.runnable + [task], task, self._steps)
                 if nxt is not task:
                     self.runnable.remove(nxt)

@@ -58,6 +58,7 @@ class RandomStrategy(Strategy):
         # Preemption points between consultations: geometric, so that each point
         # switches with probability p without a random draw at every point.
         self._log = math.log1p(-self.p) if 0 < self.p < 1 else None
+        self._random = self.rng.random
 
     def choose(self, candidates: list, curr, step: int):
         return candidates[self.rng.randrange(len(candidates))]
@@ -65,7 +66,7 @@ class RandomStrategy(Strategy):
     def countdown(self) -> int:
         if self._log is None:
             return 1 if self.p >= 1 else 1 << 62
-        return int(math.log(1.0 - self.rng.random()) / self._log) + 1
+        return int(math.log(1.0 - self._random()) / self._log) + 1
 
 
 class PCTStrategy(Strategy):
