@@ -221,6 +221,14 @@ def dump_stack(machine, task, frame: FrameType, level: int = KERN_ERR) -> str:
     return text
 
 
+def _callers_trace(frame: FrameType) -> list[str]:
+    """The call trace below ``RIP: frame``: its callers (where C called Python, the C
+    frames after the one running)."""
+    if frame.f_code in NATIVE_ENTRY:
+        return call_trace(frame, skip=1)
+    return call_trace(frame.f_back)
+
+
 def _die(machine, task, first_lines: list[str], frame: FrameType, kind: str,
          trailer: tuple[str, ...] = ()) -> str:
     """``die()``: the oops body shared by BUG and page faults; taints D."""
@@ -232,8 +240,7 @@ def _die(machine, task, first_lines: list[str], frame: FrameType, kind: str,
         f"Oops: {kind} [#{n}] {machine.oops_flags}",
         *header(machine, task),
         f"RIP: 0010:{symbol(frame)}",
-        *(call_trace(frame, skip=1) if frame.f_code in NATIVE_ENTRY else
-          call_trace(frame.f_back)),
+        *_callers_trace(frame),
         "Modules linked in:",
         *trailer,
         END_TRACE,
@@ -266,6 +273,13 @@ def page_fault_report(machine, task, addr: int, write: bool, frame: FrameType,
     return Oops(f"{first} ({why})", text)
 
 
+def gp_fault_report(machine, task, frame: FrameType) -> Oops:
+    """x86's ``die_addr()`` for a general protection fault (a non-canonical address:
+    the CPU does not say which)."""
+    text = _die(machine, task, [], frame, "general protection fault: 0000")
+    return Oops("general protection fault", text)
+
+
 def warn_report(machine, task, frame: FrameType, message: str | None = None) -> str:
     """``__warn()``: the WARNING splat for ``frame``; taints W and returns the text."""
     text = "\n".join([
@@ -276,7 +290,7 @@ def warn_report(machine, task, frame: FrameType, message: str | None = None) -> 
         "Modules linked in:",
         *header(machine, task),
         f"RIP: 0010:{symbol(frame)}",
-        *call_trace(frame.f_back),
+        *_callers_trace(frame),
         END_TRACE,
     ])
     machine.log.printk(text, KERN_WARNING)

@@ -130,13 +130,14 @@ def test_wild_pointer_in_instrumented_c_is_an_oops(hwemu_machine, expect_kasan_r
 
 
 @NO_KASAN
-@pytest.mark.xfail(strict=True, reason="hwemu.kbuild: SIGSEGV's si_addr is 0 for a "
-                   "non-canonical address (a #GP): reported as a NULL dereference")
 def test_non_canonical_pointer_is_a_general_protection_fault(hwemu_machine):
     mod = driver(kasan=False)
-    with pytest.raises(hwemu.Oops):
+    with pytest.raises(hwemu.Oops, match="general protection fault"):
         mod.blkdrv_wild(0xdead_0000_0000_0100)
-    assert "NULL pointer dereference" not in hwemu_machine.dmesg()
+    log = hwemu_machine.dmesg()
+    assert "NULL pointer dereference" not in log
+    assert re.search(r"Oops: general protection fault: 0000 \[#1\]", log), log
+    assert re.search(r"RIP: 0010:blkdrv_wild\+", log), log
 
 
 # ---------------------------------------------------------------- the driver
@@ -216,10 +217,7 @@ def test_planted_use_after_free_in_the_completion(hwemu_machine, expect_kasan_re
 
 @pytest.mark.parametrize("kasan", [
     pytest.param(True, marks=KASAN),
-    pytest.param(False, marks=[NO_KASAN, pytest.mark.xfail(
-        strict=True, reason="hwemu.kbuild: in C built without KASAN, BUG() is placed at "
-        "hwemu/kbuild/__init__.py:82 (the C frames are not found; native.bug() ignores "
-        "the file and line C passes)")])])
+    pytest.param(False, marks=NO_KASAN)])
 def test_bug_on_in_c_is_a_kernel_bug(hwemu_machine, kasan):
     mod = driver()
     dev = mod.blkdrv_create(MIN_NR)
@@ -234,9 +232,6 @@ def test_bug_on_in_c_is_a_kernel_bug(hwemu_machine, kasan):
 
 
 @KASAN
-@pytest.mark.xfail(strict=True, reason="hwemu.kbuild symbols: a BUG() (a noreturn call) at "
-                   "the end of a C function is put in the next function: the return "
-                   "address is symbolized, not the call (ip - 1)")
 def test_bug_on_names_its_function(hwemu_machine):
     mod = driver()
     dev = mod.blkdrv_create(MIN_NR)

@@ -49,8 +49,10 @@ class _Runtime:
                 _entry(c.impl))
         self.ffi.def_extern(name="hw_py_bind_machine", onerror=self._onerror)(
             _entry(self._bind_machine))
-        self.lib.hw_init(id(_current_space))
-        self._space_var = _current_space   # the runtime holds a reference too
+        from .. import sched
+        from ..current import _current
+        core = sched.TaskCore if sched.TaskCore is not sched.PyTaskCore else None
+        self.lib.hw_init(id(_current_space), id(_current), id(core) if core else 0)
         self.call = _pyobject(self.lib.hw_builtins())["call"]
         self.address = self.lib.hw_rt_address()
         symbols.add_module(mod.__file__, code=False)   # its table: C reads it

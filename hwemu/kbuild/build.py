@@ -70,8 +70,9 @@ def _headers_digest() -> str:
     h = hashlib.sha256()
     for path in sorted(INCLUDE.rglob("*.h")):
         h.update(str(path.relative_to(INCLUDE)).encode() + b"\0" + path.read_bytes())
-    for name in ("runtime.c", "build.py", "calls.py"):
-        h.update((HERE / name).read_bytes())
+    for path in (HERE / "runtime.c", HERE / "build.py", HERE / "calls.py",
+                 HERE.parent / "_core.h"):
+        h.update(path.read_bytes())
     h.update(f"{FORMAT} {sys.version} {sys.platform}".encode())
     return h.hexdigest()
 
@@ -98,7 +99,8 @@ def _cffi_build(name: str, glue: str, cdef: str, workdir: Path, **kwargs) -> Pat
     # in for the system's in the C library's headers.
     ffi.set_source(name, glue, py_limited_api=False, **kwargs,
                    extra_compile_args=["-O2", "-g", "-iquote", str(GENERATED),
-                                       "-iquote", str(INCLUDE)])
+                                       "-iquote", str(INCLUDE),
+                                       "-iquote", str(HERE.parent.parent)])
     # The glue uses METH_FASTCALL and context variables: the full C API, not the
     # limited one cffi writes for by default (its one switch is this global).
     saved, recompiler.USE_LIMITED_API = recompiler.USE_LIMITED_API, False
@@ -130,7 +132,7 @@ void hw_add_host_range(uintptr_t lo, uintptr_t hi);
 int hw_in_c(void);
 void hw_forget_machine(void);
 void hw_set_exception(uintptr_t exc);
-void hw_init(uintptr_t space_var);
+void hw_init(uintptr_t space_var, uintptr_t current_var, uintptr_t taskcore);
 int hw_install_fault_handler(void);
 uintptr_t hw_rt_address(void);
 uintptr_t hw_builtins(void);
@@ -194,6 +196,13 @@ def _arg_names(params: str) -> list[str]:
     return [re.findall(r"\w+", p)[-1] for p in params.split(",")] if params else []
 
 
+# The calls the runtime does in C when it can (runtime.c's hw_fast_<name>), the
+# Python call being their slow path.
+FAST = ("spin_lock", "spin_unlock", "preempt", "kasan_mempool_poison_object",
+        "kasan_mempool_unpoison_object", "kasan_mempool_poison_pages",
+        "kasan_mempool_unpoison_pages")
+
+
 def _runtime_source() -> tuple[str, str]:
     """The runtime's cdef and C source, the calls' parts generated from the table."""
     from .calls import calls
@@ -208,7 +217,7 @@ def _runtime_source() -> tuple[str, str]:
                 f"{c.ret} r_ = {py}({args}); hw_cb_leave(hw_saved_); return r_;")
         wrappers.append(f"static {c.ret} rt_{c.name}({params})\n"
                         f"{{ struct hw_guard *hw_saved_ = hw_cb_enter(); {body} }}")
-        table.append(f"rt_{c.name},")
+        table.append(f"hw_fast_{c.name}," if c.name in FAST else f"rt_{c.name},")
     head = "\n".join([
         "#undef Py_BEGIN_ALLOW_THREADS", "#undef Py_END_ALLOW_THREADS",
         "#define Py_BEGIN_ALLOW_THREADS {", "#define Py_END_ALLOW_THREADS }",
@@ -217,7 +226,9 @@ def _runtime_source() -> tuple[str, str]:
         *decls,
         # the runtime calls some of the calls itself (rt_printk, rt_check_access...)
         *[f"static {c.ret} rt_{c.name}({c.params or 'void'});" for c in calls()]])
-    source = "\n".join([head, (HERE / "runtime.c").read_text(), *wrappers,
+    fast = [f"static {c.ret} hw_fast_{c.name}({c.params or 'void'});"
+            for c in calls() if c.name in FAST]
+    source = "\n".join([head, *fast, (HERE / "runtime.c").read_text(), *wrappers,
                         _RUNTIME_TAIL % {"table": "\n    ".join(table)}])
     return "\n".join(cdef), source
 
@@ -484,12 +495,36 @@ def compile_flags(kasan: bool, defines: dict[str, object], cflags: tuple[str, ..
     return flags + list(cflags)
 
 
+_QUOTE_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def local_headers(source: Path, text: str) -> dict[str, str]:
+    """The ``#include "..."`` files a source reads from its own tree (recursively),
+    path -> text: part of what a build depends on. hwemu's mm-internal headers stand
+    in for a tree's ``mm/`` ones, which are not read."""
+    found: dict[str, str] = {}
+    todo = [(source.parent, text)]
+    while todo:
+        where, body = todo.pop()
+        for name in _QUOTE_INCLUDE.findall(body):
+            if source.parent.name == "mm" and (INCLUDE / "mm" / name).exists():
+                continue
+            for d in (where, source.parent):
+                path = (d / name).resolve()
+                if path.is_file() and str(path) not in found:
+                    found[str(path)] = path.read_text(errors="replace")
+                    todo.append((path.parent, found[str(path)]))
+                    break
+    return found
+
+
 def build(sources: list[Path], name: str, kasan: bool, defines: dict[str, object],
           cflags: tuple[str, ...]) -> tuple[Path, dict]:
     """Build (or find in the cache) the module of ``sources``; its path and metadata."""
     texts = [s.read_text() for s in sources]
     flags = compile_flags(kasan, defines, cflags)
-    key = _key("module", [str(s) for s in sources], texts, flags, name)
+    headers = [local_headers(s, t) for s, t in zip(sources, texts)]
+    key = _key("module", [str(s) for s in sources], texts, headers, flags, name)
     modname = f"_hwemu_kb_{re.sub(r'[^0-9A-Za-z_]', '_', name)}_{key}"
     final = cache_dir() / modname
     meta_path = final / "meta.json"

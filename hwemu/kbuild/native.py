@@ -107,11 +107,16 @@ def _nothing(space, off: int) -> None:
     return None
 
 
+GP_FAULT = 4   # fault()'s write flag for a general protection fault (runtime.c)
+
+
 def fault(addr: int, write: int, ip: int) -> None:
-    """A fault in C (``ip``, unwound to the call from Python already): the page-fault
-    oops, raised."""
+    """A fault in C (``ip``, unwound to the call from Python already): the oops of a
+    page fault, or of a general protection fault (a non-canonical pointer), raised."""
     task = current()
     with rt.symbols.faulted_at(ip):
+        if write & GP_FAULT:
+            raise _bug.gp_fault_report(task.machine, task, _c_frame())
         raise _bug.page_fault_report(task.machine, task, addr, bool(write), _c_frame(),
                                      "not-present page")
 
@@ -122,11 +127,16 @@ PLAIN, IRQ, IRQSAVE, BH = range(4)   # how C takes a lock (see spinlock.h)
 SOFTIRQ_DISABLE_OFFSET = 2 * sched.SOFTIRQ_OFFSET   # local_bh_disable()
 
 
+POINT_DONE, WORD_DONE = 0x10, 0x20   # what the runtime's fast path did (runtime.c)
+
+
 def spin_lock(lock: int, how: int) -> int:
     """``spin_lock*()`` on the ``spinlock_t`` at ``lock``: a preemption point, the word
     (done by the runtime, anywhere), spinning while another task holds it."""
     task = current()
-    task.machine.sched.point(task)
+    if not how & POINT_DONE:
+        task.machine.sched.point(task)
+    how &= 3
     status = rt.lib.hw_word_trylock(lock, task.cpu.id, task.pid)
     while status:
         if status != spinlock.BUSY:
@@ -147,7 +157,11 @@ def spin_lock(lock: int, how: int) -> int:
 
 def spin_unlock(lock: int, how: int, flags: int) -> None:
     task = current()
-    status = rt.lib.hw_word_unlock(lock, task.cpu.id, task.pid)
+    if how & WORD_DONE:
+        status = how >> 8
+    else:
+        status = rt.lib.hw_word_unlock(lock, task.cpu.id, task.pid)
+    how &= 3
     if status:
         if status != spinlock.WAITERS:
             raise _lock_bug(lock, status)

@@ -18,6 +18,10 @@
  *   once per machine, when the running context's machine changes.
  * - The spinlock word (kernel/locking/spinlock_debug.c's checks on spinlock_t), done in
  *   C on any memory: a module's lock may be in its own data.
+ * - Fast paths: a lock taken or dropped with nobody waiting, a preemption point the
+ *   scheduler need not look at, a KASAN hook with KASAN off, are done here on the
+ *   task's and scheduler's state (hwemu/_core.h); everything else is the Python call,
+ *   their twin (hwemu/kbuild/native.py), which HWEMU_PURE=1 takes always.
  */
 #include <execinfo.h>
 #include <pthread.h>
@@ -29,6 +33,7 @@
 #include <ucontext.h>
 
 #include "hwemu/guard.h"
+#include "hwemu/_core.h"
 
 static __thread struct hw_guard *hw_top;
 static __thread int hw_depth;     /* calls from Python into C under way */
@@ -76,10 +81,17 @@ static void hw_forget_machine(void)
     hw_set_machine(0, 0, 0);
 }
 
-static void hw_init(uintptr_t space_var)
+static PyObject *hw_current_var;        /* hwemu.current._current */
+static PyTypeObject *hw_taskcore;       /* hwemu._speedups.TaskCore; NULL: no fast paths */
+
+static void hw_init(uintptr_t space_var, uintptr_t current_var, uintptr_t taskcore)
 {
     hw_space_var = (PyObject *)space_var;
     Py_INCREF(hw_space_var);
+    hw_current_var = (PyObject *)current_var;
+    Py_INCREF(hw_current_var);
+    hw_taskcore = (PyTypeObject *)taskcore;
+    Py_XINCREF(hw_taskcore);
 }
 
 /* ------------------------------------------------------------ guards */
@@ -154,6 +166,8 @@ static void hw_on_fault(int sig, siginfo_t *info, void *uctx)
         g->addr = (uintptr_t)info->si_addr;
 #if defined(__x86_64__)
         g->write = (((ucontext_t *)uctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+        if (info->si_code == SI_KERNEL)
+            g->write |= 4;   /* #GP, not #PF: a non-canonical address */
         g->ip = ((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP];
 #else
         g->write = 0;
@@ -390,4 +404,151 @@ static void hw_vprintk(int level, const char *fmt, va_list ap)
 static int hw_backtrace(uintptr_t *pcs, int max)
 {
     return backtrace((void **)pcs, max);
+}
+
+/* ------------------------------------------------------------ fast paths */
+
+enum { HW_PLAIN, HW_IRQ, HW_IRQSAVE, HW_BH, HW_HOW = 3 };
+#define HW_POINT_DONE 0x10      /* spin_lock(): the preemption point was passed */
+#define HW_WORD_DONE 0x20       /* spin_unlock(): the word was released; status << 8 */
+
+/* current, when it is the running task of its machine and its state is one C may
+ * touch (the C bases, not their twins). */
+static inline hw_TaskCore *hw_task_now(void)
+{
+    PyObject *t = NULL;
+    if (hw_taskcore == NULL || PyContextVar_Get(hw_current_var, NULL, &t) < 0 || t == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(t);   /* the context holds it */
+    if (!PyObject_TypeCheck(t, hw_taskcore))
+        return NULL;
+    hw_SchedCore *s = (hw_SchedCore *)((hw_TaskCore *)t)->sched;
+    if (s == NULL || s->curr != t || s->countdown == NULL)
+        return NULL;
+    return (hw_TaskCore *)t;
+}
+
+static inline int hw_set_long(PyObject **field, long v)
+{
+    PyObject *o = PyLong_FromLong(v);
+    if (o == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_XSETREF(*field, o);
+    return 0;
+}
+
+static inline void hw_set_bool(PyObject **field, int v)
+{
+    PyObject *o = v ? Py_True : Py_False;
+    Py_INCREF(o);
+    Py_XSETREF(*field, o);
+}
+
+/* Python raised while C called it directly: keep the exception and unwind C to the
+ * guard of its call from Python, as a call through the table does. */
+static void hw_unwind(struct hw_guard *saved)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    Py_XSETREF(hw_exc, value);
+    hw_top = saved;
+    longjmp(saved->env, 1);
+}
+
+/* Scheduler.point(t) for the running task t: one step counted; when the count runs
+ * out, the scheduler looks (Scheduler._consult(), in Python: it may switch tasks). */
+static void hw_sched_point(hw_TaskCore *t)
+{
+    static PyObject *consult;
+    hw_SchedCore *s = (hw_SchedCore *)t->sched;
+    long cd = PyLong_AsLong(s->countdown) - 1;
+    hw_set_long(&s->countdown, cd);
+    if (cd > 0)
+        return;
+    if (consult == NULL && (consult = PyUnicode_InternFromString("_consult")) == NULL)
+        PyErr_Clear();
+    struct hw_guard *saved = hw_cb_enter();
+    PyObject *r = consult ? PyObject_CallMethodOneArg((PyObject *)s, consult, (PyObject *)t)
+                          : NULL;
+    if (r == NULL)
+        hw_unwind(saved);
+    Py_DECREF(r);
+    hw_cb_leave(saved);
+}
+
+static unsigned long hw_fast_spin_lock(uintptr_t lock, int how)
+{
+    hw_TaskCore *t = how != HW_BH ? hw_task_now() : NULL;
+    if (t == NULL)
+        return rt_spin_lock(lock, how);
+    hw_sched_point(t);
+    if (hw_word_trylock(lock, (unsigned int)PyLong_AsUnsignedLong(t->cpu_id),
+                        PyLong_AsUnsignedLongLong(t->pid)) != 0)
+        return rt_spin_lock(lock, how | HW_POINT_DONE);   /* held: spin in Python */
+    unsigned long flags = PyObject_IsTrue(t->irqs_off) > 0;
+    if (how != HW_PLAIN)
+        hw_set_bool(&t->irqs_off, 1);
+    hw_set_long(&t->preempt_count, PyLong_AsLong(t->preempt_count) + 1);
+    return flags;
+}
+
+static void hw_fast_spin_unlock(uintptr_t lock, int how, unsigned long flags)
+{
+    hw_TaskCore *t = how != HW_BH ? hw_task_now() : NULL;
+    if (t == NULL) {
+        rt_spin_unlock(lock, how, flags);
+        return;
+    }
+    int status = hw_word_unlock(lock, (unsigned int)PyLong_AsUnsignedLong(t->cpu_id),
+                                PyLong_AsUnsignedLongLong(t->pid));
+    if (status != 0) {   /* spinners to wake, or a bug to report: Python */
+        rt_spin_unlock(lock, how | HW_WORD_DONE | status << 8, flags);
+        return;
+    }
+    hw_set_long(&t->preempt_count, PyLong_AsLong(t->preempt_count) - 1);
+    if (how == HW_IRQ)
+        hw_set_bool(&t->irqs_off, 0);
+    else if (how == HW_IRQSAVE)
+        hw_set_bool(&t->irqs_off, flags != 0);
+    hw_sched_point(t);
+}
+
+static void hw_fast_preempt(int how)
+{
+    hw_TaskCore *t = how == 0 ? hw_task_now() : NULL;
+    if (t != NULL)
+        hw_sched_point(t);   /* cond_resched() */
+    else
+        rt_preempt(how);
+}
+
+static int hw_fast_kasan_mempool_poison_object(uintptr_t ptr)
+{
+    return hw_kasan_enabled() ? rt_kasan_mempool_poison_object(ptr) : 1;
+}
+
+static void hw_fast_kasan_mempool_unpoison_object(uintptr_t ptr, size_t size)
+{
+    if (hw_kasan_enabled())
+        rt_kasan_mempool_unpoison_object(ptr, size);
+}
+
+static int hw_fast_kasan_mempool_poison_pages(uintptr_t page, unsigned int order)
+{
+    return hw_kasan_enabled() ? rt_kasan_mempool_poison_pages(page, order) : 1;
+}
+
+static void hw_fast_kasan_mempool_unpoison_pages(uintptr_t page, unsigned int order)
+{
+    if (hw_kasan_enabled())
+        rt_kasan_mempool_unpoison_pages(page, order);
 }

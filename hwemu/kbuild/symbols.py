@@ -63,13 +63,16 @@ class _Image:
         return lines
 
     def _resolve(self, key: int, off: int) -> list[tuple[str, str]]:
-        func = self.function(off)
+        # The function of the call, not of the return address (after a noreturn call
+        # at a function's end, that is the next function).
+        func = self.function(key)
         if func is None or func[0].startswith(_GLUE):
             return []
         out = subprocess.run(["addr2line", "-f", "-i", "-e", self.path, f"{key:#x}"],
                              capture_output=True, text=True).stdout.split("\n")
         pairs = [(out[i], out[i + 1]) for i in range(0, len(out) - 1, 2)]
-        name, offset, size = func
+        name, _, size = func
+        offset = off - (key - func[1])   # the return address's offset, as %pS shows it
         result = []
         for i, (fn, loc) in enumerate(pairs):
             loc = loc.split(" (discriminator")[0]
