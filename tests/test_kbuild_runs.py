@@ -32,9 +32,6 @@ FAILSLAB = {"fault_injection__failslab__probability": 100,
             "fault_injection__failslab__times": -1,
             "fault_injection__failslab__verbose": 0}
 
-WAIT_H_BUG = ("hwemu/include/linux/wait.h:85: wq_has_sleeper() calls smp_mb() without "
-              "including <asm/barrier.h>: implicit declaration (a source that includes "
-              "<linux/mempool.h> or <linux/wait.h> first), 'undefined symbol: smp_mb' at load")
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or sys.maxsize < 2**32,
                                 reason="kernel C runs on 64-bit Linux hosts only")
@@ -61,7 +58,7 @@ def hwemu_run(config, *args, cwd=None):
 
 def own_pool_driver(tmp_path, *sets) -> Path:
     """cdrv.c built with its own C pool (mempool_spec.c in the same unit), as a run's
-    workload: a C workload cannot call the run's mempool today (see the xfails)."""
+    workload."""
     (tmp_path / "cdrv_own.c").write_text(
         f'#define CDRV_OWN_POOL\n#include "{SPEC}"\n#include "{CDRV}"\n\n'
         "int own_submit_loop(void)\n{\n\treturn submit_loop();\n}\n")
@@ -76,13 +73,12 @@ def own_pool_driver(tmp_path, *sets) -> Path:
 @pytest.mark.parametrize("source, extra", [
     (SPEC, {}), (SPEC, {"CONFIG_SLUB_DEBUG_ON": True}),
     (SPEC, {"CONFIG_SLUB_DEBUG_ON": True, "CONFIG_HIGHMEM": True}),
-    pytest.param(CDRV, {}, marks=pytest.mark.xfail(strict=True, reason=WAIT_H_BUG)),
-    pytest.param(CDRV, {"CDRV_OWN_POOL": True},
-                 marks=pytest.mark.xfail(strict=True, reason=WAIT_H_BUG))], ids=str)
+    pytest.param(CDRV, {}),
+    pytest.param(CDRV, {"CDRV_OWN_POOL": True})], ids=str)
 @pytest.mark.parametrize("kasan", [False, True], ids=["plain", "kasan"])
 def test_the_c_compiles_without_warnings(source, extra, kasan):
     """load() passes gcc's warnings over in silence: check with -Werror here, with the
-    flags load() uses for a 64-bit machine (MAX_NUMNODES: see the xfail below)."""
+    flags load() uses for a 64-bit machine."""
     defines = {"HZ": 1000, "CONFIG_KASAN": kasan, "NR_CPUS": 8, **extra}
     flags = [*compile_flags(kasan, defines, ()), "-iquote", str(source.parent)]
     r = subprocess.run(["gcc", *flags, "-Werror", "-Wextra", "-Wno-unused-parameter",
@@ -92,20 +88,16 @@ def test_the_c_compiles_without_warnings(source, extra, kasan):
 
 
 @pytest.mark.hwemu_config(TINY)
-@pytest.mark.xfail(strict=True, reason="hwemu.kbuild: _defines() passes -DMAX_NUMNODES=<nodes> "
-                   "but generated/hwemu/facts.h defines MAX_NUMNODES 64: every module built "
-                   "on a machine warns 'MAX_NUMNODES redefined' (and 64 wins)")
 def test_a_machines_defines_compile_without_warnings(hwemu_machine, tmp_path):
     from hwemu.kbuild import _defines
     src = tmp_path / "empty_mod.c"
     src.write_text("#include <linux/kernel.h>\n\nint empty_mod(void)\n{\n\treturn 0;\n}\n")
-    flags = compile_flags(False, _defines(hwemu_machine, False), ())
+    flags = compile_flags(False, _defines(hwemu_machine.config, False), ())
     r = subprocess.run(["gcc", *flags, "-Werror", "-fsyntax-only", str(src)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=WAIT_H_BUG)
 def test_wait_h_is_self_contained(tmp_path):
     src = tmp_path / "sleepers.c"
     src.write_text("#include <linux/wait.h>\n\nint sleepers(wait_queue_head_t *wq)\n{\n"
@@ -202,9 +194,6 @@ def test_reserved_elements_are_poisoned_under_slub_debug_on(hwemu_machine):
 
 
 @pytest.mark.hwemu_config(TINY)
-@pytest.mark.xfail(strict=True, reason="hwemu/kbuild/mempool_c.py: CMempool counts no "
-                   "'preallocated' (the Python port counts min_nr at create): a C pool's "
-                   "summary and mempool_stats() say preallocated 0")
 def test_c_pool_counts_its_preallocated_elements(hwemu_machine):
     cache = kmem_cache_create("spec_prealloc", 64, 0, 0, None)
     kbuild.use_mempool(SPEC)
@@ -236,14 +225,8 @@ def test_run_with_mempool_source_uses_the_c_reserve():
     assert all(e["ok"] for e in result["expectations"])
 
 
-CALLS_RUN_POOL = pytest.mark.xfail(strict=True, reason="hwemu/runs/workloads.py CFunction: "
-                                   "a C workload cannot call mempool_alloc()/mempool_free() "
-                                   "on the run's pool: nothing provides the mempool_* symbols "
-                                   "to a kbuild module (ImportError: undefined symbol: "
-                                   "mempool_free), with or without mempool.source")
 
 
-@CALLS_RUN_POOL
 def test_c_driver_run_on_the_runs_pool():
     code, result, err = hwemu_run(CDRV_RUN)
     assert code == 0, err
@@ -251,7 +234,6 @@ def test_c_driver_run_on_the_runs_pool():
     assert work["completed"] == work["in_irq"] == 200
 
 
-@CALLS_RUN_POOL
 def test_c_driver_use_after_free_on_the_runs_pool():
     code, result, err = hwemu_run(CDRV_RUN, "--set", "kasan.enabled=true",
                                   "--set", "run.custom.0.args.plant_uaf=1")
@@ -292,10 +274,6 @@ def test_c_driver_use_after_free_is_a_kasan_report_naming_the_c(tmp_path):
     assert re.search(r"cdrv_irq\+\S+ \S*cdrv\.c:\d+", log), log
 
 
-@pytest.mark.xfail(strict=True, reason="hwemu.kbuild: SIGSEGV in glibc backtrace() "
-                   "(hwemu/kbuild/runtime.c hw_backtrace, from symbols._pcs via the stack "
-                   "depot) when KASAN records a stack of C running in a second task "
-                   "(greenlet) that switched inside C")
 def test_c_driver_in_two_tasks_under_kasan(tmp_path):
     code, result, err = hwemu_run(own_pool_driver(tmp_path), "--set", "kasan.enabled=true",
                                   cwd=tmp_path)
@@ -321,9 +299,6 @@ def test_a_syntax_error_in_a_c_workload_prints_gccs_line(tmp_path):
     assert "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="hwemu/runs/workloads.py CFunction compiles the C in "
-                   "each task once the run started: gcc's error is a task failure, exit 1, "
-                   "not exit 2 before the run")
 def test_a_syntax_error_in_a_c_workload_exits_2(tmp_path):
     code, result, err = hwemu_run(bad_driver(tmp_path), cwd=tmp_path)
     assert code == 2, err

@@ -31,7 +31,7 @@ from ..errors import MachineError
 from .build import CompileError, build, import_module, runtime
 from .calls import calls
 
-__all__ = ["CompileError", "Module", "load", "use_mempool"]
+__all__ = ["CompileError", "Module", "load", "prebuild", "use_mempool"]
 
 
 class _Runtime:
@@ -123,10 +123,14 @@ class Module:
         self.lib.hw_bind_rt(rt.address)
         self._functions: dict[str, Any] = _pyobject(self.lib.hw_exports())
         self.exports = [e["name"] for e in meta["exports"]]
+        self.warnings: str = meta.get("warnings", "")   # gcc's, when it was built
         self.bulk_params = ""   # set by use_mempool(): the form of mempool_alloc_bulk
         self._dll = ctypes.CDLL(str(path))
+        from .native import STOCK, STOCK_FNS
         from .symbols import add_module
         add_module(str(path))
+        for name in STOCK:   # its stock pool callbacks, by address (the glue's or its own)
+            STOCK_FNS[self.addressof(name)] = name
 
     def __getattr__(self, name: str):
         try:
@@ -152,17 +156,39 @@ class Module:
         return f"<hwemu.kbuild module {', '.join(s.name for s in self.sources)}>"
 
 
-def _defines(machine, kasan: bool) -> dict[str, object]:
-    """The configuration a module is compiled for: its machine's."""
-    if machine is None:
+def _defines(config, kasan: bool) -> dict[str, object]:
+    """The configuration a module is compiled for: its machine's (``config``, a
+    :class:`hwemu.Config`; None: no machine)."""
+    if config is None:
         return {"HZ": 1000, "CONFIG_KASAN": kasan}
-    if machine.BITS_PER_LONG != 64:
-        raise MachineError(f"hwemu.kbuild: machine {machine.name!r} is "
-                           f"{machine.config.machine.arch}; kernel C runs on 64-bit "
-                           "(x86_64) machines only")
-    return {"HZ": machine.clock.hz, "CONFIG_KASAN": kasan,
-            "CONFIG_SLUB_DEBUG_ON": machine.slub_debug_on,
-            "NR_CPUS": len(machine.sched.cpus), "MAX_NUMNODES": len(machine.nodes)}
+    m = config.machine
+    if m.arch != "x86_64":
+        raise MachineError(f"hwemu.kbuild: machine {m.name!r} is {m.arch}; kernel C "
+                           "runs on 64-bit (x86_64) machines only")
+    # slub_debug poisoning is off under KASAN (Machine.slub_debug_on says the same).
+    slub_debug_on = config.debug.slub_debug_on and not config.kasan.enabled
+    return {"HZ": m.hz, "CONFIG_KASAN": kasan, "CONFIG_SLUB_DEBUG_ON": slub_debug_on,
+            "NR_CPUS": m.cpus}
+
+
+def _paths(sources) -> list[Path]:
+    paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    if not paths:
+        raise ValueError("load(): no sources")
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such C file")
+    return [p.resolve() for p in paths]
+
+
+def prebuild(sources, config) -> None:
+    """Compile ``sources`` for a machine of ``config`` (into the cache), so that a
+    :func:`load` on that machine finds them built: a run's C is compiled before the
+    run starts. Raises :class:`CompileError`."""
+    paths = _paths(sources)
+    kasan = config.kasan.enabled
+    _rt()
+    build(paths, paths[0].stem, kasan, _defines(config, kasan), ())
 
 
 def load(sources: str | Path | Iterable[str | Path], *, kasan: bool | None = None,
@@ -176,18 +202,12 @@ def load(sources: str | Path | Iterable[str | Path], *, kasan: bool | None = Non
     :param defines: extra ``-D`` macros (True: defined, a value: ``=value``)
     :raises CompileError: gcc's diagnostics, as it printed them
     """
-    paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
-    if not paths:
-        raise ValueError("load(): no sources")
-    paths = [p.resolve() for p in paths]
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such C file")
+    paths = _paths(sources)
     task = current_or_none()
     machine = task.machine if task is not None else None
     if kasan is None:
         kasan = bool(machine is not None and machine.kasan.enabled)
-    macros = {**_defines(machine, kasan), **(defines or {})}
+    macros = {**_defines(machine.config if machine else None, kasan), **(defines or {})}
     rt = _rt()
     path, meta = build(paths, name or paths[0].stem, kasan, macros, tuple(cflags))
     module = Module(path, meta, rt)

@@ -152,15 +152,17 @@ static const struct hw_rt hw_rt_table = {
 
 static uintptr_t hw_rt_address(void) { return (uintptr_t)&hw_rt_table; }
 
-/* call(fn, arg): the C function `uintptr_t fn(uintptr_t)` at address fn, guarded. */
+/* call(fn, *args): the C function at address fn with up to 3 integer or pointer
+ * arguments (the others 0), guarded; its result as an unsigned int. */
 static PyObject *hw_call_fn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "call(fn, arg)");
+    uintptr_t a[4] = {0, 0, 0, 0};
+    if (nargs < 1 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "call(fn, *args): at most 3 arguments");
         return NULL;
     }
-    uintptr_t fn = PyLong_AsUnsignedLongLongMask(args[0]);
-    uintptr_t arg = PyLong_AsUnsignedLongLongMask(args[1]);
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        a[i] = PyLong_AsUnsignedLongLongMask(args[i]);
     if (PyErr_Occurred())
         return NULL;
     struct hw_guard g;
@@ -168,7 +170,7 @@ static PyObject *hw_call_fn(PyObject *self, PyObject *const *args, Py_ssize_t na
     int how = setjmp(g.env);
     if (how)
         return hw_guard_raise(&g, how);
-    uintptr_t r = ((uintptr_t (*)(uintptr_t))fn)(arg);
+    uintptr_t r = ((uintptr_t (*)(uintptr_t, uintptr_t, uintptr_t))a[0])(a[1], a[2], a[3]);
     hw_guard_pop(&g);
     return PyLong_FromUnsignedLongLong(r);
 }
@@ -213,10 +215,10 @@ def _runtime_source() -> tuple[str, str]:
         cdef.append(f'extern "Python" {c.ret} {py}({params});')
         decls.append(f"static {c.ret} {py}({params});")
         args = ", ".join(_arg_names(c.params))
-        body = (f"{py}({args}); hw_cb_leave(hw_saved_);" if c.ret == "void" else
-                f"{c.ret} r_ = {py}({args}); hw_cb_leave(hw_saved_); return r_;")
+        body = (f"{py}({args}); hw_cb_leave(&cb_);" if c.ret == "void" else
+                f"{c.ret} r_ = {py}({args}); hw_cb_leave(&cb_); return r_;")
         wrappers.append(f"static {c.ret} rt_{c.name}({params})\n"
-                        f"{{ struct hw_guard *hw_saved_ = hw_cb_enter(); {body} }}")
+                        f"{{ struct hw_cb cb_; hw_cb_enter(&cb_); {body} }}")
         table.append(f"hw_fast_{c.name}," if c.name in FAST else f"rt_{c.name},")
     head = "\n".join([
         "#undef Py_BEGIN_ALLOW_THREADS", "#undef Py_END_ALLOW_THREADS",
@@ -244,7 +246,7 @@ def runtime() -> ModuleType:
     if path is None:
         tmp = Path(tempfile.mkdtemp(prefix=name + ".", dir=cache_dir()))
         try:
-            built = _cffi_build(name, source, cdef, tmp)
+            built = _cffi_build(name, source, cdef, tmp, libraries=["gcc_s"])
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -293,14 +295,15 @@ def _is_pointer(param: str) -> bool:
     return "*" in param or "[" in param or "(" in param
 
 
-def exports_of(aux: str, source: str) -> tuple[list[Export], list[str]]:
-    """The non-static functions ``source`` defines, from gcc's ``-aux-info`` text; and
-    the names of those that cannot be called from Python (a struct by value,
-    varargs), which stay callable from C only."""
+def exports_of(aux: str) -> tuple[list[Export], list[str]]:
+    """The non-static functions a unit defines (in its source or a ``.c`` it
+    includes; not hwemu's headers), from gcc's ``-aux-info`` text; and the names of
+    those that cannot be called from Python (a struct by value, varargs), which stay
+    callable from C only."""
     exports, skipped = [], []
     for line in aux.splitlines():
         m = _AUX.match(line)
-        if not m or m["file"] != source or "F" not in m["kind"]:
+        if not m or "F" not in m["kind"] or m["file"].startswith(str(INCLUDE)):
             continue
         p = _PROTO.match(m["proto"])
         if not p or p["storage"] == "static ":
@@ -386,6 +389,53 @@ void __asan_loadN(unsigned long a, size_t n)
 void __asan_storeN(unsigned long a, size_t n)
 { __hw_rt->asan_check(a, n, 1, (uintptr_t)__builtin_return_address(0)); }
 void __asan_handle_no_return(void) {}
+
+/* The mempool API for a module that does not define it (weak: a tree's mm/mempool.c
+ * among the sources defines it): the mempool package's, through the table. */
+#define HW_P (uintptr_t)
+__attribute__((weak)) void *mempool_create_node_noprof(int min_nr, void *alloc_fn,
+        void *free_fn, void *pool_data, unsigned int gfp, int node)
+{ return (void *)__hw_rt->mempool_create(min_nr, HW_P alloc_fn, HW_P free_fn,
+                                         HW_P pool_data, gfp, node); }
+__attribute__((weak)) void *mempool_create(int min_nr, void *alloc_fn, void *free_fn,
+        void *pool_data)
+{ return mempool_create_node_noprof(min_nr, alloc_fn, free_fn, pool_data, 0xcc0, -1); }
+__attribute__((weak)) int mempool_init_node(void *pool, int min_nr, void *alloc_fn,
+        void *free_fn, void *pool_data, unsigned int gfp, int node)
+{ return __hw_rt->mempool_init(HW_P pool, min_nr, HW_P alloc_fn, HW_P free_fn,
+                               HW_P pool_data, gfp, node); }
+__attribute__((weak)) int mempool_init_noprof(void *pool, int min_nr, void *alloc_fn,
+        void *free_fn, void *pool_data)
+{ return mempool_init_node(pool, min_nr, alloc_fn, free_fn, pool_data, 0xcc0, -1); }
+__attribute__((weak)) void mempool_exit(void *pool) { __hw_rt->mempool_exit(HW_P pool); }
+__attribute__((weak)) void mempool_destroy(void *pool)
+{ __hw_rt->mempool_destroy(HW_P pool); }
+__attribute__((weak)) int mempool_resize(void *pool, int new_min_nr)
+{ return __hw_rt->mempool_resize(HW_P pool, new_min_nr); }
+__attribute__((weak)) void *mempool_alloc_noprof(void *pool, unsigned int gfp)
+{ return (void *)__hw_rt->mempool_alloc(HW_P pool, gfp); }
+__attribute__((weak)) void *mempool_alloc_preallocated(void *pool)
+{ return (void *)__hw_rt->mempool_alloc_preallocated(HW_P pool); }
+__attribute__((weak)) void mempool_free(void *element, void *pool)
+{ __hw_rt->mempool_free(HW_P element, HW_P pool); }
+__attribute__((weak)) int mempool_alloc_bulk_noprof(void *pool, void **elems,
+        unsigned int count)
+{ return __hw_rt->mempool_alloc_bulk(HW_P pool, HW_P elems, count); }
+__attribute__((weak)) unsigned int mempool_free_bulk(void *pool, void **elems,
+        unsigned int count)
+{ return __hw_rt->mempool_free_bulk(HW_P pool, HW_P elems, count); }
+#define HW_STOCK(i, name, ret)                                                      \
+__attribute__((weak)) ret name(uintptr_t a, void *b)                                \
+{ return (ret)__hw_rt->mempool_stock(i, a, HW_P b); }
+HW_STOCK(0, mempool_alloc_slab, void *)
+HW_STOCK(2, mempool_kmalloc, void *)
+HW_STOCK(4, mempool_alloc_pages, void *)
+#define HW_STOCK_FREE(i, name)                                                      \
+__attribute__((weak)) void name(void *a, void *b)                                   \
+{ __hw_rt->mempool_stock(i, HW_P a, HW_P b); }
+HW_STOCK_FREE(1, mempool_free_slab)
+HW_STOCK_FREE(3, mempool_kfree)
+HW_STOCK_FREE(5, mempool_free_pages)
 
 typedef int (*hw_initcall_t)(void);
 typedef void (*hw_exitcall_t)(void);
@@ -533,7 +583,7 @@ def build(sources: list[Path], name: str, kasan: bool, defines: dict[str, object
         return final / meta["so"], meta
     tmp = Path(tempfile.mkdtemp(prefix=modname + ".", dir=cache_dir()))
     try:
-        objects, exports, skipped = [], [], []
+        objects, exports, skipped, warnings = [], [], [], []
         for i, (src, text) in enumerate(zip(sources, texts)):
             # A copy, so that the shims can follow the source in its unit.
             unit = tmp / f"src{i}" / src.name
@@ -543,19 +593,22 @@ def build(sources: list[Path], name: str, kasan: bool, defines: dict[str, object
             aux = tmp / f"unit{i}.aux"
             _gcc([*flags, *own, "-fsyntax-only", "-aux-info", str(aux), str(unit)],
                  {f"{unit.parent}/": f"{src.parent}/"})
-            mine, cannot = exports_of(aux.read_text(errors="replace"), str(unit))
+            mine, cannot = exports_of(aux.read_text(errors="replace"))
             exports += mine
             skipped += cannot
             unit.write_text(text + "\n" + _shims(mine))
             obj = tmp / f"unit{i}.o"
-            _gcc([*flags, *own, "-c", "-o", str(obj), str(unit)],
-                 {f"{unit.parent}/": f"{src.parent}/"})
+            warnings.append(_gcc([*flags, *own, "-c", "-o", str(obj), str(unit)],
+                                 {f"{unit.parent}/": f"{src.parent}/"}))
             objects.append(str(obj))
         cdef = "uintptr_t hw_exports(void);\nvoid hw_bind_rt(uintptr_t rt);"
         built = _cffi_build(modname, _glue(exports), cdef, tmp, extra_objects=objects)
         meta = {"module": modname, "so": str(built.relative_to(tmp)),
                 "exports": [e.as_dict() for e in exports], "skipped": skipped,
-                "sources": [str(s) for s in sources], "kasan": kasan}
+                "sources": [str(s) for s in sources], "kasan": kasan,
+                "warnings": "\n".join(w for w in warnings if w)}
+        if meta["warnings"]:   # as a kernel build shows them, once
+            print(meta["warnings"], file=sys.stderr)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -565,14 +618,16 @@ def build(sources: list[Path], name: str, kasan: bool, defines: dict[str, object
     return base / meta["so"], meta
 
 
-def _gcc(args: list[str], paths: dict[str, str]) -> None:
-    """Run gcc; its diagnostics, with the copies' paths put back, are the error."""
+def _gcc(args: list[str], paths: dict[str, str]) -> str:
+    """Run gcc; its diagnostics, with the copies' paths put back, are the error, or
+    (the warnings) what it returns."""
     proc = subprocess.run(["gcc", *args], capture_output=True, text=True)
+    text = proc.stderr.rstrip()
+    for copy, original in paths.items():
+        text = text.replace(copy, original)
     if proc.returncode:
-        text = proc.stderr.rstrip() or f"gcc exited with {proc.returncode}"
-        for copy, original in paths.items():
-            text = text.replace(copy, original)
-        raise CompileError(text)
+        raise CompileError(text or f"gcc exited with {proc.returncode}")
+    return text
 
 
 def import_module(path: Path, meta: dict) -> ModuleType:

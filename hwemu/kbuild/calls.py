@@ -101,6 +101,26 @@ def _table() -> list[Call]:
         # interrupts
         Call("uintptr_t", "run_in_interrupt", "uintptr_t fn, uintptr_t arg, int softirq",
              n.run_in_interrupt),
+        # the mempool API for modules that do not define it (the mempool package's)
+        Call("uintptr_t", "mempool_create",
+             "int min_nr, uintptr_t alloc_fn, uintptr_t free_fn, uintptr_t pool_data, "
+             "unsigned int gfp, int node", n.mempool_create),
+        Call("int", "mempool_init",
+             "uintptr_t pool, int min_nr, uintptr_t alloc_fn, uintptr_t free_fn, "
+             "uintptr_t pool_data, unsigned int gfp, int node", n.mempool_init),
+        Call("void", "mempool_exit", "uintptr_t pool", n.mempool_exit),
+        Call("void", "mempool_destroy", "uintptr_t pool", n.mempool_destroy),
+        Call("int", "mempool_resize", "uintptr_t pool, int new_min_nr", n.mempool_resize),
+        Call("uintptr_t", "mempool_alloc", "uintptr_t pool, unsigned int gfp", n.mempool_alloc),
+        Call("uintptr_t", "mempool_alloc_preallocated", "uintptr_t pool",
+             n.mempool_alloc_preallocated),
+        Call("void", "mempool_free", "uintptr_t element, uintptr_t pool", n.mempool_free),
+        Call("int", "mempool_alloc_bulk", "uintptr_t pool, uintptr_t elems, unsigned int count",
+             n.mempool_alloc_bulk),
+        Call("unsigned int", "mempool_free_bulk",
+             "uintptr_t pool, uintptr_t elems, unsigned int count", n.mempool_free_bulk),
+        Call("uintptr_t", "mempool_stock", "int which, uintptr_t a, uintptr_t b",
+             n.mempool_stock),
         # a run's custom workload in C (hwemu/workload.h)
         Call("long", "workload", "int what, const char *name, long n", n.workload),
     ]

@@ -71,7 +71,7 @@ class CMempool:
                                        self._fnptr(free_fn, "free"), pool_data, gfp_mask,
                                        node_id)
         if not err:
-            stats.start(pool)
+            stats.start(pool).preallocated = _load(pool + _CURR, 4)
         return err
 
     def mempool_init_noprof(self, pool: int, min_nr: int, alloc_fn, free_fn,
@@ -86,7 +86,7 @@ class CMempool:
                                                  self._fnptr(free_fn, "free"), pool_data,
                                                  gfp_mask, node_id)
         if pool:
-            stats.start(pool)
+            stats.start(pool).preallocated = _load(pool + _CURR, 4)
         return pool
 
     def mempool_create_noprof(self, min_nr: int, alloc_fn, free_fn, pool_data: int) -> int:

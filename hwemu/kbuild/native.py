@@ -357,6 +357,87 @@ def run_in_interrupt(fn: int, arg: int, softirq: int) -> int:
     return sched.run_in_interrupt(rt.call, fn, arg, softirq=bool(softirq))
 
 
+# ---------------------------------------------------------------- the mempool API
+
+# The stock callbacks in their order in the glue (build.py's _MEMPOOL_GLUE) and the
+# mempool package's names for them.
+STOCK = ("mempool_alloc_slab", "mempool_free_slab", "mempool_kmalloc", "mempool_kfree",
+         "mempool_alloc_pages", "mempool_free_pages")
+STOCK_FNS: dict[int, str] = {}   # a module's glue stock callback address -> its name
+
+
+def _callback(fn: int, alloc: bool):
+    """A pool callback from C, for the mempool package: a stock one by its name (its
+    own implementation's stock callback stands in), any other a call of the C."""
+    import mempool
+    if not fn:
+        return None
+    name = STOCK_FNS.get(fn)
+    if name is not None:
+        return getattr(mempool, name)
+    if alloc:
+        return lambda gfp, data: rt.call(fn, gfp, data)
+    return lambda element, data: rt.call(fn, element, data)
+
+
+def mempool_create(min_nr: int, alloc_fn: int, free_fn: int, pool_data: int, gfp: int,
+                   node: int) -> int:
+    import mempool
+    return mempool.mempool_create_node_noprof(min_nr, _callback(alloc_fn, True),
+                                              _callback(free_fn, False), pool_data, gfp,
+                                              node)
+
+
+def mempool_init(pool: int, min_nr: int, alloc_fn: int, free_fn: int, pool_data: int,
+                 gfp: int, node: int) -> int:
+    import mempool
+    return mempool.mempool_init_node(pool, min_nr, _callback(alloc_fn, True),
+                                     _callback(free_fn, False), pool_data, gfp, node)
+
+
+def _pool_call(name: str):
+    def call(*args):
+        import mempool
+        return getattr(mempool, name)(*args)
+    call.__name__ = name
+    return call
+
+
+mempool_exit = _pool_call("mempool_exit")
+mempool_destroy = _pool_call("mempool_destroy")
+mempool_resize = _pool_call("mempool_resize")
+mempool_alloc = _pool_call("mempool_alloc_noprof")
+mempool_alloc_preallocated = _pool_call("mempool_alloc_preallocated")
+mempool_free = _pool_call("mempool_free")
+
+
+def _elems(elems: int, count: int):
+    return rt.ffi.cast("uintptr_t *", elems), count
+
+
+def mempool_alloc_bulk(pool: int, elems: int, count: int) -> int:
+    """``mempool_alloc_bulk_noprof()`` on a C array of ``count`` element pointers."""
+    import mempool
+    array, _ = _elems(elems, count)
+    got = [array[i] for i in range(count)]
+    ret = mempool.mempool_alloc_bulk_noprof(pool, got, count)
+    for i in range(count):
+        array[i] = got[i]
+    return ret
+
+
+def mempool_free_bulk(pool: int, elems: int, count: int) -> int:
+    import mempool
+    array, _ = _elems(elems, count)
+    return mempool.mempool_free_bulk(pool, [array[i] for i in range(count)], count)
+
+
+def mempool_stock(which: int, a: int, b: int) -> int:
+    """A stock callback called from C directly: ``which`` of :data:`STOCK`."""
+    import mempool
+    return getattr(mempool, STOCK[which])(a, b) or 0
+
+
 WL_STOPPING, WL_COUNT, WL_POOL, WL_ARG = range(4)   # hwemu/workload.h
 
 

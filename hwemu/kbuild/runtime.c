@@ -23,7 +23,7 @@
  *   task's and scheduler's state (hwemu/_core.h); everything else is the Python call,
  *   their twin (hwemu/kbuild/native.py), which HWEMU_PURE=1 takes always.
  */
-#include <execinfo.h>
+#include <unwind.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -36,7 +36,11 @@
 #include "hwemu/_core.h"
 
 static __thread struct hw_guard *hw_top;
-static __thread int hw_depth;     /* calls from Python into C under way */
+/* While C calls Python: the guards of that C (its stack, down to its call from
+ * Python) and the task running it. A task switch in Python runs other tasks, which
+ * may call C and Python in turn; each call from C restores these on its way back. */
+static __thread struct hw_guard *hw_chain;
+static __thread PyObject *hw_chain_task;
 
 /* The Python exception a call into Python raised, held until a wrapper raises it. */
 static PyObject *hw_exc;
@@ -50,7 +54,9 @@ struct hw_machine {
 };
 
 static PyObject *hw_space_var;          /* hwemu.current._current_space */
+static PyObject *hw_current_var;        /* hwemu.current._current */
 static struct hw_machine hw_mach;
+static void hw_bind_machine(void);
 
 /* What the running context's machine is: re-read (from Python) when it changed. */
 static inline struct hw_machine *hw_machine_now(void)
@@ -59,7 +65,7 @@ static inline struct hw_machine *hw_machine_now(void)
     if (hw_space_var != NULL && PyContextVar_Get(hw_space_var, NULL, &space) == 0) {
         Py_XDECREF(space);   /* the context holds it; only its identity is compared */
         if (space != hw_mach.space && space != NULL) {
-            hw_py_bind_machine();
+            hw_bind_machine();
             hw_mach.space = space;
         }
     } else {
@@ -81,7 +87,6 @@ static void hw_forget_machine(void)
     hw_set_machine(0, 0, 0);
 }
 
-static PyObject *hw_current_var;        /* hwemu.current._current */
 static PyTypeObject *hw_taskcore;       /* hwemu._speedups.TaskCore; NULL: no fast paths */
 
 static void hw_init(uintptr_t space_var, uintptr_t current_var, uintptr_t taskcore)
@@ -89,7 +94,7 @@ static void hw_init(uintptr_t space_var, uintptr_t current_var, uintptr_t taskco
     hw_space_var = (PyObject *)space_var;
     Py_INCREF(hw_space_var);
     hw_current_var = (PyObject *)current_var;
-    Py_INCREF(hw_current_var);
+    Py_INCREF(hw_current_var);   /* read by every call from C into Python */
     hw_taskcore = (PyTypeObject *)taskcore;
     Py_XINCREF(hw_taskcore);
 }
@@ -100,18 +105,29 @@ static void hw_guard_push(struct hw_guard *g)
 {
     g->prev = hw_top;
     hw_top = g;
-    hw_depth++;
 }
 
 static void hw_guard_pop(struct hw_guard *g)
 {
     hw_top = g->prev;
-    hw_depth--;
 }
 
+/* current (borrowed: the context holds it), or NULL. */
+static inline PyObject *hw_current_task(void)
+{
+    PyObject *t = NULL;
+    if (hw_current_var == NULL || PyContextVar_Get(hw_current_var, NULL, &t) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_XDECREF(t);
+    return t;
+}
+
+/* Whether the running task called Python from C: C frames lie below. */
 static int hw_in_c(void)
 {
-    return hw_depth > 0;
+    return hw_chain != NULL && hw_chain_task == hw_current_task();
 }
 
 /* The wrapper of guard `g` came back through its jmp_buf (`how`: 1 raised, 2 fault):
@@ -119,7 +135,6 @@ static int hw_in_c(void)
 static PyObject *hw_guard_raise(struct hw_guard *g, int how)
 {
     hw_top = g->prev;
-    hw_depth--;
     if (how == 2)
         hw_py_fault(g->addr, g->write, g->ip);   /* makes the oops and sets hw_exc */
     if (hw_exc == NULL) {
@@ -141,18 +156,40 @@ static void hw_set_exception(uintptr_t exc_addr)
     Py_XSETREF(hw_exc, exc);
 }
 
-static inline struct hw_guard *hw_cb_enter(void)
+/* What a call from C into Python saves and restores. */
+struct hw_cb { struct hw_guard *top, *chain; PyObject *task; };
+
+static inline void hw_cb_enter(struct hw_cb *cb)
 {
-    struct hw_guard *saved = hw_top;
+    cb->top = hw_top;
+    cb->chain = hw_chain;
+    cb->task = hw_chain_task;
+    hw_chain = hw_top;
+    hw_chain_task = hw_current_task();
     hw_top = NULL;   /* a fault in Python is no fault of the module's */
-    return saved;
 }
 
-static inline void hw_cb_leave(struct hw_guard *saved)
+static inline void hw_cb_restore(struct hw_cb *cb)
 {
-    hw_top = saved;
-    if (hw_exc != NULL && saved != NULL)
-        longjmp(saved->env, 1);
+    hw_top = cb->top;
+    hw_chain = cb->chain;
+    hw_chain_task = cb->task;
+}
+
+static inline void hw_cb_leave(struct hw_cb *cb)
+{
+    hw_cb_restore(cb);
+    if (hw_exc != NULL && cb->top != NULL)
+        longjmp(cb->top->env, 1);
+}
+
+/* Tell C what the running context's machine is (hwemu.kbuild's _bind_machine()). */
+static void hw_bind_machine(void)
+{
+    struct hw_cb cb;
+    hw_cb_enter(&cb);
+    hw_py_bind_machine();
+    hw_cb_leave(&cb);
 }
 
 /* ------------------------------------------------------------ faults */
@@ -400,10 +437,30 @@ static void hw_vprintk(int level, const char *fmt, va_list ap)
     rt_printk(level, out);
 }
 
-/* The return addresses of the running C stack, innermost first. */
+/* The return addresses of the running task's C, innermost first, from the call from C
+ * into Python running now down to the first call from Python into C: no further (the
+ * stack beyond belongs to Python, and with greenlets to other tasks' saved stacks). */
+struct hw_bt { uintptr_t *pcs; int n, max; uintptr_t limit; };
+
+static _Unwind_Reason_Code hw_bt_step(struct _Unwind_Context *ctx, void *arg)
+{
+    struct hw_bt *bt = arg;
+    if (_Unwind_GetCFA(ctx) > bt->limit || bt->n >= bt->max)
+        return _URC_END_OF_STACK;
+    bt->pcs[bt->n++] = _Unwind_GetIP(ctx);
+    return _URC_NO_REASON;
+}
+
 static int hw_backtrace(uintptr_t *pcs, int max)
 {
-    return backtrace((void **)pcs, max);
+    if (!hw_in_c())
+        return 0;
+    struct hw_guard *g = hw_chain;
+    while (g->prev != NULL)
+        g = g->prev;
+    struct hw_bt bt = {pcs, 0, max, (uintptr_t)g};
+    _Unwind_Backtrace(hw_bt_step, &bt);
+    return bt.n;
 }
 
 /* ------------------------------------------------------------ fast paths */
@@ -416,13 +473,8 @@ enum { HW_PLAIN, HW_IRQ, HW_IRQSAVE, HW_BH, HW_HOW = 3 };
  * touch (the C bases, not their twins). */
 static inline hw_TaskCore *hw_task_now(void)
 {
-    PyObject *t = NULL;
-    if (hw_taskcore == NULL || PyContextVar_Get(hw_current_var, NULL, &t) < 0 || t == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    Py_DECREF(t);   /* the context holds it */
-    if (!PyObject_TypeCheck(t, hw_taskcore))
+    PyObject *t = hw_taskcore != NULL ? hw_current_task() : NULL;
+    if (t == NULL || !PyObject_TypeCheck(t, hw_taskcore))
         return NULL;
     hw_SchedCore *s = (hw_SchedCore *)((hw_TaskCore *)t)->sched;
     if (s == NULL || s->curr != t || s->countdown == NULL)
@@ -450,7 +502,7 @@ static inline void hw_set_bool(PyObject **field, int v)
 
 /* Python raised while C called it directly: keep the exception and unwind C to the
  * guard of its call from Python, as a call through the table does. */
-static void hw_unwind(struct hw_guard *saved)
+static void hw_unwind(struct hw_cb *cb)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -460,8 +512,8 @@ static void hw_unwind(struct hw_guard *saved)
     Py_XDECREF(type);
     Py_XDECREF(tb);
     Py_XSETREF(hw_exc, value);
-    hw_top = saved;
-    longjmp(saved->env, 1);
+    hw_cb_restore(cb);
+    longjmp(cb->top->env, 1);
 }
 
 /* Scheduler.point(t) for the running task t: one step counted; when the count runs
@@ -476,13 +528,14 @@ static void hw_sched_point(hw_TaskCore *t)
         return;
     if (consult == NULL && (consult = PyUnicode_InternFromString("_consult")) == NULL)
         PyErr_Clear();
-    struct hw_guard *saved = hw_cb_enter();
+    struct hw_cb cb;
+    hw_cb_enter(&cb);
     PyObject *r = consult ? PyObject_CallMethodOneArg((PyObject *)s, consult, (PyObject *)t)
                           : NULL;
     if (r == NULL)
-        hw_unwind(saved);
+        hw_unwind(&cb);
     Py_DECREF(r);
-    hw_cb_leave(saved);
+    hw_cb_leave(&cb);
 }
 
 static unsigned long hw_fast_spin_lock(uintptr_t lock, int how)

@@ -86,7 +86,10 @@ class Run:
         where = workload_path(config, search)
         for i, custom in enumerate(self.cfg.custom):
             try:
-                self.customs.append(workloads.import_function(custom.function, where))
+                fn = workloads.import_function(custom.function, where)
+                if isinstance(fn, workloads.CFunction):
+                    fn.build(config)   # gcc's errors before the run, not in it
+                self.customs.append(fn)
             except ImportError as exc:
                 raise ImportError(f"run.custom.{i}.function: {exc}") from None
         self.tasks: list[Task] = []

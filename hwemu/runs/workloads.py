@@ -367,6 +367,14 @@ class CFunction:
         self.path, self.function = found[0].resolve(), function
         self.__name__ = function
 
+    def build(self, config) -> None:
+        """Compile the file for the run's machine now; gcc's errors as ImportError."""
+        from ..kbuild import CompileError, prebuild
+        try:
+            prebuild(self.path, config)
+        except CompileError as exc:
+            raise ImportError(str(exc)) from None
+
     def __call__(self, task: "CustomTask") -> None:
         from ..kbuild import load
         module = load(self.path)

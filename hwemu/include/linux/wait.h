@@ -10,6 +10,7 @@
 #ifndef _LINUX_WAIT_H
 #define _LINUX_WAIT_H
 
+#include <asm/barrier.h>
 #include <linux/list.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>

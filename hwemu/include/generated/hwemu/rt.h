@@ -61,6 +61,17 @@ struct hw_rt {
 	__UINTPTR_TYPE__ (*alloc_tag_push)(const char *file, int line, const char *func);
 	void (*alloc_tag_pop)(__UINTPTR_TYPE__ saved);
 	__UINTPTR_TYPE__ (*run_in_interrupt)(__UINTPTR_TYPE__ fn, __UINTPTR_TYPE__ arg, int softirq);
+	__UINTPTR_TYPE__ (*mempool_create)(int min_nr, __UINTPTR_TYPE__ alloc_fn, __UINTPTR_TYPE__ free_fn, __UINTPTR_TYPE__ pool_data, unsigned int gfp, int node);
+	int (*mempool_init)(__UINTPTR_TYPE__ pool, int min_nr, __UINTPTR_TYPE__ alloc_fn, __UINTPTR_TYPE__ free_fn, __UINTPTR_TYPE__ pool_data, unsigned int gfp, int node);
+	void (*mempool_exit)(__UINTPTR_TYPE__ pool);
+	void (*mempool_destroy)(__UINTPTR_TYPE__ pool);
+	int (*mempool_resize)(__UINTPTR_TYPE__ pool, int new_min_nr);
+	__UINTPTR_TYPE__ (*mempool_alloc)(__UINTPTR_TYPE__ pool, unsigned int gfp);
+	__UINTPTR_TYPE__ (*mempool_alloc_preallocated)(__UINTPTR_TYPE__ pool);
+	void (*mempool_free)(__UINTPTR_TYPE__ element, __UINTPTR_TYPE__ pool);
+	int (*mempool_alloc_bulk)(__UINTPTR_TYPE__ pool, __UINTPTR_TYPE__ elems, unsigned int count);
+	unsigned int (*mempool_free_bulk)(__UINTPTR_TYPE__ pool, __UINTPTR_TYPE__ elems, unsigned int count);
+	__UINTPTR_TYPE__ (*mempool_stock)(int which, __UINTPTR_TYPE__ a, __UINTPTR_TYPE__ b);
 	long (*workload)(int what, const char *name, long n);
 };
 
