@@ -161,6 +161,10 @@ class TaskHandle:
 
 # ---------------------------------------------------------------- the scheduler
 
+# The strategy's count while no other task can run: it is asked again when one can.
+IDLE = 1 << 62
+
+
 class Scheduler(SchedCore):
     """The CPUs, tasks, run queue and timers of one machine.
 
@@ -191,7 +195,7 @@ class Scheduler(SchedCore):
         self.stopper: Task | None = None   # the task shutting the machine down
         self.latest = 0                    # the latest any clock has reached
         self.hung_timeout = cfg.hung_task_timeout_secs * timer.NSEC_PER_SEC
-        self.hung_check = self.hung_timeout
+        self.hung_check = self.hung_timeout or timer.NEVER
         self.hung_warnings = HUNG_TASK_WARNINGS
         self._prev_might_resched = None
 
@@ -235,6 +239,8 @@ class Scheduler(SchedCore):
         running: when the strategy is due, or at the point whose step reaches the next
         timer's expiry, whichever comes first."""
         expiry = self.timers.next_expiry
+        if self._left > IDLE // 2:   # nothing else can run: khungtaskd's check is due too
+            expiry = min(expiry, self.hung_check)
         if expiry == timer.NEVER:   # no timer: the strategy's count (no big-int math)
             self.countdown = self._armed = self._left
             return
@@ -297,7 +303,7 @@ class Scheduler(SchedCore):
         handle = TaskHandle(task)
         task.glet = greenlet.greenlet(functools.partial(self._task_main, handle, fn, args),
                                       parent=self.boot.glet if self.boot else None)
-        self.runnable.append(task)
+        self._runnable(task)
         return handle
 
     def _task_main(self, handle: TaskHandle, fn: Callable, args: tuple, *_) -> None:
@@ -372,14 +378,15 @@ class Scheduler(SchedCore):
         now = task.now
         if now >= self.timers.next_expiry:
             self._fire(now)
-        elif self._left > 0:
+        elif self._left > 0 and now < self.hung_check:
             self._arm(task)   # the timer it was armed for went away
             return
         if now >= self.hung_check:
             self.latest = max(self.latest, now)
             self._khungtaskd()
         if self._left <= 0:
-            self._left = self.strategy.countdown()
+            # Nothing to switch to: the strategy is asked when something can run.
+            self._left = self.strategy.countdown() if self.runnable else IDLE
             if self.runnable and not (task.preempt_count or task.irqs_off):
                 nxt = self.strategy.choose(self.runnable + [task], task, self._steps)
                 if nxt is not task:
@@ -402,8 +409,20 @@ class Scheduler(SchedCore):
         task.timer = None
         if task.now < at:
             task.now = at
-        self.runnable.append(task)
+        self._runnable(task)
         return True
+
+    def _runnable(self, task: Task) -> None:
+        """``task`` can run: queued; if it is the first beside the running task, the
+        strategy is due again (asked from now on: its choices are as likely as ever)."""
+        self.runnable.append(task)
+        if self._left > IDLE // 2:
+            curr = self.curr
+            if curr is not None:
+                self._credit()
+            self._left = self.strategy.countdown()
+            if curr is not None:
+                self._arm(curr)
 
     def block(self, task: Task, expires: int | None = None) -> None:
         """``__schedule()`` for a task that stops running: it sleeps (or spins on a lock)
