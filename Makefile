@@ -47,7 +47,7 @@ check: $(STAMP)
 	    echo "$$long"; exit 1; fi; fi
 
 # Every benchmark, each after a failure too; fails if any missed a target.
-BENCHES := boot alloc kasan mempool floor sched run sweep
+BENCHES := boot alloc kasan mempool floor sched run sweep kbuild
 bench: $(STAMP)
 	@status=0; for b in $(BENCHES); do echo "== bench/$$b.py"; \
 	  $(BIN)/python bench/$$b.py || status=1; echo; done; exit $$status
