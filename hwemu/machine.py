@@ -159,7 +159,7 @@ class Machine:
         self.vmalloc = Vmalloc(self, cfg)
         self.vmscan = Vmscan(self)
         self.oom = OOMKiller(self)
-        self.procfs = ProcFS(self)
+        self.procfs = ProcFS(self, cfg)
         self.sched.boot_task()
         self._boot_log(cfg)
         self.vmscan.start()

@@ -95,9 +95,9 @@ class _ZoneSnap:
 class ProcFS:
     """The /proc files of one machine (``machine.procfs``)."""
 
-    def __init__(self, machine):
+    def __init__(self, machine, cfg):
+        """``cfg`` is the machine's config section (``config.machine``), handed at boot."""
         self.machine = machine
-        cfg = machine.config.machine
         self.zone_ids = configured_zones(cfg)
         self.pageblock_order = pageblock_order(cfg)
         self.files = {
