@@ -202,12 +202,14 @@ def _acquire(lock: int, task: Task) -> None:
         _spin(lock, task, status)
 
 
-def _spin(lock: int, task: Task, status: int) -> None:
+def _spin(lock: int, task: Task, status: int, trylock=None, lock_bug=None) -> None:
     """The word was not free (``status``): spin (yield) while another task holds it,
-    or report the bug the word shows."""
+    or report the bug the word shows. ``trylock`` and ``lock_bug`` do the word's part
+    (kernel C's runtime does it on locks in any memory)."""
+    trylock = trylock or spin_trylock_word
     while status:
         if status != BUSY:
-            raise _lock_bug(lock, status)
+            raise (lock_bug or _lock_bug)(lock, status)
         # The holder slept with the lock held; it must run to release it.
         task.machine.lock_spinners.setdefault(lock, []).append(task)
         task.spinning_on = lock
@@ -215,7 +217,7 @@ def _spin(lock: int, task: Task, status: int) -> None:
             task.machine.sched.block(task)
         finally:
             task.spinning_on = None
-        status = spin_trylock_word(lock, task.cpu.id, task.pid)
+        status = trylock(lock, task.cpu.id, task.pid)
 
 
 def _release(lock: int, task: Task) -> None:
@@ -224,10 +226,10 @@ def _release(lock: int, task: Task) -> None:
         _unlocked_slow(lock, task, status)
 
 
-def _unlocked_slow(lock: int, task: Task, status: int) -> None:
+def _unlocked_slow(lock: int, task: Task, status: int, lock_bug=None) -> None:
     """The unlock found spinners to wake, or a bug to report."""
     if status != WAITERS:
-        raise _lock_bug(lock, status)
+        raise (lock_bug or _lock_bug)(lock, status)
     sched = task.machine.sched
     for spinner in task.machine.lock_spinners.pop(lock, ()):
         sched.wake(spinner, sched.now_ns())

@@ -138,16 +138,8 @@ def spin_lock(lock: int, how: int) -> int:
         task.machine.sched.point(task)
     how &= 3
     status = rt.lib.hw_word_trylock(lock, task.cpu.id, task.pid)
-    while status:
-        if status != spinlock.BUSY:
-            raise _lock_bug(lock, status)
-        task.machine.lock_spinners.setdefault(lock, []).append(task)
-        task.spinning_on = lock
-        try:
-            task.machine.sched.block(task)
-        finally:
-            task.spinning_on = None
-        status = rt.lib.hw_word_trylock(lock, task.cpu.id, task.pid)
+    if status:
+        spinlock._spin(lock, task, status, rt.lib.hw_word_trylock, _lock_bug)
     flags = task.irqs_off
     if how in (IRQ, IRQSAVE):
         task.irqs_off = True
@@ -163,11 +155,7 @@ def spin_unlock(lock: int, how: int, flags: int) -> None:
         status = rt.lib.hw_word_unlock(lock, task.cpu.id, task.pid)
     how &= 3
     if status:
-        if status != spinlock.WAITERS:
-            raise _lock_bug(lock, status)
-        s = task.machine.sched
-        for spinner in task.machine.lock_spinners.pop(lock, ()):
-            s.wake(spinner, s.now_ns())
+        spinlock._unlocked_slow(lock, task, status, _lock_bug)
     task.preempt_count -= SOFTIRQ_DISABLE_OFFSET if how == BH else sched.PREEMPT_OFFSET
     if how == IRQ:
         task.irqs_off = False
