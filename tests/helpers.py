@@ -31,3 +31,11 @@ def import_fresh_module(name: str, blocked: tuple[str, ...] = ()):
                 sys.modules.pop(n, None)
             else:
                 sys.modules[n] = module
+
+
+def line_of(marker: str, path) -> int:
+    """The line of C file ``path`` whose comment is ``/* marker */``."""
+    for n, text in enumerate(path.read_text().splitlines(), 1):
+        if f"/* {marker} */" in text:
+            return n
+    raise AssertionError(f"{path.name}: no line marked {marker!r}")

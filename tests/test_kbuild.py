@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+
 import hwemu
 from hwemu import GFP_KERNEL, kfree, kmalloc, load, store
 from hwemu import kbuild
@@ -33,11 +35,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux" or sys.maxsize < 2**32,
 
 
 def line_of(marker: str, path: Path = BLKDRV) -> int:
-    """The line of ``path`` whose comment is ``marker``."""
-    for n, text in enumerate(path.read_text().splitlines(), 1):
-        if f"/* {marker} */" in text:
-            return n
-    raise AssertionError(f"{path.name}: no line marked {marker!r}")
+    return helpers.line_of(marker, path)
 
 
 def driver(**kwargs):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+
 import hwemu
 import mempool
 from hwemu import GFP_ATOMIC, GFP_NOIO, kbuild, kmem_cache_create, kmem_cache_destroy
@@ -38,10 +40,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux" or sys.maxsize < 2**32,
 
 
 def line_of(marker: str, path: Path = CDRV) -> int:
-    for n, text in enumerate(path.read_text().splitlines(), 1):
-        if f"/* {marker} */" in text:
-            return n
-    raise AssertionError(f"{path.name}: no line marked {marker!r}")
+    return helpers.line_of(marker, path)
 
 
 def hwemu_run(config, *args, cwd=None):

@@ -35,18 +35,11 @@ def _str(p) -> str:
 
 # ---------------------------------------------------------------- memory
 
-def kmalloc(size: int, flags: int, node: int) -> int:
-    return slab.kmalloc_node_noprof(size, flags, node)
-
-
+# (Where the table's arguments are the kernel function's, the function itself.)
+kmalloc = slab.kmalloc_node_noprof
 kfree = slab.kfree
 ksize = slab.ksize
-
-
-def kvmalloc(size: int, flags: int, node: int) -> int:
-    return util.kvmalloc_node_noprof(size, flags, node)
-
-
+kvmalloc = util.kvmalloc_node_noprof
 kvfree = util.kvfree
 
 
@@ -61,10 +54,7 @@ def kmem_cache_create(name, size: int, align: int, flags: int, ctor: int) -> int
 kmem_cache_destroy = slab.kmem_cache_destroy
 
 
-def kmem_cache_alloc(s: int, flags: int, node: int) -> int:
-    return slab.kmem_cache_alloc_node_noprof(s, flags, node)
-
-
+kmem_cache_alloc = slab.kmem_cache_alloc_node_noprof
 kmem_cache_free = slab.kmem_cache_free
 kmem_cache_size = slab.kmem_cache_size
 
