@@ -74,6 +74,7 @@ PAGE_DTYPE = np.dtype(struct_page)
 STRUCT_PAGE_SIZE = ctypes.sizeof(struct_page)
 assert STRUCT_PAGE_SIZE == 64 == ctypes.sizeof(struct_slab)
 STRUCT_PAGE_SHIFT = STRUCT_PAGE_SIZE.bit_length() - 1   # pointer arithmetic by shifts
+PAGE_LRU = struct_page.lru_next.offset   # offsetof(struct page, lru): &page->lru
 
 # page->flags layout: | NODE | ZONE | ... | PG_* flags |
 ZONES_SHIFT = 3
@@ -236,7 +237,8 @@ class MemMap:
                         continue
                     view = self.pages[a:b]
                     view["flags"] = (node.node_id << NODES_PGSHIFT) | (z.idx << ZONES_PGSHIFT)
-                    lru = self.start + np.arange(a, b, dtype=np.uint64) * STRUCT_PAGE_SIZE + 8
+                    pages = self.start + np.arange(a, b, dtype=np.uint64) * STRUCT_PAGE_SIZE
+                    lru = pages + PAGE_LRU
                     view["lru_next"] = lru  # INIT_LIST_HEAD(&page->lru)
                     view["lru_prev"] = lru
                     view["_mapcount"] = -1  # no page_type, not mapped

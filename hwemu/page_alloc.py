@@ -33,10 +33,10 @@ from .highmem import kmap_local_page, kunmap_local
 from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
                      WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE, ZONE_NAMES,
                      ZONE_NORMAL)
-from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_FLAGS_CHECK_AT_FREE, PAGE_TYPE,
-                   PAGE_TYPE_NAMES, PFN_SECTION_SHIFT, STRUCT_PAGE_SHIFT, STRUCT_PAGE_SIZE,
-                   ZONES_MASK, ZONES_PGSHIFT, PG_head, PG_reserved, PGTY_buddy, format_page_flags,
-                   format_page_head, page_type_of, virt_to_page)
+from .page import (NO_PAGE_TYPE, NODES_MASK, NODES_PGSHIFT, PAGE_FLAGS_CHECK_AT_FREE, PAGE_LRU,
+                   PAGE_TYPE, PAGE_TYPE_NAMES, PFN_SECTION_SHIFT, STRUCT_PAGE_SHIFT,
+                   STRUCT_PAGE_SIZE, ZONES_MASK, ZONES_PGSHIFT, PG_head, PG_reserved, PGTY_buddy,
+                   format_page_flags, format_page_head, page_type_of, virt_to_page)
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_ALERT, KERN_WARNING, RateLimit
 
@@ -626,7 +626,7 @@ class PageAlloc:
                     self.bad_page(p, "compound_head not consistent" if tail & 1
                                   else "PageTail not set")
                     bad = True
-                pg.lru_next[p] = self.memmap.start + p * STRUCT_PAGE_SIZE + 8
+                pg.lru_next[p] = self.memmap.start + p * STRUCT_PAGE_SIZE + PAGE_LRU
         for p in range(pfn, pfn + (1 << order)):
             reason = self.page_bad_reason(p)
             if reason:

@@ -56,8 +56,8 @@ from .alloc_tag import alloc_hooks
 from .current import current
 from .gfp import GFP_SLAB_BUG_MASK, format_flags, format_gfp, gfp_t, gfp_zone, gfpflag_names
 from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
-from .page import (NO_PAGE_TYPE, PAGE_TYPE, STRUCT_PAGE_SIZE, PGTY_large_kmalloc, PGTY_slab,
-                   format_page_flags, struct_page)
+from .page import (NO_PAGE_TYPE, PAGE_LRU, PAGE_TYPE, STRUCT_PAGE_SIZE, PGTY_large_kmalloc,
+                   PGTY_slab, format_page_flags)
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_ERR, KERN_WARNING
@@ -1018,7 +1018,7 @@ class Slab:
     def free_slab_pages(self, slab: SlabInfo, task) -> None:
         """``__free_slab()``: clear the slab fields and give the pages back."""
         pg, pfn = self.page, slab.pfn
-        lru = slab.page + struct_page.lru_next.offset
+        lru = slab.page + PAGE_LRU
         pg.lru_next[pfn] = pg.lru_prev[pfn] = lru   # INIT_LIST_HEAD(&page->lru)
         pg.mapping[pfn] = pg.index[pfn] = pg.private[pfn] = 0
         pg._mapcount[pfn] = NO_PAGE_TYPE            # __ClearPageSlab()
