@@ -78,3 +78,22 @@ def test_the_h_function_pointer_parameter_is_a_pointer():
         "unsigned int n); /* (pool, fn, n) */")
     assert e.params == ["struct mempool *pool", "void (*fn)(void *, int)", "unsigned int n"]
     assert [build._is_pointer(p) for p in e.params] == [True, True, False]
+
+
+def test_allocation_profiling_charges_the_c_line(tmp_path):
+    """alloc_hooks() in C: with vm.mem_profiling, /proc/allocinfo names the C call
+    site; without it, the C makes no call for it (nothing is charged)."""
+    import hwemu
+    src = tmp_path / "grab.c"
+    src.write_text("#include <linux/slab.h>\n\nvoid *grab(void)\n{\n"
+                   "\treturn kmalloc(40, GFP_KERNEL);\n}\n")
+    for profiling in (True, False):
+        with hwemu.boot("tiny", overrides={"vm.mem_profiling": profiling}) as machine:
+            mod = kbuild.load(src)
+            p = mod.grab()
+            info = machine.procfs.read("/proc/allocinfo")
+            charged = [line for line in info.splitlines() if "grab.c:5 func:grab" in line]
+            assert bool(charged) == profiling, info
+            if profiling:
+                assert charged[0].split()[:2] == ["64", "1"]   # kmalloc-64 for 40 bytes
+            hwemu.kfree(p)

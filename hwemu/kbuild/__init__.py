@@ -75,7 +75,7 @@ class _Runtime:
         m = task.machine
         space = m.space
         shadow = m.KASAN_SHADOW_OFFSET if m.kasan.enabled else 0
-        self.lib.hw_set_machine(space.fast_lo, space.fast_hi, shadow)
+        self.lib.hw_set_machine(space.fast_lo, space.fast_hi, shadow, m.alloc_tags.enabled)
 
 
 def _entry(impl):

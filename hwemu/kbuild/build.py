@@ -127,7 +127,7 @@ int hw_word_trylock(uintptr_t lock, unsigned int cpu, uint64_t owner);
 int hw_word_unlock(uintptr_t lock, unsigned int cpu, uint64_t owner);
 void hw_word_init(uintptr_t lock);
 int hw_backtrace(uintptr_t *pcs, int max);
-void hw_set_machine(uintptr_t lo, uintptr_t hi, uintptr_t shadow);
+void hw_set_machine(uintptr_t lo, uintptr_t hi, uintptr_t shadow, int profiling);
 void hw_add_host_range(uintptr_t lo, uintptr_t hi);
 int hw_in_c(void);
 void hw_forget_machine(void);
@@ -146,7 +146,7 @@ static void *hw_guard_raise_v(void *g, int how) { return hw_guard_raise(g, how);
 
 static const struct hw_rt hw_rt_table = {
     hw_guard_push_v, hw_guard_pop_v, hw_guard_raise_v, hw_asan_check, hw_kasan_enabled,
-    hw_vprintk,
+    hw_mem_profiling, hw_vprintk,
     %(table)s
 };
 

@@ -25,6 +25,7 @@ RUNTIME_C = (
     ("void *", "guard_raise", "void *guard, int how"),
     ("void", "asan_check", "uintptr_t addr, size_t size, int write, uintptr_t ip"),
     ("int", "kasan_enabled", ""),
+    ("int", "mem_profiling", ""),
     ("void", "vprintk", "int level, const char *fmt, __builtin_va_list ap"),
 )
 

@@ -51,6 +51,7 @@ struct hw_machine {
     PyObject *space;          /* the hwemu.vmem.AddressSpace this was read from */
     uintptr_t lo, hi;         /* the direct map: always mapped while the machine is up */
     uintptr_t shadow;         /* KASAN_SHADOW_OFFSET; 0: no KASAN */
+    int profiling;            /* memory allocation profiling (alloc_hooks()) is on */
 };
 
 static PyObject *hw_space_var;          /* hwemu.current._current_space */
@@ -74,17 +75,18 @@ static inline struct hw_machine *hw_machine_now(void)
     return &hw_mach;
 }
 
-static void hw_set_machine(uintptr_t lo, uintptr_t hi, uintptr_t shadow)
+static void hw_set_machine(uintptr_t lo, uintptr_t hi, uintptr_t shadow, int profiling)
 {
     hw_mach.lo = lo;
     hw_mach.hi = hi;
     hw_mach.shadow = shadow;
+    hw_mach.profiling = profiling;
 }
 
 static void hw_forget_machine(void)
 {
     hw_mach.space = NULL;
-    hw_set_machine(0, 0, 0);
+    hw_set_machine(0, 0, 0, 0);
 }
 
 static PyTypeObject *hw_taskcore;       /* hwemu._speedups.TaskCore; NULL: no fast paths */
@@ -313,6 +315,12 @@ static void hw_asan_check(uintptr_t addr, size_t size, int write, uintptr_t ip)
 static int hw_kasan_enabled(void)
 {
     return hw_machine_now()->shadow != 0;
+}
+
+/* Whether alloc_hooks() has anything to do: the machine profiles allocations. */
+static int hw_mem_profiling(void)
+{
+    return hw_machine_now()->profiling;
 }
 
 /* ------------------------------------------------------------ spinlock_t */

@@ -10,11 +10,13 @@
 #include <linux/compiler.h>
 #include <hwemu/hw.h>
 
+/* With profiling off (the machine's vm.mem_profiling), only the expression. */
 #define alloc_hooks(_do_alloc) ({					\
-	__UINTPTR_TYPE__ __hw_saved_tag =				\
-		HW_RT(alloc_tag_push)(__FILE__, __LINE__, __func__);	\
+	__UINTPTR_TYPE__ __hw_saved_tag = HW_RT(mem_profiling)() ?	\
+		HW_RT(alloc_tag_push)(__FILE__, __LINE__, __func__) : 0;	\
 	typeof(_do_alloc) __hw_res = _do_alloc;				\
-	HW_RT(alloc_tag_pop)(__hw_saved_tag);				\
+	if (__hw_saved_tag)						\
+		HW_RT(alloc_tag_pop)(__hw_saved_tag);			\
 	__hw_res;							\
 })
 

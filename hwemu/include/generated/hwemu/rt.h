@@ -10,6 +10,7 @@ struct hw_rt {
 	void * (*guard_raise)(void *guard, int how);
 	void (*asan_check)(__UINTPTR_TYPE__ addr, __SIZE_TYPE__ size, int write, __UINTPTR_TYPE__ ip);
 	int (*kasan_enabled)(void);
+	int (*mem_profiling)(void);
 	void (*vprintk)(int level, const char *fmt, __builtin_va_list ap);
 	/* calls into hwemu (Python), hwemu/kbuild/calls.py */
 	__UINTPTR_TYPE__ (*kmalloc)(__SIZE_TYPE__ size, unsigned int flags, int node);
