@@ -9,6 +9,7 @@ runtime in C wherever it is; wait queue heads must be in emulated memory.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .. import bug as _bug
@@ -72,17 +73,9 @@ kmap_atomic = highmem.kmap_atomic
 kunmap_atomic = highmem.kunmap_atomic
 
 
-def kasan_mempool_poison_object(ptr: int) -> int:
-    return _kasan_poison_object(ptr)
-
-
+kasan_mempool_poison_object = _kasan_poison_object
 kasan_mempool_unpoison_object = _kasan_unpoison_object
-
-
-def kasan_mempool_poison_pages(page_: int, order: int) -> int:
-    return _kasan_poison_pages(page_, order)
-
-
+kasan_mempool_poison_pages = _kasan_poison_pages
 kasan_mempool_unpoison_pages = _kasan_unpoison_pages
 
 
@@ -205,7 +198,7 @@ def jiffies() -> int:
 init_waitqueue_head = wait.init_waitqueue_head
 
 
-def _entry(wait_addr: int, state: int = 0, exclusive: bool = False) -> wait.WaitQueueEntry:
+def _entry(wait_addr: int, exclusive: bool = False) -> wait.WaitQueueEntry:
     """The hwemu entry of the ``struct wait_queue_entry`` at ``wait_addr`` (C's), made
     when it is first prepared; kept by its task until ``finish_wait()``."""
     task = current()
@@ -219,7 +212,7 @@ def _entry(wait_addr: int, state: int = 0, exclusive: bool = False) -> wait.Wait
 
 
 def prepare_to_wait(wq: int, wait_addr: int, state: int, excl: int) -> None:
-    wait.prepare_to_wait(wq, _entry(wait_addr, state, bool(excl)), state)
+    wait.prepare_to_wait(wq, _entry(wait_addr, bool(excl)), state)
 
 
 def finish_wait(wq: int, wait_addr: int) -> None:
@@ -280,7 +273,6 @@ def symbolize(addr: int, buf, size: int) -> int:
 
 def _c_frame():
     """The frame that stands for the C code calling now (the entry of this call)."""
-    import sys
     frame = sys._getframe(2)
     while frame.f_code not in _bug.NATIVE_ENTRY and frame.f_back is not None:
         frame = frame.f_back
