@@ -56,6 +56,12 @@ class _Runtime:
         self.call = _pyobject(self.lib.hw_builtins())["call"]
         self.address = self.lib.hw_rt_address()
         symbols.add_module(mod.__file__, code=False)   # its table: C reads it
+        self.guard_faults()
+
+    def guard_faults(self) -> None:
+        """Make SIGSEGV/SIGBUS come to the runtime first (again, if another handler,
+        such as faulthandler's, was installed since): C's faults unwind to its guard,
+        others go on to that handler."""
         if self.lib.hw_install_fault_handler():
             raise MachineError("hwemu.kbuild: cannot install the SIGSEGV handler")
 
@@ -209,6 +215,7 @@ def load(sources: str | Path | Iterable[str | Path], *, kasan: bool | None = Non
         kasan = bool(machine is not None and machine.kasan.enabled)
     macros = {**_defines(machine.config if machine else None, kasan), **(defines or {})}
     rt = _rt()
+    rt.guard_faults()
     path, meta = build(paths, name or paths[0].stem, kasan, macros, tuple(cflags))
     module = Module(path, meta, rt)
     if task is not None:
