@@ -670,3 +670,32 @@ def test_hwemu_pure_forces_the_twins(monkeypatch):
     assert fresh.ACCELERATED is False and fresh.load is fresh.py_load
     fresh_kasan = import_fresh_module("hwemu.kasan")
     assert fresh_kasan.ACCELERATED is False
+
+
+@pytest.mark.parametrize("pair", [("TaskCore", "PyTaskCore"), ("SchedCore", "PySchedCore")])
+def test_cpu_state_bases_behave_as_their_twins(pair):
+    """The C bases of Task and Scheduler (whose fields kernel C reads) against their
+    __slots__ twins: the same fields, read and written as attributes, unset ones
+    raising AttributeError, and a subclass keeping a __dict__ of its own."""
+    from hwemu import sched
+    c_name, py_name = pair
+    twin = getattr(sched, py_name)
+    try:
+        from hwemu import _speedups
+    except ImportError:
+        pytest.skip("the C extension is not built")
+    cls = getattr(_speedups, c_name)
+    fields = twin.__slots__
+    assert sorted(m for m in dir(cls) if not m.startswith("_")) == sorted(fields)
+    for base in (cls, twin):
+        sub = type("Sub", (base,), {})
+        obj = sub()
+        with pytest.raises(AttributeError):
+            getattr(obj, fields[0])
+        for i, name in enumerate(fields):
+            setattr(obj, name, i)
+        obj.extra = "dict"
+        assert [getattr(obj, name) for name in fields] == list(range(len(fields)))
+        assert obj.extra == "dict"
+        obj.__dict__.clear()
+        del obj
