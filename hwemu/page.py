@@ -182,7 +182,7 @@ class MemMap:
         self.start = start
         self.nodes = nodes
         self.max_pfn = nodes[-1].node_end_pfn
-        self.end = start + self.max_pfn * STRUCT_PAGE_SIZE
+        self.end = self.page_of(self.max_pfn)
         self.page_offset = page_offset
         self.max_low_pfn = max_low_pfn
         # Every view of the vmemmap is released at shutdown (close() drops the numpy
@@ -219,8 +219,7 @@ class MemMap:
 
     def on_access(self, addr: int, n: int) -> None:
         """Region hook: raw reads/writes of the vmemmap see initialised pages."""
-        first = (addr - self.start) // STRUCT_PAGE_SIZE
-        last = (addr + n - 1 - self.start) // STRUCT_PAGE_SIZE
+        first, last = self.pfn_of(addr), self.pfn_of(addr + n - 1)
         self.ensure(first, min(last + 1, self.max_pfn))
 
     def _init_section(self, sec: int) -> None:
@@ -237,8 +236,7 @@ class MemMap:
                         continue
                     view = self.pages[a:b]
                     view["flags"] = (node.node_id << NODES_PGSHIFT) | (z.idx << ZONES_PGSHIFT)
-                    pages = self.start + np.arange(a, b, dtype=np.uint64) * STRUCT_PAGE_SIZE
-                    lru = pages + PAGE_LRU
+                    lru = self.page_of(np.arange(a, b, dtype=np.uint64)) + PAGE_LRU
                     view["lru_next"] = lru  # INIT_LIST_HEAD(&page->lru)
                     view["lru_prev"] = lru
                     view["_mapcount"] = -1  # no page_type, not mapped
@@ -246,6 +244,19 @@ class MemMap:
             if self.section_init_hook is not None:
                 self.section_init_hook(lo, hi)
             self._ready[sec] = 1
+
+    # ------------------------------------------------------------ memory model
+
+    def page_of(self, pfn):
+        """``__pfn_to_page()`` (sparsemem-vmemmap): ``vmemmap + pfn``, unchecked; an
+        array of pfns gives an array. The one home of the pfn -> ``struct page *``
+        formula; :meth:`pfn_to_page` is its checked form."""
+        return self.start + pfn * STRUCT_PAGE_SIZE
+
+    def pfn_of(self, page: int) -> int:
+        """``__page_to_pfn()``: ``page - vmemmap``, unchecked (a pointer into a struct
+        page gives that page's pfn); :meth:`page_to_pfn` is its checked form."""
+        return (page - self.start) >> STRUCT_PAGE_SHIFT
 
     # ------------------------------------------------------------ conversions
 
@@ -258,7 +269,7 @@ class MemMap:
     def pfn_to_page(self, pfn: int) -> int:
         if not self.pfn_valid(pfn):
             raise AddressError(f"pfn_to_page({pfn:#x}): {self._why_invalid(pfn)}")
-        return self.start + pfn * STRUCT_PAGE_SIZE
+        return self.page_of(pfn)
 
     def page_to_pfn(self, page: int) -> int:
         if not self.start <= page < self.end:
@@ -305,7 +316,7 @@ class MemMap:
         """``compound_head()``: the head pfn of ``pfn``'s compound page; a tail's
         ``compound_head`` word is the head's ``struct page *`` with bit 0 set."""
         link = self.page.lru_next[pfn]
-        return (link - 1 - self.start) >> STRUCT_PAGE_SHIFT if link & 1 else pfn
+        return self.pfn_of(link - 1) if link & 1 else pfn
 
     def PageHead(self, pfn: int) -> bool:
         return bool(self.page.flags[pfn] >> PG_head & 1)
@@ -359,6 +370,12 @@ def page_to_pfn(page: int) -> int:
     return _memmap_of(page).page_to_pfn(page)
 
 
+def nth_page(page: int, n: int) -> int:
+    """``nth_page(page, n)``: the struct page ``n`` pages after ``page`` (``page + n``
+    in C: the vmemmap is one array)."""
+    return page + n * STRUCT_PAGE_SIZE
+
+
 def page_to_phys(page: int) -> int:
     return page_to_pfn(page) << PAGE_SHIFT
 
@@ -395,7 +412,7 @@ def compound_head(page: int) -> int:
     """``compound_head(page)``: the ``struct page *`` of the head of ``page``'s
     compound page (``page`` itself if it is not a tail)."""
     mm, pfn = _pfn_of(page)
-    return mm.start + (mm.compound_head(pfn) << STRUCT_PAGE_SHIFT)
+    return mm.page_of(mm.compound_head(pfn))
 
 
 def _has_type(page: int, pgty: int) -> bool:

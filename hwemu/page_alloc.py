@@ -465,7 +465,7 @@ class PageAlloc:
         if pfn < 0:
             pfn = self._slowpath(gfp, order, (zones, highest, nodemask, task.cpu.id))
         if pfn >= 0 and self.tags.enabled:   # pgalloc_tag_add()
-            self.tags.charge(self.memmap.start + pfn * STRUCT_PAGE_SIZE, PAGE_SIZE << order,
+            self.tags.charge(self.memmap.page_of(pfn), PAGE_SIZE << order,
                              getattr(task, "alloc_tag", None))
         return pfn
 
@@ -605,7 +605,7 @@ class PageAlloc:
     def prep_compound_page(self, pfn: int, order: int) -> None:
         """Head gets PG_head, page 1 the order, tails ``compound_head = head | 1``."""
         pg = self.page
-        head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
+        head = self.memmap.page_of(pfn)
         pg.flags[pfn] |= 1 << PG_head
         pg.flags[pfn + 1] = (pg.flags[pfn + 1] & ~0xFF) | order
         for p in range(pfn + 1, pfn + (1 << order)):
@@ -617,7 +617,7 @@ class PageAlloc:
         bad = False
         compound = bool(pg.flags[pfn] >> PG_head & 1)
         if compound:
-            head = self.memmap.start + pfn * STRUCT_PAGE_SIZE
+            head = self.memmap.page_of(pfn)
             pg.flags[pfn] &= ~(1 << PG_head)
             pg.flags[pfn + 1] &= ~0xFF
             for p in range(pfn + 1, pfn + (1 << order)):  # free_tail_page_prepare()
@@ -626,7 +626,7 @@ class PageAlloc:
                     self.bad_page(p, "compound_head not consistent" if tail & 1
                                   else "PageTail not set")
                     bad = True
-                pg.lru_next[p] = self.memmap.start + p * STRUCT_PAGE_SIZE + PAGE_LRU
+                pg.lru_next[p] = self.memmap.page_of(p) + PAGE_LRU
         for p in range(pfn, pfn + (1 << order)):
             reason = self.page_bad_reason(p)
             if reason:
@@ -654,8 +654,10 @@ class PageAlloc:
         if task is not None:
             self.point(task)
         mm = self.memmap
+        # mm.page_to_pfn() inlined, by shifts and masks of its constants, the raising
+        # call kept for a bad pointer: this is the hottest free path (bench/alloc.py).
         off = page - mm.start
-        pfn = off >> STRUCT_PAGE_SHIFT   # not divmod(): this is the hottest free path
+        pfn = off >> STRUCT_PAGE_SHIFT
         if off & (STRUCT_PAGE_SIZE - 1) or not mm.pfn_valid(pfn):
             mm.page_to_pfn(page)  # raises, saying what is wrong with the pointer
         if order and (not 0 < order <= MAX_PAGE_ORDER or pfn & ((1 << order) - 1) or
@@ -808,7 +810,7 @@ def __alloc_pages_noprof(gfp: int, order: int, preferred_nid: int, nodemask=None
     task = current()
     pa = task.machine.page_alloc
     pfn = pa.alloc(gfp, order, preferred_nid, nodemask, task)
-    return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
+    return 0 if pfn < 0 else pa.memmap.page_of(pfn)
 
 
 __alloc_pages = alloc_hooks(__alloc_pages_noprof)
@@ -826,7 +828,8 @@ def alloc_pages(gfp: int, order: int) -> int:
     if pa.tags.enabled:
         return pa.tags.call(task, sys._getframe(1), alloc_pages_noprof, gfp, order)
     pfn = pa.alloc(gfp, order, NUMA_NO_NODE, None, task)
-    return 0 if pfn < 0 else pa.memmap.start + pfn * STRUCT_PAGE_SIZE
+    # pa.memmap.page_of(pfn) inlined as a shift by its constant: no call on this path.
+    return 0 if pfn < 0 else pa.memmap.start + (pfn << STRUCT_PAGE_SHIFT)
 
 
 def alloc_pages_node_noprof(nid: int, gfp: int, order: int) -> int:
@@ -869,7 +872,7 @@ def __get_free_pages_noprof(gfp: int, order: int) -> int:
     if not page:
         return 0
     pa = _pa()
-    return pa.memmap.lowmem_virt((page - pa.memmap.start) // STRUCT_PAGE_SIZE)
+    return pa.memmap.lowmem_virt(pa.memmap.pfn_of(page))
 
 
 __get_free_pages = alloc_hooks(__get_free_pages_noprof)
@@ -915,7 +918,7 @@ def get_page(page: int) -> None:
 def put_page(page: int) -> None:
     """``put_page()``: drop a reference; the last one frees the whole folio."""
     pa, pfn = _folio(page)
-    pa.free_pages(pa.memmap.start + pfn * STRUCT_PAGE_SIZE, pa.memmap.compound_order(pfn))
+    pa.free_pages(pa.memmap.page_of(pfn), pa.memmap.compound_order(pfn))
 
 
 def nr_free_pages() -> int:

@@ -34,7 +34,7 @@ from .config import format_size
 from .current import current
 from .errors import KernelError
 from .mmzone import ZONE_NAMES
-from .page import (PAGE_TYPE_NAMES, STRUCT_PAGE_SIZE, PGTY_buddy, format_page_flags,
+from .page import (PAGE_TYPE_NAMES, PGTY_buddy, format_page_flags,
                    page_address)
 from .page_types import PAGE_SHIFT
 from .util import describe_obj, locate
@@ -151,7 +151,7 @@ def describe_page(machine, pfn: int) -> list[str]:
     memmap = machine.memmap
     memmap.ensure(pfn, pfn + 1)
     f = memmap.page
-    page = memmap.start + pfn * STRUCT_PAGE_SIZE
+    page = memmap.page_of(pfn)
     node, zone = memmap.nid(pfn), ZONE_NAMES[memmap.zonenum(pfn)]
     virt = page_address(page)
     mapcount = f._mapcount[pfn]
@@ -257,7 +257,7 @@ def describe(obj, machine=None) -> Text:
         return Text("\n".join(describe_pool(obj)))
     o = locate(machine, obj)
     if o.kind == "struct page" and o.pfn is not None:
-        into = (obj - machine.memmap.start) % STRUCT_PAGE_SIZE
+        into = obj - machine.memmap.page_of(o.pfn)
         head = [f"{obj:#x}: {into} bytes into a struct page"] if into else []
         return Text("\n".join(head + describe_page(machine, o.pfn)))
     if o.kind is None:

@@ -56,8 +56,8 @@ from .alloc_tag import alloc_hooks
 from .current import current
 from .gfp import GFP_SLAB_BUG_MASK, format_flags, format_gfp, gfp_t, gfp_zone, gfpflag_names
 from .mmzone import MAX_PAGE_ORDER, NUMA_NO_NODE, ZONE_HIGHMEM
-from .page import (NO_PAGE_TYPE, PAGE_LRU, PAGE_TYPE, STRUCT_PAGE_SIZE, PGTY_large_kmalloc,
-                   PGTY_slab, format_page_flags)
+from .page import (NO_PAGE_TYPE, PAGE_LRU, PAGE_TYPE, PGTY_large_kmalloc, PGTY_slab,
+                   format_page_flags)
 from .page_alloc import ALLOC_WMARK_LOW, PAGE_ALLOC_COSTLY_ORDER
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_ERR, KERN_WARNING
@@ -638,7 +638,7 @@ class KmemCache:
             pfn = sl.alloc_slab_pages(flags, order, node, task)
             if pfn < 0:
                 return None
-        page = sl.memmap.start + pfn * STRUCT_PAGE_SIZE
+        page = sl.memmap.page_of(pfn)
         base = sl.page_offset + (pfn << PAGE_SHIFT)
         slab = SlabInfo(self, pfn, page, base, sl.memmap.nid(pfn), order, objects)
         size = self.size
@@ -1096,7 +1096,7 @@ class Slab:
         pfn, order, _ = ent
         self.vmstat.mod("nr_slab_unreclaimable", -(1 << order))
         self.page._mapcount[pfn] = NO_PAGE_TYPE   # __ClearPageLargeKmalloc()
-        self.page_alloc.free_pages(self.memmap.start + pfn * STRUCT_PAGE_SIZE, order, task)
+        self.page_alloc.free_pages(self.memmap.page_of(pfn), order, task)
 
     # ------------------------------------------------------------ lookups
 

@@ -20,7 +20,6 @@ from .alloc_tag import alloc_hooks, return_address
 from .current import current
 from .gfp import __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_NOWARN, __GFP_RETRY_MAYFAIL, __GFP_ZERO
 from .mmzone import NUMA_NO_NODE
-from .page import STRUCT_PAGE_SHIFT
 from .page_types import PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_INFO
 from .slab import ZERO_SIZE_PTR, kfree, kmalloc_node_noprof, krealloc_noprof, ksize
@@ -64,7 +63,7 @@ def locate(machine, addr: int) -> MemObj:
     """What ``addr`` is on ``machine`` (see :class:`MemObj`)."""
     memmap, sl, vm = machine.memmap, machine.slab, machine.vmalloc
     if memmap.start <= addr < memmap.end:
-        return MemObj(addr, "struct page", pfn=(addr - memmap.start) >> STRUCT_PAGE_SHIFT)
+        return MemObj(addr, "struct page", pfn=memmap.pfn_of(addr))
     slab = sl.slab_of(addr)
     if slab is not None:
         start = sl.object_start(addr)

@@ -43,7 +43,6 @@ from .gfp import (__GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOLOC
                   GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOFS, GFP_NOIO, GFP_NOWAIT, GFP_USER,
                   format_flags, gfpflag_names)
 from .mmzone import NUMA_NO_NODE
-from .page import STRUCT_PAGE_SIZE
 from .page_types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from .printk import KERN_WARNING
 
@@ -379,8 +378,7 @@ class Vmalloc:
             if pfn < 0:
                 break
             pfns.append(pfn)
-        base = self.memmap.start
-        area.pages = [base + pfn * STRUCT_PAGE_SIZE for pfn in pfns]
+        area.pages = list(map(self.memmap.page_of, pfns))
         area.nr_pages = len(pfns)
         self.vmstat.mod("nr_vmalloc", area.nr_pages)
         if area.nr_pages != nr:
@@ -520,7 +518,7 @@ class Vmalloc:
             if v.nr_pages:
                 counts = [0] * len(nodes)
                 for page in v.pages[:v.nr_pages]:
-                    pfn = (page - self.memmap.start) // STRUCT_PAGE_SIZE
+                    pfn = self.memmap.pfn_of(page)
                     counts[next(n.node_id for n in nodes
                                 if n.node_start_pfn <= pfn < n.node_end_pfn)] += 1
                 line += "".join(f" N{n}={c}" for n, c in enumerate(counts) if c)
@@ -826,7 +824,7 @@ def vmalloc_to_page(vmalloc_addr: int) -> int:
             f"vmalloc_to_page({vmalloc_addr:#x}): not a vmalloc address; the vmalloc "
             f"area of {vm.machine.name!r} is [{vm.VMALLOC_START:#x}-{vm.VMALLOC_END:#x})")
     pfn = int(vm.region.ptes[(vmalloc_addr - vm.VMALLOC_START) >> PAGE_SHIFT])
-    return 0 if pfn < 0 else vm.memmap.start + pfn * STRUCT_PAGE_SIZE
+    return 0 if pfn < 0 else vm.memmap.page_of(pfn)
 
 
 def vmalloc_to_pfn(vmalloc_addr: int) -> int:
@@ -838,7 +836,7 @@ def vmalloc_to_pfn(vmalloc_addr: int) -> int:
     if not page:
         raise bug.AddressError(f"vmalloc_to_pfn({vmalloc_addr:#x}): nothing is mapped "
                                "there")
-    return (page - _vm().memmap.start) // STRUCT_PAGE_SIZE
+    return _vm().memmap.pfn_of(page)
 
 
 def vmalloc_nr_pages() -> int:

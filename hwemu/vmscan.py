@@ -23,7 +23,7 @@ from . import bug, sched
 from .current import current
 from .gfp import __GFP_NOWARN, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, gfp_t
 from .mmzone import NUMA_NO_NODE
-from .page import STRUCT_PAGE_SIZE, PG_dirty, PG_lru
+from .page import PG_dirty, PG_lru
 from .page_alloc import SWAP_CLUSTER_MAX, alloc_pages_node
 from .wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
 
@@ -61,7 +61,7 @@ class Vmscan:
         self.mapping = self.pa.memmap.lowmem_virt(self._pfn(page))
 
     def _pfn(self, page: int) -> int:
-        return (page - self.pa.memmap.start) // STRUCT_PAGE_SIZE
+        return self.pa.memmap.pfn_of(page)
 
     # ------------------------------------------------------------ consumers
 
@@ -116,7 +116,7 @@ class Vmscan:
         with self.lru_lock:
             pfns = self.anon.pop(task.pid, [])
         for pfn in pfns:
-            self.pa.free_pages(self.pa.memmap.start + pfn * STRUCT_PAGE_SIZE, 0)
+            self.pa.free_pages(self.pa.memmap.page_of(pfn), 0)
         self.vmstat.mod("nr_anon_pages", -len(pfns))
         self.vmstat.mod("nr_inactive_anon", -len(pfns))
         return len(pfns)
@@ -181,7 +181,7 @@ class Vmscan:
             pg.flags[pfn] &= ~(1 << PG_lru | 1 << PG_dirty)
             pg.mapping[pfn] = 0
             pg.index[pfn] = 0
-            self.pa.free_pages(self.pa.memmap.start + pfn * STRUCT_PAGE_SIZE, 0)
+            self.pa.free_pages(self.pa.memmap.page_of(pfn), 0)
         n = len(victims)
         self.vmstat.mod("nr_file_pages", -n)
         self.vmstat.mod("nr_inactive_file", -n)

@@ -30,7 +30,7 @@ from hwemu.jump_label import KASAN, SLUB_DEBUG
 from hwemu.kasan import (kasan_mempool_poison_object, kasan_mempool_poison_pages,
                          kasan_mempool_unpoison_object, kasan_mempool_unpoison_pages)
 from hwemu.mmzone import NUMA_NO_NODE
-from hwemu.page import STRUCT_PAGE_SIZE, page_address
+from hwemu.page import nth_page, page_address
 from hwemu.page_alloc import __free_pages, alloc_pages_noprof
 from hwemu.page_types import PAGE_SIZE
 from hwemu.printk import KERN_ERR, KERN_INFO
@@ -235,7 +235,7 @@ def _each_page(page: int, order: int, per_page, whole) -> None:
     kernel: one page mapped at a time), or ``whole(addr, size)`` on the block."""
     if current().machine.highmem is not None:
         for i in range(1 << order):
-            addr = kmap_local_page(page + i * STRUCT_PAGE_SIZE)
+            addr = kmap_local_page(nth_page(page, i))
             try:
                 per_page(addr)
             finally:

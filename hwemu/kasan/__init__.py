@@ -441,7 +441,7 @@ class Kasan:
         try:
             pa = mm.direct_map_pa(ptr, "virt_to_head_page")
         except bug.AddressError as exc:
-            page = mm.start + ((((ptr - mm.page_offset) & _MASK64) >> PAGE_SHIFT) << 6)
+            page = mm.page_of(((ptr - mm.page_offset) & _MASK64) >> PAGE_SHIFT)
             raise page_fault(page, False, f"the struct page of {exc}") from None
         pfn = mm.compound_head(pa >> PAGE_SHIFT)
         return pfn, mm.compound_order(pfn)

@@ -22,7 +22,7 @@ from ..access import load, store
 from ..current import current
 from ..gfp import GFP_ATOMIC, parse_gfp
 from ..highmem import kmap_local_page, kunmap_local
-from ..page import STRUCT_PAGE_SIZE
+from ..page import nth_page
 from ..page_types import PAGE_SIZE
 from ..vmscan import add_anon_pages, add_to_page_cache
 from ..wait import DEFINE_WAIT, WaitQueueHead, finish_wait, prepare_to_wait
@@ -78,7 +78,7 @@ def _spans(pool, element: int):
         yield element, element + pool.size, lambda: None
         return
     last = (1 << pool.order) - 1
-    for page in {element, element + last * STRUCT_PAGE_SIZE}:
+    for page in {element, nth_page(element, last)}:
         addr = kmap_local_page(page)
         yield addr, addr + PAGE_SIZE, lambda addr=addr: kunmap_local(addr)
 
