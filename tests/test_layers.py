@@ -30,6 +30,8 @@ LAYERS = (
     ("hwemu.machine", "hwemu.drgn_program"),
     # the mempool port
     ("mempool",),
+    # kernel C on the machine (it may stand in for the mempool port)
+    ("hwemu.kbuild",),
     # what users run: the package API, runs, the CLI, the pytest plugin
     ("hwemu", "hwemu.explore", "hwemu.runs", "hwemu.cli", "hwemu.pytest_plugin",
      "hwemu.__main__", "hwemu.shell"),
