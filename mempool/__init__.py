@@ -33,15 +33,20 @@ mempool_alloc = alloc_hooks(mempool_alloc_noprof)
 mempool_alloc_bulk = alloc_hooks(mempool_alloc_bulk_noprof)
 
 
+def _read(pool: int, name: str) -> int:
+    """``pool->name``: one load at the field's offset, of its size, from struct_mempool."""
+    field = getattr(struct_mempool, name)
+    return load(pool + field.offset, field.size)
+
+
 def mempool_initialized(pool: int) -> bool:
     """``pool->elements != NULL``"""
-    return load(pool + struct_mempool.elements.offset, 8) != 0
+    return _read(pool, "elements") != 0
 
 
 def mempool_is_saturated(pool: int) -> bool:
     """``READ_ONCE(pool->curr_nr) >= pool->min_nr`` (a zero-min pool always is)."""
-    curr = load(pool + struct_mempool.curr_nr.offset, 4)
-    return curr >= load(pool + struct_mempool.min_nr.offset, 4)
+    return _read(pool, "curr_nr") >= _read(pool, "min_nr")
 
 
 # The pool-type helpers are macros in mempool.h too: hooked at their caller's line.
