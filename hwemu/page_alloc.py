@@ -30,6 +30,7 @@ from .alloc_tag import alloc_hooks
 from .current import current
 from .gfp import __GFP_HIGHMEM, __GFP_ZERO, format_gfp, gfp_t, gfp_zone
 from .highmem import kmap_local_page, kunmap_local
+from .kasan_shadow import KASAN_PAGE_FREE
 from .mmzone import (MAX_NR_ZONES, MAX_NUMNODES, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NUMA_NO_NODE,
                      WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_HIGHMEM, ZONE_MOVABLE, ZONE_NAMES,
                      ZONE_NORMAL)
@@ -174,10 +175,12 @@ class PageAlloc:
                 pages[a:b:MAX_ORDER_NR_PAGES]["private"] = MAX_PAGE_ORDER
 
     def _kasan_poison_range(self, lo: int, hi: int) -> None:
-        """Free pages ``[lo, hi)`` read as freed (0xFF) to KASAN, lowmem only."""
+        """Free pages ``[lo, hi)`` read as freed (``KASAN_PAGE_FREE``) to KASAN, lowmem
+        only."""
         hi = min(hi, self.memmap.max_low_pfn)
         if lo < hi:
-            self.kasan.poison(self.memmap.lowmem_virt(lo), (hi - lo) << PAGE_SHIFT, 0xFF)
+            self.kasan.poison(self.memmap.lowmem_virt(lo), (hi - lo) << PAGE_SHIFT,
+                              KASAN_PAGE_FREE)
 
     def _grow(self, zone) -> bool:
         """``deferred_grow_zone()``: put the next section's max-order blocks on the list."""

@@ -34,6 +34,7 @@ import numpy as np
 from .config.limits import RESERVE_HINT, RESERVE_LIMIT   # validate checks a machine fits
 from .current import _current_space
 from .errors import AddressError, MachineDown, MachineError
+from .kasan_shadow import KASAN_SHADOW_SCALE_SHIFT
 from .page_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 
 GUARD = PMD_SIZE  # unmapped gap between regions, as the kernel leaves holes between areas
@@ -177,7 +178,8 @@ class AddressSpace:
         if lo < hi:
             self._assert_mapped(lo, hi, "linear", "fast span")
         if shadow is not None:   # shadow(addr) = (addr >> KASAN_SHADOW_SCALE_SHIFT) + shadow
-            self._assert_mapped((self.base >> 3) + shadow, ((self.end - 1) >> 3) + shadow + 1,
+            self._assert_mapped((self.base >> KASAN_SHADOW_SCALE_SHIFT) + shadow,
+                                ((self.end - 1) >> KASAN_SHADOW_SCALE_SHIFT) + shadow + 1,
                                 "anon", "KASAN shadow")
         if _speedups is not None:
             _speedups.space_update(self.base, lo, hi, shadow or 0)

@@ -14,7 +14,7 @@ LAYERS = (
     ("hwemu.errors", "hwemu.current", "hwemu.printk", "hwemu.page_types"),
     # kernel facts and report text, no machine
     ("hwemu.bug", "hwemu.gfp", "hwemu.mmzone", "hwemu.fault_attr", "hwemu.vmstat",
-     "hwemu.timer", "hwemu.strategy", "hwemu.jump_label"),
+     "hwemu.timer", "hwemu.strategy", "hwemu.jump_label", "hwemu.kasan_shadow"),
     # the config schema and its YAML source
     ("hwemu.config",),
     # the hardware and the kernel core under the allocators

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..kasan_shadow import KASAN_GRANULE_SIZE
 from ..page_types import PAGE_SHIFT
 
 # The reservation search window of hwemu/vmem.py.
@@ -30,10 +31,10 @@ ELF_ET_DYN_BASE = 0x5555_5555_4000
 MAX_ADDRESS_SPACE = ELF_ET_DYN_BASE - RESERVE_HINT
 
 # The layout's proportions (hwemu/machine.py plan_layout(), tested against it):
-# sizeof(struct page) in the vmemmap, and one KASAN shadow byte per 8 bytes
-# (KASAN_SHADOW_SCALE_SHIFT 3), the shadow reserved whether KASAN is on or not.
+# sizeof(struct page) in the vmemmap, and one KASAN shadow byte per granule, the
+# shadow reserved whether KASAN is on or not.
 STRUCT_PAGE_BYTES = 64
-KASAN_SHADOW_SCALE = 8
+KASAN_SHADOW_SCALE = KASAN_GRANULE_SIZE
 # Guards between regions, their alignment and the highmem windows (i386 only, at most
 # 1024 PKMAP pages + 16 fixmap slots for each of 256 CPUs, 20M) all fit in this.
 LAYOUT_SLACK = 64 << 20   # 64M (base's M would load pydantic into every machine)

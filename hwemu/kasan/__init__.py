@@ -30,15 +30,17 @@ import numpy as np
 from .. import bug, vmem
 from ..access import page_fault
 from ..current import current, current_on
+# The shadow encoding's home is below the layers that use it; KASAN's API re-exports it.
+from ..kasan_shadow import (KASAN_GRANULE_MASK, KASAN_GRANULE_SIZE,  # noqa: F401
+                            KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS,
+                            KASAN_REPORT_DOUBLE_FREE, KASAN_REPORT_INVALID_FREE,
+                            KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
+                            KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
 from ..page_types import PAGE_SHIFT, PAGE_SIZE
 from ..printk import KERN_ERR
 from ..slab import SLAB_KMALLOC
 from ..stackdepot import StackDepot
 from .report import build_report
-from .shadow import (KASAN_GRANULE_MASK, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE, KASAN_PAGE_REDZONE,  # noqa: F401
-                     KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_REPORT_INVALID_FREE,
-                     KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
-                     KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
 
 try:   # the optional C fast paths (setup.py); the Kasan methods here are their twins
     from .._speedups import bind as _bind

@@ -10,12 +10,12 @@ a consumer needs no parsing of the text.
 from __future__ import annotations
 
 from .. import bug
-from ..util import locate
+from ..kasan_shadow import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
+                            KASAN_PAGE_REDZONE, KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE,
+                            KASAN_SHADOW_SCALE_SHIFT, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
+                            KASAN_SLAB_REDZONE, KASAN_VMALLOC_INVALID)
 from ..page_types import PAGE_SIZE
-from .shadow import (KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE, KASAN_PAGE_REDZONE,
-                     KASAN_REPORT_ACCESS, KASAN_REPORT_DOUBLE_FREE, KASAN_SHADOW_SCALE_SHIFT,
-                     KASAN_SLAB_FREE, KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE,
-                     KASAN_VMALLOC_INVALID)
+from ..util import locate
 
 RULER = "=" * 66
 META_BYTES_PER_ROW = 16

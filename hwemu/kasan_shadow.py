@@ -2,6 +2,8 @@
 
 One shadow byte per ``KASAN_GRANULE_SIZE`` bytes of memory: 0 means the whole granule
 is accessible, 1..7 its first k bytes, and the values below say why it is poisoned.
+Facts with no machine, below the layers that lay out the shadow (machine, vmem) or
+write it (the page allocator) as well as KASAN's (hwemu/kasan/).
 """
 KASAN_SHADOW_SCALE_SHIFT = 3
 KASAN_GRANULE_SIZE = 1 << KASAN_SHADOW_SCALE_SHIFT
