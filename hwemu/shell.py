@@ -34,8 +34,7 @@ from .config import format_size
 from .current import current
 from .errors import KernelError
 from .mmzone import ZONE_NAMES
-from .page import (PAGE_TYPE_NAMES, PGTY_buddy, format_page_flags,
-                   page_address)
+from .page import PAGE_TYPE_NAMES, PGTY_buddy, compound_head, format_page_flags, page_address
 from .page_types import PAGE_SHIFT
 from .util import describe_obj, locate
 
@@ -156,7 +155,7 @@ def describe_page(machine, pfn: int) -> list[str]:
     virt = page_address(page)
     mapcount = f._mapcount[pfn]
     pgty = memmap.page_type(pfn)
-    link = f.lru_next[pfn]
+    head = compound_head(page)
     return [
         f"struct page {page:#x}: pfn {pfn:#x} (phys {pfn << PAGE_SHIFT:#x}), node {node}, "
         f"zone {zone}",
@@ -164,8 +163,8 @@ def describe_page(machine, pfn: int) -> list[str]:
         f"  _refcount  {f._refcount[pfn]}",
         f"  _mapcount  {mapcount}" + (f" (page_type {PAGE_TYPE_NAMES.get(pgty, hex(pgty))})"
                                       if pgty is not None else ""),
-        f"  lru        next {link:#x}, prev {f.lru_prev[pfn]:#x}" if not link & 1 else
-        f"  compound_head {link:#x} (tail of struct page {link - 1:#x})",
+        f"  lru        next {f.lru_next[pfn]:#x}, prev {f.lru_prev[pfn]:#x}" if head == page
+        else f"  compound_head {f.lru_next[pfn]:#x} (tail of struct page {head:#x})",
         f"  mapping    {f.mapping[pfn]:#x}",
         f"  index      {f.index[pfn]:#x}",
         f"  private    {f.private[pfn]:#x}",

@@ -9,7 +9,9 @@ from test_runs import ROOT, hwemu_cli
 import hwemu
 import mempool
 from hwemu import GFP_KERNEL
-from hwemu.page import PG_dirty, PG_referenced, PGTY_buddy, format_page_flags, page_struct
+from hwemu.gfp import __GFP_COMP
+from hwemu.page import (PG_dirty, PG_referenced, PGTY_buddy, format_page_flags, nth_page,
+                        page_struct)
 from hwemu.shell import describe, find_task, for_each_task, stack_trace
 from hwemu.vmalloc import vfree, vmalloc
 
@@ -41,6 +43,16 @@ def test_describe_a_struct_page_names_its_fields_and_flags(machine):
                                           f"struct page {page:#x}")
     page_struct(page).flags &= ~(1 << PG_referenced | 1 << PG_dirty)
     hwemu.__free_pages(page, 0)
+
+
+def test_describe_a_tail_page_names_its_head(machine):
+    head = hwemu.alloc_pages(GFP_KERNEL | __GFP_COMP, 2)
+    tail = nth_page(head, 3)
+    text = describe(tail)
+    assert f"(tail of struct page {head:#x})" in text
+    assert f"  state      tail of the compound page at pfn {hwemu.page_to_pfn(head):#x}" in text
+    assert "  lru        next " in describe(head)
+    hwemu.__free_pages(head, 2)
 
 
 def test_describe_a_free_buddy_page_and_a_slab_page(machine):
