@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 INT_MAX = (1 << 31) - 1
+# The table's bound for ``ulong`` knobs: a 64-bit machine's. A machine's own word size
+# narrows it where the knob is checked (``Knob.check(ulong_max=...)``).
 ULONG_MAX = (1 << 64) - 1
 
 # RATELIMIT_STATE_INIT_DISABLED: interval 0, DEFAULT_RATELIMIT_BURST.
@@ -70,8 +72,16 @@ class Knob:
         """``doc`` with the range filled in."""
         return self.doc.format(lo=self.lo, hi=self.hi)
 
-    def check(self, owner: str, value: Any) -> Any:
-        """Return ``value`` if this knob takes it; raise ValueError naming the knob."""
+    def top(self, ulong_max: int = ULONG_MAX) -> int:
+        """The largest value the knob takes on a machine whose ``unsigned long`` ends
+        at ``ulong_max``."""
+        return min(self.hi, ulong_max) if self.ctype == "ulong" else self.hi
+
+    def check(self, owner: str, value: Any, ulong_max: int = ULONG_MAX) -> Any:
+        """Return ``value`` if this knob takes it; raise ValueError naming the knob.
+
+        :param ulong_max: the machine's ``ULONG_MAX`` (``1 << BITS_PER_LONG`` - 1)
+        """
         where = f"{owner}.{self.attr}" if owner else self.attr
         if self.ctype == "bool":
             if not isinstance(value, bool):
@@ -79,9 +89,10 @@ class Knob:
             return value
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{where}: expected an integer, got {value!r}")
-        if not self.lo <= value <= self.hi:
+        hi = self.top(ulong_max)
+        if not self.lo <= value <= hi:
             unit = f" ({self.unit})" if self.unit else ""
-            raise ValueError(f"{where}: must be {self.lo}..{self.hi}{unit}, got {value}")
+            raise ValueError(f"{where}: must be {self.lo}..{hi}{unit}, got {value}")
         return value
 
 

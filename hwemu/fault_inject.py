@@ -41,7 +41,7 @@ from typing import Any
 
 from . import bug, sched
 from .current import current, current_on
-from .fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, ULONG_MAX, Knob
+from .fault_attr import FAIL_PAGE_ALLOC_KNOBS, FAILSLAB_KNOBS, FAULT_ATTR_KNOBS, Knob
 from .gfp import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, __GFP_NOFAIL, __GFP_NOWARN
 from .printk import KERN_NOTICE, KERN_WARNING, RateLimit
 
@@ -62,6 +62,7 @@ FAULT_NOWARN = 1 << 0
 DEBUGFS_ROOT = "/sys/kernel/debug"
 
 U32_MAX = (1 << 32) - 1
+ULLONG_MAX = (1 << 64) - 1
 
 # Class bodies mangle names that begin with "__": keep unmangled aliases.
 _GFP_NOFAIL = __GFP_NOFAIL
@@ -90,6 +91,7 @@ class FaultAttr:
     machine: Any
     name: str
     count: int
+    ulong_max: int
     _lock: threading.Lock
     _rng: random.Random
     _knobs: dict[str, Knob]
@@ -101,6 +103,8 @@ class FaultAttr:
         init(self, "machine", machine)
         init(self, "name", name)
         init(self, "count", 0)
+        # The knobs' unsigned long is the machine's: 32 bits on i386.
+        init(self, "ulong_max", (1 << machine.BITS_PER_LONG) - 1)
         init(self, "_lock", threading.Lock())
         init(self, "_rng", random.Random(f"hwemu fault injection {seed} {name}"))
         init(self, "_knobs", {k.attr: k for k in self.KNOBS})
@@ -120,7 +124,7 @@ class FaultAttr:
             hint = f"; did you mean '{close[0]}'?" if close else \
                 f"; knobs: {', '.join(self._knobs)}"
             raise AttributeError(f"{self.name}: no knob '{name}'{hint}")
-        value = knob.check(self.name, value)
+        value = knob.check(self.name, value, self.ulong_max)
         with self._lock:
             object.__setattr__(self, name, value)
 
@@ -285,19 +289,21 @@ def kstrtoint(text: str, signed: bool) -> int:
     if not digits or any(c not in "0123456789abcdef"[:base] for c in digits.lower()):
         raise ValueError("not a number")
     value = sign * int(digits, base)
-    lo, hi = (-(1 << 63), (1 << 63) - 1) if signed else (0, ULONG_MAX)
+    lo, hi = (-(1 << 63), (1 << 63) - 1) if signed else (0, ULLONG_MAX)
     if not lo <= value <= hi:
         raise ValueError("number out of range")
     return value
 
 
-def _to_ctype(value: int, ctype: str) -> int:
-    """Store ``value`` in the knob's C type, truncating as the assignment in C does."""
+def _to_ctype(value: int, ctype: str, ulong_max: int) -> int:
+    """Store ``value`` in the knob's C type, truncating as the assignment in C does:
+    debugfs parses a u64 and ``debugfs_ulong_set()`` stores it in an ``unsigned long``,
+    so on a 32-bit machine (``ulong_max`` 2**32 - 1) ``2**32 + 3`` is 3."""
     if ctype == "atomic_t":  # atomic_set(int): `printf %#x -1 > times` gives -1
         return ((value + (1 << 31)) & U32_MAX) - (1 << 31)
     if ctype == "u32":
         return value & U32_MAX
-    return value & ULONG_MAX
+    return value & ulong_max
 
 
 # ---------------------------------------------------------------- per machine
@@ -422,7 +428,8 @@ class FaultInjection:
             if knob.ctype == "bool":
                 parsed: int | bool = kstrtobool(text)
             else:
-                parsed = _to_ctype(kstrtoint(text, knob.ctype == "atomic_t"), knob.ctype)
+                parsed = _to_ctype(kstrtoint(text, knob.ctype == "atomic_t"), knob.ctype,
+                                   attr.ulong_max)
         except ValueError as exc:
             raise ValueError(f"{shown}: invalid argument {text!r}: {exc}") from None
         try:

@@ -103,7 +103,7 @@ class Machine:
         self.down = False
         self.going_down = False
         # Facts of the machine every subsystem is handed at boot.
-        self.BITS_PER_LONG = 32 if cfg.arch == "i386" else 64
+        self.BITS_PER_LONG = cfg.bits_per_long
         self.SIZE_MAX = (1 << self.BITS_PER_LONG) - 1
         self.numa_distance = cfg.distances   # the SLIT: node_distance(a, b)
         # CONFIG_SLUB_DEBUG_ON's mempool poisoning, off under KASAN (kasan_enabled()).

@@ -494,6 +494,40 @@ def test_debugfs_write_errors(machine, file, text, message):
     assert fi.read(file) == before
 
 
+def test_ulong_knobs_are_the_machines_unsigned_long(boot):
+    """On i386 an unsigned long knob ends at 2**32 - 1: set from Python, 2**32 is
+    refused (ERANGE, as kstrtoul's); written to debugfs, the u64 debugfs parses is
+    stored in the unsigned long, which keeps its low 32 bits (debugfs_ulong_set())."""
+    fi = FaultInjection(boot("i386-highmem"))
+    with pytest.raises(ValueError, match=r"failslab\.interval: must be 1\.\.4294967295, "
+                                         r"got 4294967296"):
+        fi.failslab.interval = 1 << 32
+    fi.failslab.interval = (1 << 32) - 1
+    assert fi.read("failslab/interval") == "4294967295\n"
+    fi.write(f"{DEBUGFS_ROOT}/failslab/interval", str((1 << 32) + 3))
+    assert fi.failslab.interval == 3
+    with pytest.raises(ValueError, match=r"failslab\.interval: must be 1\.\.4294967295, "
+                                         r"got 0"):
+        fi.write(f"{DEBUGFS_ROOT}/failslab/interval", str(1 << 32))   # wraps to 0
+    assert fi.failslab.interval == 3
+    fi.write(f"{DEBUGFS_ROOT}/failslab/probability", str((1 << 32) + 100))
+    assert fi.failslab.probability == 100
+    # x86_64's unsigned long takes it.
+    fi64 = FaultInjection(boot("tiny"))
+    fi64.failslab.interval = 1 << 32
+    assert fi64.read("failslab/interval") == "4294967296\n"
+
+
+def test_config_refuses_a_ulong_knob_beyond_the_machines():
+    with pytest.raises(ConfigError) as info:
+        load_config("i386-highmem",
+                    overrides={"fault_injection.fail_page_alloc.interval": 1 << 32})
+    assert "fault_injection.fail_page_alloc.interval: must be 1..4294967295 (an unsigned " \
+        "long of i386), got 4294967296" in str(info.value)
+    cfg = load_config(overrides={"fault_injection.fail_page_alloc.interval": 1 << 32})
+    assert cfg.fault_injection.fail_page_alloc.interval == 1 << 32
+
+
 @pytest.mark.parametrize("path", [
     f"{DEBUGFS_ROOT}/failslab/min-order",  # fail_page_alloc only
     f"{DEBUGFS_ROOT}/fail_mempool_alloc/ignore-gfp-wait",

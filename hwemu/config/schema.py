@@ -192,6 +192,12 @@ FailPageAllocConfig = _fault_attr_model(
     FAIL_PAGE_ALLOC_KNOBS, FaultAttrConfig)
 
 
+# The knobs behind each capability's section of FaultInjectionConfig.
+_KNOBS_OF: dict[str, tuple[Knob, ...]] = {
+    "failslab": FAILSLAB_KNOBS, "fail_page_alloc": FAIL_PAGE_ALLOC_KNOBS,
+    "fail_mempool_alloc": FAULT_ATTR_KNOBS, "fail_mempool_alloc_bulk": FAULT_ATTR_KNOBS}
+
+
 class FaultInjectionConfig(BaseModel):
     """Fault injection (CONFIG_FAULT_INJECTION): the debugfs knobs at boot."""
 
@@ -322,6 +328,12 @@ class MachineConfig(BaseModel):
     )
 
     # -- resolved values ----------------------------------------------------
+
+    @property
+    def bits_per_long(self) -> int:
+        """``BITS_PER_LONG``: the machine's word size, the one fact ``SIZE_MAX`` and
+        ``ULONG_MAX`` derive from."""
+        return 32 if self.arch == "i386" else 64
 
     @property
     def highmem_enabled(self) -> bool:
@@ -594,6 +606,7 @@ class Config(BaseModel):
         can be expected besides the metrics."""
         problems: list[tuple[Loc, str]] = list(
             self.expect.counters(bool(self.run and self.run.custom)))
+        problems += self._check_ulong_knobs()
         if self.run is None:
             _raise_checks(problems)
             return self
@@ -607,6 +620,20 @@ class Config(BaseModel):
                      for i, p in enumerate(self.run.pools) if p.node >= nodes]
         _raise_checks(problems + list(self._check_reserves()))
         return self
+
+    def _check_ulong_knobs(self) -> typing.Iterator[tuple[Loc, str]]:
+        """An ``unsigned long`` knob holds at most the machine's ``ULONG_MAX``."""
+        ulong_max = (1 << self.machine.bits_per_long) - 1
+        for name in FaultInjectionConfig.model_fields:
+            part = getattr(self.fault_injection, name)
+            for knob in _KNOBS_OF.get(name, ()):
+                if knob.ctype != "ulong" or not knob.in_config:
+                    continue
+                value = getattr(part, knob.attr)
+                if value > knob.top(ulong_max):
+                    yield ("fault_injection", name, knob.attr), (
+                        f"must be {knob.lo}..{knob.top(ulong_max)} (an unsigned long of "
+                        f"{self.machine.arch}), got {value}")
 
     def _check_reserves(self) -> typing.Iterator[tuple[Loc, str]]:
         """A pool's reserve is allocated when the run starts: it must fit in RAM."""
