@@ -26,6 +26,7 @@ from hwemu.slab import (KMALLOC_MAX_CACHE_SIZE, KMALLOC_MAX_SIZE, SLAB_HWCACHE_A
                         kmalloc_size_roundup, kmem_cache_alloc, kmem_cache_alloc_node,
                         kmem_cache_create, kmem_cache_destroy, kmem_cache_free, kmem_cache_shrink,
                         kmem_cache_size, krealloc, ksize, kzalloc, virt_to_cache)
+from hwemu.util import kvmalloc_array
 
 PAGE_SIZE = 4096
 PG_head = 6
@@ -211,6 +212,18 @@ def test_kmalloc_array_overflow(machine):
     kfree(p)
     kfree(q)
     assert machine.slab.reports == []
+
+
+def test_array_overflow_is_the_machines_size_max(highmem_machine):
+    """2**20 elements of 8K are 8G, more than an i386 size_t holds: kmalloc_array() and
+    kvmalloc_array() both return NULL quietly (check_mul_overflow() against the
+    machine's SIZE_MAX, not a WARN from a kmalloc too large)."""
+    m = highmem_machine
+    assert m.SIZE_MAX == (1 << 32) - 1
+    assert kmalloc_array(1 << 20, 1 << 13, GFP_KERNEL) == 0
+    assert kvmalloc_array(1 << 20, 1 << 13, GFP_KERNEL) == 0
+    assert m.warnings == []
+    assert "WARNING" not in m.dmesg()
 
 
 def test_krealloc(machine):
