@@ -37,6 +37,12 @@ from .slab import struct_kmem_cache
 from .spinlock import SPINLOCK_T_SIZE
 from .wait import WAIT_QUEUE_HEAD_T_SIZE
 
+
+def _named(**c_types: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Fields that keep their ctypes name in C, each with its C type."""
+    return {name: ((name, c_type),) for name, c_type in c_types.items()}
+
+
 # The C type of a ctypes field, where the ctypes type does not say it (a pointer held
 # in a c_uint64, a struct list_head flattened into two words). struct tag -> ctypes
 # field -> the members at its offset: one (name, C type) is a plain member, more make
@@ -45,40 +51,26 @@ from .wait import WAIT_QUEUE_HEAD_T_SIZE
 # the C type of their ctypes type.
 C_TYPES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
     "page": {
-        "flags": (("flags", "unsigned long"),),
+        **_named(flags="unsigned long"),
         "lru_next": (("lru", "struct list_head"), ("compound_head", "unsigned long")),
         "lru_prev": (),
-        "mapping": (("mapping", "struct address_space *"),),
-        "index": (("index", "pgoff_t"),),
-        "private": (("private", "unsigned long"),),
+        **_named(mapping="struct address_space *", index="pgoff_t",
+                 private="unsigned long"),
         "_mapcount": (("_mapcount", "atomic_t"), ("page_type", "unsigned int")),
-        "_refcount": (("_refcount", "atomic_t"),),
-        "memcg_data": (("memcg_data", "unsigned long"),),
+        **_named(_refcount="atomic_t", memcg_data="unsigned long"),
     },
     "slab": {
-        "__page_flags": (("__page_flags", "unsigned long"),),
-        "slab_cache": (("slab_cache", "struct kmem_cache *"),),
+        **_named(__page_flags="unsigned long", slab_cache="struct kmem_cache *"),
         "slab_list_next": (("slab_list", "struct list_head"),),
         "slab_list_prev": (),
-        "freelist": (("freelist", "void *"),),
-        "counters": (("counters", "unsigned long"),),
-        "__page_refcount": (("__page_refcount", "atomic_t"),),
+        **_named(freelist="void *", counters="unsigned long", __page_refcount="atomic_t"),
     },
-    "kmem_cache": {
-        "cpu_sheaves": (("cpu_sheaves", "void *"),),
-        "flags": (("flags", "slab_flags_t"),),
-        "min_partial": (("min_partial", "unsigned long"),),
-        "allocflags": (("allocflags", "gfp_t"),),
-        "name": (("name", "const char *"),),
-    },
-    "mempool": {
-        "lock": (("lock", "spinlock_t"),),
-        "elements": (("elements", "void **"),),
-        "pool_data": (("pool_data", "void *"),),
-        "alloc": (("alloc", "mempool_alloc_t *"),),
-        "free": (("free", "mempool_free_t *"),),
-        "wait": (("wait", "wait_queue_head_t"),),
-    },
+    "kmem_cache": _named(cpu_sheaves="void *", flags="slab_flags_t",
+                         min_partial="unsigned long", allocflags="gfp_t",
+                         name="const char *"),
+    "mempool": _named(lock="spinlock_t", elements="void **", pool_data="void *",
+                      alloc="mempool_alloc_t *", free="mempool_free_t *",
+                      wait="wait_queue_head_t"),
 }
 
 _CTYPE_NAMES = {ctypes.c_uint64: "unsigned long", ctypes.c_int64: "long",
