@@ -43,20 +43,19 @@ def rt_h() -> str:
     fields.append("\t/* calls into hwemu (Python), hwemu/kbuild/calls.py */")
     fields += [f"\t{_kernel_types(c.ret)} (*{c.name})({_kernel_types(c.params) or 'void'});"
                for c in calls()]
-    return "\n".join([
-        _BANNER.format(src="hwemu/kbuild/calls.py").rstrip("\n"),
-        "#ifndef _HWEMU_RT_H",
-        "#define _HWEMU_RT_H",
-        "",
+    return _header("hwemu/kbuild/calls.py", "_HWEMU_RT_H", [
         "/* What kernel C reaches hwemu through; set when hwemu.kbuild loads a module. */",
         "struct hw_rt {",
         *fields,
         "};",
         "",
-        "extern const struct hw_rt *__hw_rt;",
-        "",
-        "#endif",
-        ""])
+        "extern const struct hw_rt *__hw_rt;"])
+
+
+def _header(src: str, guard: str, body: list[str]) -> str:
+    """A generated header: the banner naming ``src``, the include guard, ``body``."""
+    return "\n".join([_BANNER.format(src=src).rstrip("\n"), f"#ifndef {guard}",
+                      f"#define {guard}", "", *body, "", "#endif", ""])
 
 
 def _c_int(value: int, suffix: str = "", hex_: bool = False) -> str:
@@ -142,15 +141,7 @@ def facts_h() -> str:
             *_layout("STRUCT_KMEM_CACHE", slab.struct_kmem_cache)]
     out += ["", "/* struct mempool (mempool/_mempool.py) */",
             *_layout("STRUCT_MEMPOOL", _mempool.struct_mempool)]
-    return "\n".join([
-        _BANNER.format(src="hwemu's Python (each section names its module)").rstrip("\n"),
-        "#ifndef _HWEMU_FACTS_H",
-        "#define _HWEMU_FACTS_H",
-        "",
-        *out,
-        "",
-        "#endif",
-        ""])
+    return _header("hwemu's Python (each section names its module)", "_HWEMU_FACTS_H", out)
 
 
 def generated() -> dict[Path, str]:
