@@ -131,6 +131,29 @@ def create(backend, n, size=64):
     return pool
 
 
+def backed_pool(n, size=64):
+    """A fresh ``Backend`` and a pool of ``n`` ``size``-byte elements made through it."""
+    b = Backend()
+    return b, create(b, n, size)
+
+
+def forced_pool(attr, times):
+    """A backed pool of 4 whose fault attribute ``attr`` then fires (probability 100)
+    ``times`` times; the backend's calls so far forgotten: (backend, pool, reserve)."""
+    b, pool = backed_pool(4)
+    res = reserve(pool)
+    attr.probability, attr.times = 100, times
+    b.clear()
+    return b, pool, res
+
+
+def release(pool, *elements):
+    """Free ``elements`` into ``pool`` in this order, then destroy it."""
+    for e in elements:
+        mempool_free(e, pool)
+    mempool_destroy(pool)
+
+
 def drain(pool):
     """Take every reserved element out (top of the stack first)."""
     out = []
@@ -226,8 +249,7 @@ def test_create_node_passes_its_gfp_to_array_and_preallocation(machine, monkeypa
 
 @pytest.mark.parametrize("n, slots", [(0, 1), (1, 1), (5, 5)])
 def test_elements_array_has_max_1_min_nr_slots(machine, n, slots):
-    b = Backend()
-    pool = create(b, n)
+    b, pool = backed_pool(n)
     assert machine.slab.object_requested_size(elements_ptr(pool)) == 8 * slots
     assert curr_nr(pool) == slots == len(b.allocated)
     mempool_destroy(pool)
@@ -335,8 +357,7 @@ def test_destroy_null_is_a_noop_and_destroy_frees_the_reserve(machine):
 
 @pytest.mark.parametrize("new", [0, -1])
 def test_resize_to_nonpositive_is_a_bug(machine, new):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     with pytest.raises(hwemu.KernelBug):
         mempool_resize(pool, new)
     assert "kernel BUG at mempool/_mempool.py" in machine.dmesg()
@@ -345,8 +366,7 @@ def test_resize_to_nonpositive_is_a_bug(machine, new):
 
 
 def test_resize_shrink_frees_the_surplus_through_free_fn(machine):
-    b = Backend()
-    pool = create(b, 5)
+    b, pool = backed_pool(5)
     array = elements_ptr(pool)
     assert mempool_resize(pool, 2) == 0
     assert (min_nr(pool), curr_nr(pool)) == (2, 2)
@@ -359,8 +379,7 @@ def test_resize_shrink_frees_the_surplus_through_free_fn(machine):
 
 
 def test_resize_shrink_below_min_but_above_curr_frees_nothing(machine):
-    b = Backend()
-    pool = create(b, 5)
+    b, pool = backed_pool(5)
     out = [mempool_alloc_preallocated(pool) for _ in range(3)]
     assert mempool_resize(pool, 4) == 0
     assert (min_nr(pool), curr_nr(pool)) == (4, 2) and b.freed == []
@@ -386,8 +405,7 @@ def test_resize_grow_new_array_refilled_with_gfp_kernel(machine):
 
 
 def test_resize_grow_with_failing_allocator_underfills_then_frees_top_up(machine):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     b.fail_next = 1
     b.clear()
     assert mempool_resize(pool, 5) == 0       # a refill failure is still success
@@ -405,8 +423,7 @@ def test_resize_grow_with_failing_allocator_underfills_then_frees_top_up(machine
 
 
 def test_resize_grow_partial_refill(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
 
     def one_then_fail(gfp, pool_data):
         return b.alloc(gfp, pool_data) if len(b.masks) < 2 else b.masks.append(gfp) or 0
@@ -419,8 +436,7 @@ def test_resize_grow_partial_refill(machine):
 
 def test_resize_grow_array_allocation_failure(machine):
     machine.fault.failslab.ignore_gfp_wait = False
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     array = elements_ptr(pool)
     hwemu.current().fail_nth = 1
     assert mempool_resize(pool, 6) == -ENOMEM
@@ -481,8 +497,7 @@ def test_resize_grow_refill_raced_by_frees_gives_the_element_back(machine):
 
 def test_resize_grow_raced_by_a_bigger_resize(machine, monkeypatch):
     """A grow that finds min_nr already >= its target frees its new array."""
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     entered, release = hwemu.completion(), hwemu.completion()
     real = mempool._mempool.kmalloc_array
     first = [True]
@@ -519,8 +534,7 @@ def test_mempool_adjust_gfp_table(gfp, full, first):
 
 
 def test_alloc_uses_the_allocator_first(machine):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     b.clear()
     e = mempool_alloc(pool, GFP_KERNEL)
     assert e == b.allocated[-1] and b.masks == [KERNEL_FIRST]
@@ -531,8 +545,7 @@ def test_alloc_uses_the_allocator_first(machine):
 
 
 def test_alloc_gfp_kernel_on_an_empty_pool_first_then_full_mask_then_sleeps(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     (own,) = drain(pool)
     b.fail = True
     b.clear()
@@ -545,15 +558,13 @@ def test_alloc_gfp_kernel_on_an_empty_pool_first_then_full_mask_then_sleeps(mach
     assert t.join(JOIN) == own
     assert b.masks[-1] == KERNEL_FULL
     assert curr_nr(pool) == 0
-    mempool_free(own, pool)
-    mempool_destroy(pool)
+    release(pool, own)
 
 
 @pytest.mark.parametrize("gfp, mask", [(GFP_ATOMIC, ATOMIC_ONLY), (GFP_NOWAIT, 0x92800)])
 def test_alloc_without_direct_reclaim_tries_once_and_returns_null(machine, sleeps, gfp,
                                                                  mask):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     (own,) = drain(pool)
     b.fail = True
     b.clear()
@@ -562,8 +573,7 @@ def test_alloc_without_direct_reclaim_tries_once_and_returns_null(machine, sleep
     mempool_free(own, pool)
     assert mempool_alloc(pool, gfp) == own     # and with a reserve it gets it
     assert b.masks == [mask, mask]
-    mempool_free(own, pool)
-    mempool_destroy(pool)
+    release(pool, own)
 
 
 @pytest.mark.parametrize("gfp, first, full", [
@@ -571,8 +581,7 @@ def test_alloc_without_direct_reclaim_tries_once_and_returns_null(machine, sleep
     (GFP_NOIO, NOIO_FIRST, NOIO_FULL)])
 def test_alloc_retries_with_the_full_mask_when_the_reserve_is_empty(machine, sleeps, gfp,
                                                                      first, full):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     (own,) = drain(pool)
     b.fail_next = 1
     b.clear()
@@ -589,21 +598,18 @@ def test_alloc_retries_with_the_full_mask_when_the_reserve_is_empty(machine, sle
 @pytest.mark.parametrize("gfp, first", [(GFP_KERNEL, KERNEL_FIRST), (GFP_NOIO, NOIO_FIRST),
                                         (GFP_ATOMIC, ATOMIC_ONLY)])
 def test_a_nonempty_reserve_is_used_before_the_full_mask(machine, gfp, first):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     b.fail = True
     b.clear()
     top = reserve(pool)[-1]
     assert mempool_alloc(pool, gfp) == top
     assert b.masks == [first]
     assert curr_nr(pool) == 1
-    mempool_free(top, pool)
-    mempool_destroy(pool)
+    release(pool, top)
 
 
 def test_reserve_is_lifo(machine):
-    b = Backend()
-    pool = create(b, 3)
+    b, pool = backed_pool(3)
     out = drain(pool)
     assert out == b.allocated[::-1]
     b.fail = True
@@ -612,14 +618,11 @@ def test_reserve_is_lifo(machine):
     mempool_free(out[0], pool)
     assert reserve(pool) == [out[1], out[2], out[0]]
     assert [mempool_alloc(pool, GFP_KERNEL) for _ in range(3)] == [out[0], out[2], out[1]]
-    for e in out:
-        mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, *out)
 
 
 def test_alloc_preallocated_never_calls_alloc_fn(machine, sleeps):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     b.clear()
     first, second = b.allocated
     assert mempool_alloc_preallocated(pool) == second
@@ -627,14 +630,11 @@ def test_alloc_preallocated_never_calls_alloc_fn(machine, sleeps):
     assert mempool_alloc_preallocated(pool) == 0     # empty: NULL, no sleep
     assert sleeps == []
     assert b.masks == []
-    mempool_free(first, pool)
-    mempool_free(second, pool)
-    mempool_destroy(pool)
+    release(pool, first, second)
 
 
 def test_gfp_zero_warns_once(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     before = len(machine.warnings)
     e = mempool_alloc(pool, GFP_KERNEL | __GFP_ZERO)
     assert e
@@ -646,44 +646,35 @@ def test_gfp_zero_warns_once(machine):
     assert b.masks[-1] & __GFP_ZERO                    # passed on as it is
     e2 = mempool_alloc(pool, GFP_KERNEL | __GFP_ZERO)  # _ONCE
     assert len(machine.warnings) == before + 1
-    mempool_free(e, pool)
-    mempool_free(e2, pool)
-    mempool_destroy(pool)
+    release(pool, e, e2)
 
 
 # ================================================================ §1.8 bulk
 
 def test_alloc_bulk_from_the_allocator(machine):
-    b = Backend()
-    pool = create(b, 4)
+    b, pool = backed_pool(4)
     b.clear()
     elems = [0] * 3
     assert mempool_alloc_bulk(pool, elems, 3) == 0
     assert elems == b.allocated[4:] and b.masks == [KERNEL_FIRST] * 3
     assert curr_nr(pool) == 4
     assert mempool_free_bulk(pool, elems, 3) == 0
-    for e in elems:
-        mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, *elems)
 
 
 def test_alloc_bulk_count_above_min_nr_warns(machine):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     before = len(machine.warnings)
     elems = [0] * 3
     assert mempool_alloc_bulk(pool, elems, 3) == 0
     assert len(machine.warnings) == before + 1
     assert "mempool_alloc_bulk_noprof" in machine.warnings[-1]
     assert all(elems)
-    for e in elems:
-        mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, *elems)
 
 
 def test_alloc_bulk_fills_the_missing_slots_from_the_reserve_at_once(machine):
-    b = Backend()
-    pool = create(b, 4)
+    b, pool = backed_pool(4)
     res = reserve(pool)
     b.clear()
 
@@ -704,8 +695,7 @@ def test_alloc_bulk_fills_the_missing_slots_from_the_reserve_at_once(machine):
 
 
 def test_alloc_bulk_uses_the_reserve_only_if_it_fills_every_slot(machine):
-    b = Backend()
-    pool = create(b, 4)
+    b, pool = backed_pool(4)
     out = [mempool_alloc_preallocated(pool) for _ in range(3)]
     (r0,) = reserve(pool)
     b.fail = True
@@ -726,8 +716,7 @@ def test_alloc_bulk_uses_the_reserve_only_if_it_fills_every_slot(machine):
 
 
 def test_alloc_bulk_ignores_stale_contents_of_elems(machine):
-    b = Backend()
-    pool = create(b, 4)
+    b, pool = backed_pool(4)
     stale = drain(pool)
     assert mempool_free_bulk(pool, stale, 4) == 4      # slots keep their pointers
     b.fail = True
@@ -740,12 +729,7 @@ def test_alloc_bulk_ignores_stale_contents_of_elems(machine):
 
 
 def test_fail_mempool_alloc_bulk_fails_every_element_once(machine):
-    b = Backend()
-    pool = create(b, 4)
-    res = reserve(pool)
-    attr = machine.fault.fail_mempool_alloc_bulk
-    attr.probability, attr.times = 100, 1
-    b.clear()
+    b, pool, res = forced_pool(machine.fault.fail_mempool_alloc_bulk, 1)
     elems = [0] * 3
     assert mempool_alloc_bulk(pool, elems, 3) == 0
     assert b.masks == []                               # allocator never asked
@@ -759,16 +743,13 @@ def test_fail_mempool_alloc_bulk_fails_every_element_once(machine):
     more = [0] * 3
     assert mempool_alloc_bulk(pool, more, 3) == 0      # times exhausted
     assert b.masks == [KERNEL_FIRST] * 3 and more == b.allocated[4:]
-    for e in elems + more:
-        mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, *elems, *more)
 
 
 # ================================================================ §1.9 free
 
 def test_free_into_a_short_pool_refills_and_into_a_full_pool_calls_free_fn(machine):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     foreign = hwemu.kmalloc(64, GFP_KERNEL)    # any compatible element will do
     mempool_free(foreign, pool)
     assert b.freed == [foreign] and curr_nr(pool) == 2
@@ -784,8 +765,7 @@ def test_free_into_a_short_pool_refills_and_into_a_full_pool_calls_free_fn(machi
 
 
 def test_free_bulk_takes_from_the_start_and_leaves_slots(machine):
-    b = Backend()
-    pool = create(b, 4)
+    b, pool = backed_pool(4)
     drain(pool)
     b.freed.clear()
     xs = [hwemu.kmalloc(64, GFP_KERNEL) for _ in range(6)]
@@ -802,8 +782,7 @@ def test_free_bulk_takes_from_the_start_and_leaves_slots(machine):
 
 
 def test_is_saturated_and_initialized(machine):
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     assert mempool_is_saturated(pool) and mempool_initialized(pool)
     e = mempool_alloc_preallocated(pool)
     assert not mempool_is_saturated(pool)
@@ -817,8 +796,7 @@ def test_is_saturated_and_initialized(machine):
 # ================================================================ zero-minimum pools
 
 def test_zero_min_pool_keeps_exactly_one_element(machine):
-    b = Backend()
-    pool = create(b, 0)
+    b, pool = backed_pool(0)
     assert (min_nr(pool), curr_nr(pool)) == (0, 1) and len(b.allocated) == 1
     assert mempool_is_saturated(pool)
     (pre,) = b.allocated
@@ -838,24 +816,21 @@ def test_zero_min_pool_keeps_exactly_one_element(machine):
 
 
 def test_zero_min_pool_waiter_is_woken_by_a_free(machine):
-    b = Backend()
-    pool = create(b, 0)
+    b, pool = backed_pool(0)
     (pre,) = drain(pool)
     b.fail = True
     t = spawn_alloc(machine, pool, GFP_KERNEL)
     assert wait_until(lambda: sleeping_on_pool(t, pool)), machine.dmesg()
     mempool_free(pre, pool)
     assert t.join(JOIN) == pre
-    mempool_free(pre, pool)
-    mempool_destroy(pool)
+    release(pool, pre)
 
 
 # ================================================================ waiting (§1.3.7)
 
 def test_waiter_is_woken_by_a_free_from_another_task_and_gets_that_element(boot):
     m = boot("tiny")
-    b = Backend()
-    pool = create(b, 2)
+    b, pool = backed_pool(2)
     drain(pool)
     b.fail = True
     b.clear()
@@ -870,14 +845,11 @@ def test_waiter_is_woken_by_a_free_from_another_task_and_gets_that_element(boot)
     assert b.masks == [KERNEL_FIRST, KERNEL_FULL, KERNEL_FULL]
     assert curr_nr(pool) == 0
     mempool_free(x, pool)
-    for e in b.allocated:
-        mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, *b.allocated)
 
 
 def test_waiter_without_frees_retries_every_5_hz_and_never_returns_null(machine, sleeps):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     (own,) = drain(pool)
     b.fail = True
     b.clear()
@@ -895,14 +867,12 @@ def test_waiter_without_frees_retries_every_5_hz_and_never_returns_null(machine,
     assert sleeps[:3] == [5 * HZ] * 3                     # io_schedule_timeout(5 * HZ)
     mempool_free(own, pool)
     assert t.join(JOIN) == own
-    mempool_free(own, pool)
-    mempool_destroy(pool)
+    release(pool, own)
 
 
 def test_every_waiter_is_woken(machine):
     """wake_up() is non-exclusive: all waiters retry; each free feeds one of them."""
-    b = Backend()
-    pool = create(b, 3)
+    b, pool = backed_pool(3)
     out = drain(pool)
     b.fail = True
     ts = [spawn_alloc(machine, pool, GFP_NOIO) for _ in range(3)]
@@ -911,9 +881,7 @@ def test_every_waiter_is_woken(machine):
         mempool_free(e, pool)
     got = [t.join(JOIN) for t in ts]
     assert sorted(got) == sorted(out)
-    for e in got:
-        mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, *got)
 
 
 # ================================================================ might_sleep
@@ -922,8 +890,7 @@ SLEEPING_BUG = "BUG: sleeping function called from invalid context"
 
 
 def test_gfp_kernel_under_a_spinlock_splats_but_atomic_does_not(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     lock = hwemu.spinlock.SpinLock()
     lock.lock()
     try:
@@ -936,14 +903,11 @@ def test_gfp_kernel_under_a_spinlock_splats_but_atomic_does_not(machine):
     i = next(i for i, ln in enumerate(lines) if ln.startswith(SLEEPING_BUG))
     assert lines[i + 1].startswith("in_atomic(): 1, irqs_disabled(): 0")
     assert e1 and e2
-    mempool_free(e1, pool)
-    mempool_free(e2, pool)
-    mempool_destroy(pool)
+    release(pool, e1, e2)
 
 
 def test_gfp_kernel_in_an_interrupt_splats_but_atomic_does_not(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     e1 = hwemu.run_in_interrupt(mempool_alloc, pool, GFP_ATOMIC)
     assert e1 and SLEEPING_BUG not in machine.dmesg()
     e2 = hwemu.run_in_interrupt(mempool_alloc, pool, GFP_KERNEL)
@@ -952,14 +916,11 @@ def test_gfp_kernel_in_an_interrupt_splats_but_atomic_does_not(machine):
     i = next(i for i, ln in enumerate(lines) if ln.startswith(SLEEPING_BUG))
     assert lines[i + 1].startswith("in_atomic(): 1, irqs_disabled(): 1")
     assert "preempt_count: 10000" in lines[i + 2]
-    mempool_free(e1, pool)
-    mempool_free(e2, pool)
-    mempool_destroy(pool)
+    release(pool, e1, e2)
 
 
 def test_resize_might_sleep(machine):
-    b = Backend()
-    pool = create(b, 3)
+    b, pool = backed_pool(3)
     lock = hwemu.spinlock.SpinLock()
     lock.lock()
     try:
@@ -971,8 +932,7 @@ def test_resize_might_sleep(machine):
 
 
 def test_preallocated_and_free_in_an_interrupt_are_quiet(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     e = hwemu.run_in_interrupt(mempool_alloc_preallocated, pool)
     hwemu.run_in_interrupt(mempool_free, e, pool)
     assert SLEEPING_BUG not in machine.dmesg() and machine.tainted == "Not tainted"
@@ -1018,8 +978,7 @@ def test_slab_pool_elements_come_from_the_cache(machine):
         assert machine.slab.slab_of(e).cache is cache
     e = mempool_alloc(pool, GFP_KERNEL)
     assert machine.slab.slab_of(e).cache is cache and len(cache.live) == 3
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
     assert len(cache.live) == 0
     hwemu.kmem_cache_destroy(kc)
 
@@ -1050,8 +1009,7 @@ def test_page_pool_elements_are_struct_pages_of_the_order(machine):
     assert len({p >> order for p in pfns}) == 3
     e = mempool_alloc(pool, GFP_KERNEL)
     assert memmap.start <= e < memmap.end
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
 
 
 def test_page_pool_holds_highmem_pages(highmem_machine):
@@ -1104,8 +1062,7 @@ def test_kmalloc_pool_poisons_exactly_pool_data_bytes(debug_machine):
     assert poisoned(data[:100]) and data[100:] == b"\x11" * 28
     assert mempool_alloc_preallocated(pool) == e
     assert hwemu.read_bytes(e, 128) == b"\x5a" * 100 + b"\x11" * 28
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
     assert "poison mismatch" not in m.dmesg()
 
 
@@ -1120,22 +1077,19 @@ def test_slab_pool_poisons_kmem_cache_size_bytes(debug_machine):
     assert poisoned(data[:100]) and data[100:] == b"\x22" * 4
     assert mempool_alloc_preallocated(pool) == e
     assert hwemu.read_bytes(e, 100) == b"\x5a" * 100
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
     hwemu.kmem_cache_destroy(kc)
 
 
 def test_custom_callbacks_are_not_poisoned(debug_machine):
-    b = Backend()
-    pool = create(b, 1, 64)
+    b, pool = backed_pool(1, 64)
     e = mempool_alloc_preallocated(pool)
     hwemu.memset(e, 0x33, 64)
     mempool_free(e, pool)
     assert hwemu.read_bytes(e, 64) == b"\x33" * 64
     assert mempool_alloc_preallocated(pool) == e
     assert hwemu.read_bytes(e, 64) == b"\x33" * 64
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
 
 
 def mismatch_report(m):
@@ -1143,6 +1097,16 @@ def mismatch_report(m):
     lines = log_lines(m)
     i = lines.index("BUG: mempool element poison mismatch")
     return i, lines
+
+
+def poke_one(m, size, byte, value):
+    """A kmalloc pool of one ``size``-byte element whose poison byte ``byte`` is set to
+    ``value``; the element taken back out (it still is): (pool, element, report)."""
+    pool = mempool.mempool_create_kmalloc_pool(1, size)
+    (e,) = reserve(pool)
+    hwemu.store(e + byte, 1, value)
+    assert mempool_alloc_preallocated(pool) == e
+    return pool, e, mismatch_report(m)
 
 
 def test_poison_mismatch_report_exact_format(debug_machine):
@@ -1163,8 +1127,7 @@ def test_poison_mismatch_report_exact_format(debug_machine):
     assert data[:20] == b"\x6b" * 20 and data[20] == 0
     assert not m.bugs.taint & (1 << 7)                        # no oops: no DIE taint
     hwemu.store(e, 1, 0)
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
 
 
 @pytest.mark.parametrize("byte, value, window", [
@@ -1176,16 +1139,10 @@ def test_poison_mismatch_report_exact_format(debug_machine):
     (31, 0x00, "... 0x6b 6b 6b 6b 6b 6b 6b 6b 0 "),
 ])
 def test_poison_mismatch_byte_window(debug_machine, byte, value, window):
-    m = debug_machine
-    pool = mempool.mempool_create_kmalloc_pool(1, 32)
-    (e,) = reserve(pool)
-    hwemu.store(e + byte, 1, value)
-    assert mempool_alloc_preallocated(pool) == e
-    i, lines = mismatch_report(m)
+    pool, e, (i, lines) = poke_one(debug_machine, 32, byte, value)
     assert lines[i + 1] == f"Mempool {pool:016x} size 32"
     assert lines[i + 2] == f" nr=0 @ {e:016x}: {window}"
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
 
 
 def test_poison_mismatch_is_reported_by_destroy_too(debug_machine):
@@ -1217,8 +1174,7 @@ def test_page_pool_x86_64_poisons_one_region(debug_machine):
     assert poisoned(hwemu.read_bytes(addr, 2 * PAGE_SIZE))
     assert mempool_alloc_preallocated(pool) == page
     assert hwemu.read_bytes(addr, 2 * PAGE_SIZE) == b"\x5a" * (2 * PAGE_SIZE)
-    mempool_free(page, pool)
-    mempool_destroy(pool)
+    release(pool, page)
 
 
 def test_kasan_disables_poisoning(boot):
@@ -1230,8 +1186,7 @@ def test_kasan_disables_poisoning(boot):
     mempool_free(e, pool)
     assert mempool_alloc_preallocated(pool) == e
     assert hwemu.read_bytes(e, 64) == b"\x44" * 64
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
     assert "poison mismatch" not in m.dmesg() and not m.kasan.reports
 
 
@@ -1335,9 +1290,7 @@ def test_i386_highmem_mismatch_in_one_sub_page(i386_debug, kmap_depths):
         else:
             assert data == b"\x5a" * PAGE_SIZE
     assert hwemu.current().kmap_idx == 0
-    mempool_free(low, pool)
-    mempool_free(high, pool)
-    mempool_destroy(pool)
+    release(pool, low, high)
 
 
 def test_i386_highmem_mismatch_in_two_sub_pages_reports_twice(i386_debug):
@@ -1352,17 +1305,11 @@ def test_i386_highmem_mismatch_in_two_sub_pages_reports_twice(i386_debug):
     assert lines.count("BUG: mempool element poison mismatch") == 2
     assert lines.count(f"Mempool {pool:016x} size 4096") == 2
     assert read_page(subs[1]) == read_page(subs[2]) == b"\x5a" * PAGE_SIZE
-    mempool_free(page, pool)
-    mempool_destroy(pool)
+    release(pool, page)
 
 
 def test_i386_poison_window_is_4_bytes(i386_debug):
-    m = i386_debug
-    pool = mempool.mempool_create_kmalloc_pool(1, 64)
-    (e,) = reserve(pool)
-    hwemu.store(e + 20, 1, 0x00)
-    assert mempool_alloc_preallocated(pool) == e
-    i, lines = mismatch_report(m)
+    pool, e, (i, lines) = poke_one(i386_debug, 64, 20, 0x00)
     assert lines[i + 2].endswith(": ... 0x6b 6b 6b 6b 0 6b 6b 6b ...")
 
 
@@ -1403,8 +1350,7 @@ def test_kasan_reserved_slab_elements_are_poisoned(kasan_machine):
         hwemu.load(e + 39, 1)
     assert mempool_alloc_preallocated(pool) == e
     hwemu.read_bytes(e, 40)                                    # the whole object
-    mempool_free(e, pool)
-    mempool_destroy(pool)
+    release(pool, e)
     hwemu.kmem_cache_destroy(kc)
     assert unexpected_kasan(m) == []
 
@@ -1463,8 +1409,7 @@ def test_kasan_double_free_into_a_short_pool_is_dropped(kasan_machine, monkeypat
     assert curr_nr(pool) == 3 and reserve(pool).count(e1) == 1   # dropped
     assert kfrees == []                                           # free_fn not called
     assert len(m.slab.slab_of(e1).cache.live) == live
-    mempool_free(e2, pool)
-    mempool_destroy(pool)
+    release(pool, e2)
     assert unexpected_kasan(m) == []
 
 
@@ -1476,8 +1421,7 @@ def test_kasan_free_bulk_counts_a_rejected_element_as_freed(kasan_machine):
     with expect_report("double-free"):
         assert mempool_free_bulk(pool, [out[0], out[1], out[2]], 3) == 3
     assert reserve(pool) == [out[0], out[1], out[2]]
-    mempool_free(out[3], pool)
-    mempool_destroy(pool)
+    release(pool, out[3])
     assert unexpected_kasan(m) == []
 
 
@@ -1512,8 +1456,7 @@ def test_kasan_double_free_of_pages_into_a_short_pool(kasan_machine, monkeypatch
     with expect_report("double-free"):
         mempool_free(p1, pool)
     assert reserve(pool) == [p1] and frees == []
-    mempool_free(p2, pool)
-    mempool_destroy(pool)
+    release(pool, p2)
     assert unexpected_kasan(m) == []
 
 
@@ -1533,8 +1476,7 @@ def test_kasan_double_free_into_a_full_pool_is_caught_by_kfree(kasan_machine, mo
 
 def test_kasan_custom_callbacks_get_no_annotations(kasan_machine):
     m = kasan_machine
-    b = Backend()
-    pool = create(b, 3, 64)
+    b, pool = backed_pool(3, 64)
     for e in reserve(pool):
         hwemu.read_bytes(e, 64)                                # not poisoned
     e = mempool_alloc_preallocated(pool)
@@ -1544,9 +1486,7 @@ def test_kasan_custom_callbacks_get_no_annotations(kasan_machine):
     assert reserve(pool)[-2:] == [e, e]
     assert mempool_alloc_preallocated(pool) == mempool_alloc_preallocated(pool) == e
     assert m.kasan.reports == []
-    mempool_free(e, pool)
-    mempool_free(e2, pool)
-    mempool_destroy(pool)
+    release(pool, e, e2)
 
 
 def test_kasan_mempool_report_names_mempool_free_or_its_caller(kasan_machine):
@@ -1566,12 +1506,8 @@ def test_kasan_mempool_report_names_mempool_free_or_its_caller(kasan_machine):
 # ================================================================ §1.13 / §9 fault injection
 
 def test_fail_mempool_alloc_forces_the_reserve(machine):
-    b = Backend()
-    pool = create(b, 4)
-    res = reserve(pool)
     attr = machine.fault.fail_mempool_alloc
-    attr.probability, attr.times = 100, 3
-    b.clear()
+    b, pool, res = forced_pool(attr, 3)
     got = []
     for _ in range(3):
         got.append(mempool_alloc(pool, GFP_KERNEL))
@@ -1586,14 +1522,11 @@ def test_fail_mempool_alloc_forces_the_reserve(machine):
     assert attr.times == 0
     e = mempool_alloc(pool, GFP_KERNEL)                        # times used up
     assert b.masks == [KERNEL_FIRST] and e == b.allocated[-1]
-    for x in got + [e]:
-        mempool_free(x, pool)
-    mempool_destroy(pool)
+    release(pool, *got, e)
 
 
 def test_fail_mempool_alloc_is_checked_on_every_retry(machine):
-    b = Backend()
-    pool = create(b, 1)
+    b, pool = backed_pool(1)
     (own,) = drain(pool)
     attr = machine.fault.fail_mempool_alloc
     attr.probability, attr.times = 100, 1
@@ -1608,14 +1541,12 @@ def test_fail_mempool_alloc_is_checked_on_every_retry(machine):
     assert t.join(JOIN) == b.allocated[-1]       # then the allocator
     assert b.masks == [KERNEL_FULL] * 2
     assert len([ln for ln in log_lines(machine) if "forcing mempool usage" in ln]) == 5
-    for x in (own, e, b.allocated[-1]):
-        mempool_free(x, pool)
-    mempool_destroy(pool)
+    release(pool, own, e, b.allocated[-1])
 
 
 # ================================================================ stress
 
-def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch):
+def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch, sleeps):
     """8 tasks allocate (GFP_KERNEL/GFP_NOIO/GFP_ATOMIC) and free on one kmalloc pool
     while fail_mempool_alloc fails half the allocator attempts and a hog holds the
     machine's free memory. A task only makes a blocking allocation while it holds no
@@ -1632,14 +1563,6 @@ def test_stress_mixed_alloc_free_under_memory_pressure(boot, monkeypatch):
     attr = m.fault.fail_mempool_alloc
     attr.probability, attr.times, attr.verbose = 50, -1, 0
 
-    sleeps = []
-    real_sleep = hwemu.sched.io_schedule_timeout
-
-    def io_schedule_timeout(timeout):
-        sleeps.append(timeout)
-        return real_sleep(timeout)
-
-    monkeypatch.setattr(hwemu.sched, "io_schedule_timeout", io_schedule_timeout)
     stop = []
     hog_ready = hwemu.completion()
     lock = threading.Lock()
