@@ -33,6 +33,39 @@ def import_fresh_module(name: str, blocked: tuple[str, ...] = ()):
                 sys.modules[n] = module
 
 
+# A ``hwemu run`` workload module (its function ``add``) with a lost-update race:
+# ``args.tasks`` tasks each add ``args.n`` to a shared counter; the last one checks it.
+RACY_WORKLOAD = '''
+from hwemu import cond_resched
+
+COUNTERS = {}
+
+
+def add(run):
+    """Read, a preemption point, write: a lost-update race between the tasks."""
+    shared = COUNTERS.setdefault(id(run.machine), {"value": 0, "done": 0})
+    for _ in range(run.args["n"]):
+        value = shared["value"]
+        cond_resched()
+        shared["value"] = value + 1
+    shared["done"] += 1
+    if shared["done"] == run.args["tasks"]:
+        expected = run.args["n"] * run.args["tasks"]
+        assert shared["value"] == expected, f"lost update: {shared['value']} != {expected}"
+'''
+
+
+def add_in_two_tasks(machine, add, counter, n):
+    """Run ``add`` in two tasks of ``machine``, then free the 8-byte ``counter`` and
+    check that it was added ``n`` to twice (no lost update)."""
+    tasks = [machine.spawn(add, name=f"add/{i}") for i in range(2)]
+    for task in tasks:
+        task.join()
+    total = hwemu.load(counter, 8)
+    hwemu.kfree(counter)
+    assert total == 2 * n, f"lost update: counter {total}, expected {2 * n}"
+
+
 def line_of(marker: str, path) -> int:
     """The line of C file ``path`` whose comment is ``/* marker */``."""
     for n, text in enumerate(path.read_text().splitlines(), 1):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import RACY_WORKLOAD, add_in_two_tasks
 from test_plugin import run as run_pytester
 from test_runs import hwemu_cli
 
@@ -39,12 +40,7 @@ def counter_test(locked: bool):
                 if locked:
                     spin_unlock(lock)
 
-        tasks = [machine.spawn(add, name=f"add/{i}") for i in range(2)]
-        for task in tasks:
-            task.join()
-        total = load(counter, 8)
-        kfree(counter)
-        assert total == 2 * N, f"lost update: counter {total}, expected {2 * N}"
+        add_in_two_tasks(machine, add, counter, N)
     return test
 
 
@@ -111,28 +107,10 @@ def test_explore_rejects_an_unknown_strategy():
 
 # ---------------------------------------------------------------- hwemu run --explore
 
-WORKLOAD = '''
-from hwemu import cond_resched
-
-COUNTERS = {}
-
-
-def add(run):
-    """Read, a preemption point, write: a lost-update race between the tasks."""
-    shared = COUNTERS.setdefault(id(run.machine), {"value": 0, "done": 0})
-    for _ in range(run.args["n"]):
-        value = shared["value"]
-        cond_resched()
-        shared["value"] = value + 1
-    shared["done"] += 1
-    if shared["done"] == run.args["tasks"]:
-        expected = run.args["n"] * run.args["tasks"]
-        assert shared["value"] == expected, f"lost update: {shared['value']} != {expected}"
-'''
 
 
 def test_cli_explore_finds_the_race_and_its_replay_line_reproduces_it(tmp_path):
-    (tmp_path / "racy.py").write_text(WORKLOAD)
+    (tmp_path / "racy.py").write_text(RACY_WORKLOAD)
     config = tmp_path / "racy.yaml"
     config.write_text(yaml.safe_dump({
         "machine": {"name": "racy", "cpus": 4, "nodes": [{"mem": "64M"}]},

@@ -18,7 +18,7 @@ import pytest
 import helpers
 
 import hwemu
-from hwemu import GFP_KERNEL, kfree, kmalloc, load, store
+from hwemu import GFP_KERNEL, kmalloc, store
 from hwemu import kbuild
 
 HERE = Path(__file__).resolve().parent
@@ -273,12 +273,7 @@ def c_counter(machine):
         for _ in range(N):
             mod.racy_inc(counter)
 
-    tasks = [machine.spawn(add, name=f"add/{i}") for i in range(2)]
-    for task in tasks:
-        task.join()
-    total = load(counter, 8)
-    kfree(counter)
-    assert total == 2 * N, f"lost update: counter {total}, expected {2 * N}"
+    helpers.add_in_two_tasks(machine, add, counter, N)
 
 
 def test_explorer_finds_the_race_in_c_and_replays_it():

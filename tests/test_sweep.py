@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import RACY_WORKLOAD
 from test_runs import hwemu_cli
 
 from hwemu.cli import main
@@ -121,34 +122,18 @@ def test_the_table_comes_from_the_grid_order_not_the_completion_order():
 
 # ---------------------------------------------------------------- explore
 
-RACY = '''
-from hwemu import cond_resched
-
-SHARED = {}
-
-
-def add(run):
-    """Read, a preemption point, write: a lost-update race between the tasks."""
-    shared = SHARED.setdefault(id(run.machine), {"value": 0, "done": 0})
-    for _ in range(run.args["n"]):
-        value = shared["value"]
-        cond_resched()
-        shared["value"] = value + 1
-    shared["done"] += 1
-    if shared["done"] == 2:
-        assert shared["value"] == 2 * run.args["n"], f"lost update: {shared['value']}"
-'''
 
 
 def test_explore_reports_the_same_lowest_failing_seed_with_one_or_two_jobs(tmp_path):
-    (tmp_path / "racy.py").write_text(RACY)
+    (tmp_path / "racy.py").write_text(RACY_WORKLOAD)
     # Few preemption points: most schedules pass, the first failure is a dozen in.
     config = write_config(tmp_path, {
         "machine": {"name": "racy", "cpus": 4, "nodes": [{"mem": "64M"}],
                     "sched": {"strategy": "random"}},
         "run": {"duration": "1s",
                 "pools": [{"name": "p", "type": "kmalloc", "size": 64, "min_nr": 4}],
-                "custom": [{"function": "racy:add", "tasks": 2, "args": {"n": 5}}]}})
+                "custom": [{"function": "racy:add", "tasks": 2,
+                            "args": {"n": 5, "tasks": 2}}]}})
     runs = {jobs: hwemu_cli("run", config, "--explore", "30", "--jobs", str(jobs))
             for jobs in (1, 2)}
     for jobs, r in runs.items():
