@@ -71,6 +71,12 @@ def free_total(m):
     return sum(z.free_pages for z in zones_of(m)) + m.page_alloc.nr_pcp_pages()
 
 
+def assert_restored(m, initial):
+    """Every page is back: the free counts of ``snapshot`` ``initial``, and ``audit``."""
+    assert snapshot(m) == initial
+    audit(m)
+
+
 def audit(m):
     """Free lists, counters and struct pages agree; no two free blocks overlap."""
     pages = m.memmap.pages
@@ -518,8 +524,7 @@ def test_watermark_reserves_by_gfp(machine):
     assert len({pfn_of(p) for p in held}) == len(held) == sum(n for _, n in initial)
     audit(m)
     free_all(held)
-    assert snapshot(m) == initial
-    audit(m)
+    assert_restored(m, initial)
 
 
 def test_high_order_watermark_needs_a_free_block(machine):
@@ -534,8 +539,7 @@ def test_high_order_watermark_needs_a_free_block(machine):
     assert len(small) == 100
     free_all(small)
     free_all(blocks, MAX_PAGE_ORDER)
-    assert snapshot(m) == initial
-    audit(m)
+    assert_restored(m, initial)
 
 
 def test_order_above_max_fails_with_a_warning(machine):
@@ -719,8 +723,7 @@ def test_compound_page_layout_and_put_page(machine):
     plain = alloc_pages(GFP_KERNEL | __GFP_COMP, 0)              # order 0: not compound
     assert not hwemu.load(plain + OFF_FLAGS, 8) >> PG_head & 1
     put_page(plain)
-    assert snapshot(m) == initial
-    audit(m)
+    assert_restored(m, initial)
 
 
 def test_get_page_put_page_refcounting(machine):
@@ -754,8 +757,7 @@ def test_free_pages_with_an_extra_reference_frees_the_tail(machine):
     assert hwemu.page_ref_count(page) == 1 and free_block_of(pfn) is None
     assert all(free_block_of(pfn + i) for i in (1, 2, 3))
     put_page(page)
-    assert snapshot(m) == initial
-    audit(m)
+    assert_restored(m, initial)
 
 
 def test_get_put_page_on_a_tail_page_use_the_head(machine):
@@ -793,8 +795,7 @@ def test_get_free_pages_round_trip(machine):
     free_pages(zeroed, 0)
     free_pages(0, 0)                         # NULL: ignored
     free_pages(0, 3)
-    assert snapshot(m) == initial
-    audit(m)
+    assert_restored(m, initial)
 
 
 def test_get_free_pages_never_returns_highmem(highmem_machine):
