@@ -42,6 +42,23 @@ def driver(**kwargs):
     return kbuild.load(DRIVER, **kwargs)
 
 
+def one_request():
+    """The driver, and a device of it with one 512-byte request submitted."""
+    mod = driver()
+    dev = mod.blkdrv_create(MIN_NR)
+    mod.blkdrv_submit(dev, 1, 512)
+    return mod, dev
+
+
+def wild_oops(machine, address, match):
+    """blkdrv_wild(``address``) in uninstrumented C: an Oops matching ``match``; the
+    driver and the log."""
+    mod = driver(kasan=False)
+    with pytest.raises(hwemu.Oops, match=match):
+        mod.blkdrv_wild(address)
+    return mod, machine.dmesg()
+
+
 # ---------------------------------------------------------------- load, call, cache
 
 @NO_KASAN
@@ -98,10 +115,7 @@ def test_a_compile_error_is_gccs(tmp_path):
 
 @NO_KASAN
 def test_fault_in_uninstrumented_c_is_an_oops(hwemu_machine):
-    mod = driver(kasan=False)
-    with pytest.raises(hwemu.Oops, match="address: 0000000000000100"):
-        mod.blkdrv_wild(0x100)
-    log = hwemu_machine.dmesg()
+    mod, log = wild_oops(hwemu_machine, 0x100, "address: 0000000000000100")
     assert "BUG: kernel NULL pointer dereference, address: 0000000000000100" in log
     assert re.search(r"RIP: 0010:blkdrv_wild\+0x[0-9a-f]+/0x[0-9a-f]+", log), log
     assert mod.hwemu_calls(1) == hwemu.current().pid   # the process and machine go on
@@ -129,10 +143,7 @@ def test_wild_pointer_in_instrumented_c_is_an_oops(hwemu_machine, expect_kasan_r
 
 @NO_KASAN
 def test_non_canonical_pointer_is_a_general_protection_fault(hwemu_machine):
-    mod = driver(kasan=False)
-    with pytest.raises(hwemu.Oops, match="general protection fault"):
-        mod.blkdrv_wild(0xdead_0000_0000_0100)
-    log = hwemu_machine.dmesg()
+    _, log = wild_oops(hwemu_machine, 0xdead_0000_0000_0100, "general protection fault")
     assert "NULL pointer dereference" not in log
     assert re.search(r"Oops: general protection fault: 0000 \[#1\]", log), log
     assert re.search(r"RIP: 0010:blkdrv_wild\+", log), log
@@ -217,9 +228,7 @@ def test_planted_use_after_free_in_the_completion(hwemu_machine, expect_kasan_re
     pytest.param(True, marks=KASAN),
     pytest.param(False, marks=NO_KASAN)])
 def test_bug_on_in_c_is_a_kernel_bug(hwemu_machine, kasan):
-    mod = driver()
-    dev = mod.blkdrv_create(MIN_NR)
-    mod.blkdrv_submit(dev, 1, 512)
+    mod, dev = one_request()
     line = line_of("blkdrv: destroyed with requests queued")
     with pytest.raises(hwemu.KernelBug, match=rf"kernel BUG at \S*blkdrv\.c:{line}!"):
         mod.blkdrv_destroy(dev)
@@ -231,9 +240,7 @@ def test_bug_on_in_c_is_a_kernel_bug(hwemu_machine, kasan):
 
 @KASAN
 def test_bug_on_names_its_function(hwemu_machine):
-    mod = driver()
-    dev = mod.blkdrv_create(MIN_NR)
-    mod.blkdrv_submit(dev, 1, 512)
+    mod, dev = one_request()
     with pytest.raises(hwemu.KernelBug):
         mod.blkdrv_destroy(dev)
     try:
@@ -245,9 +252,7 @@ def test_bug_on_names_its_function(hwemu_machine):
 
 @NO_KASAN
 def test_warn_on_in_c(hwemu_machine):
-    mod = driver()
-    dev = mod.blkdrv_create(MIN_NR)
-    mod.blkdrv_submit(dev, 1, 512)
+    mod, dev = one_request()
     assert mod.blkdrv_complete(dev) == 1   # not in an interrupt: WARN_ON
     line = line_of("blkdrv: completion outside hard IRQ")
     [warning] = hwemu_machine.warnings
