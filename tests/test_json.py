@@ -4,7 +4,7 @@ import json
 
 import pytest
 from conftest import CONFIGS
-from test_runs import hwemu_cli
+from test_runs import fault_injection_run, hwemu_cli
 
 
 def test_json_on_stdout_is_the_versioned_result_with_structured_kasan_reports(tmp_path):
@@ -35,11 +35,7 @@ def test_json_on_stdout_is_the_versioned_result_with_structured_kasan_reports(tm
 
 
 def test_a_passing_run_says_so(tmp_path):
-    out = tmp_path / "result.json"
-    r = hwemu_cli("run", CONFIGS / "fault-injection.yaml", "--set", "run.bio.requests=50",
-                  "--json", out)
-    assert r.returncode == 0, r.stdout + r.stderr
-    result = json.loads(out.read_text())
+    _, result = fault_injection_run(tmp_path, 50)
     assert (result["format"], result["exit_code"], result["status"]) == (1, 0, "passed")
     assert result["interrupted"] is False and result["timed_out"] is False
 

@@ -33,6 +33,16 @@ def hwemu_cli(*args, cwd=ROOT, timeout=120):
                           capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
+def fault_injection_run(tmp_path, requests):
+    """``hwemu run`` of configs/fault-injection.yaml with ``requests`` bios a submitter
+    and ``--json``, checked to exit 0: the process and its JSON result."""
+    out = tmp_path / "result.json"
+    r = hwemu_cli("run", CONFIGS / "fault-injection.yaml", "--set",
+                  f"run.bio.requests={requests}", "--json", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r, json.loads(out.read_text())
+
+
 def pool_row(stdout, name):
     """The summary's row of pool ``name``, as a dict of its columns."""
     for line in stdout.splitlines():
@@ -117,11 +127,7 @@ def test_example_configs_run_and_meet_their_expectations(args, pool, kind, tmp_p
 
 
 def test_fault_injection_run_takes_elements_from_the_reserve(tmp_path):
-    out = tmp_path / "result.json"
-    r = hwemu_cli("run", CONFIGS / "fault-injection.yaml", "--set", "run.bio.requests=1000",
-                  "--json", out)
-    assert r.returncode == 0, r.stdout + r.stderr
-    result = json.loads(out.read_text())
+    r, result = fault_injection_run(tmp_path, 1000)
     pool = result["pools"]["requests"]
     assert pool["alloc_reserve"] > 0 and pool["free_reserve"] > 0
     assert pool["alloc_allocator"] > 0 and pool["alloc_null"] == 0
