@@ -55,6 +55,12 @@ def add(run):
 '''
 
 
+def reserve_only():
+    """A config's ``fault_injection:`` under which every allocator attempt of
+    mempool_alloc() fails, quietly: only a pool's reserve can fill it."""
+    return {"fail_mempool_alloc": {"probability": 100, "times": -1, "verbose": 0}}
+
+
 def add_in_two_tasks(machine, add, counter, n):
     """Run ``add`` in two tasks of ``machine``, then free the 8-byte ``counter`` and
     check that it was added ``n`` to twice (no lost update)."""

@@ -2,6 +2,7 @@
 the default demo's reserve use and waits, and the shipped GFP_NOIO config."""
 import pytest
 from conftest import CONFIGS
+from helpers import reserve_only
 
 from hwemu.config import load_config
 from hwemu.runs import Run
@@ -12,8 +13,7 @@ def bio_run(**bio):
     with 2 submitters of 4 requests, each completing 1 ms after its submission."""
     return load_config({
         "machine": {"name": "bursts", "cpus": 4, "hz": 1000, "nodes": [{"mem": "64M"}]},
-        "fault_injection": {"fail_mempool_alloc": {"probability": 100, "times": -1,
-                                                   "verbose": 0}},
+        "fault_injection": reserve_only(),
         "run": {"duration": "50ms",
                 "pools": [{"name": "rq", "type": "kmalloc", "size": 64, "min_nr": 8}],
                 "bio": {"pool": "rq", "submitters": 2, "queue_depth": 4,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import RACY_WORKLOAD
+from helpers import RACY_WORKLOAD, reserve_only
 from test_runs import hwemu_cli
 
 from hwemu.cli import main
@@ -25,8 +25,7 @@ from hwemu.runs.fleet import Done
 # fails): 32 requests in flight wait for each other when min_nr is smaller.
 POOL_CONFIG = {
     "machine": {"name": "sized", "cpus": 6, "hz": 1000, "nodes": [{"mem": "64M"}]},
-    "fault_injection": {"fail_mempool_alloc": {"probability": 100, "times": -1,
-                                               "verbose": 0}},
+    "fault_injection": reserve_only(),
     "run": {"duration": "30ms",
             "pools": [{"name": "rq", "type": "slab", "size": 256, "min_nr": 4}],
             "bio": {"pool": "rq", "submitters": 4, "queue_depth": 8,
