@@ -146,6 +146,16 @@ def emulated(ns, off: int, n: int):
 NAMES = {"P": PAGE_SIZE, "np": np, "array": array, "Addr": Addr, "emulated": emulated}
 
 
+KASAN_OFF_ON = pytest.mark.parametrize("kasan", [False, True], ids=["kasan-off", "kasan-on"])
+
+
+def over(cases):
+    """Parametrize a test's ``name, case`` over the rows of ``table()`` lists, each
+    named after its accessor and label."""
+    return pytest.mark.parametrize("name,case", [(n, f) for n, _, f in cases],
+                                   ids=[f"{n}-{label}" for n, label, _ in cases])
+
+
 def table(name: str, text: str) -> list:
     """``(name, label, case)`` from lines of ``label  arguments``: the arguments are a
     Python expression over ``ns`` (what :func:`prepare` made), ``P``, ``np``, ``array``,
@@ -357,9 +367,8 @@ CASES = (table("load", LOAD) + table("store", STORE) + table("read_bytes", READ_
 
 
 @needs_c
-@pytest.mark.parametrize("kasan", [False, True], ids=["kasan-off", "kasan-on"])
-@pytest.mark.parametrize("name,case", [(n, f) for n, _, f in CASES],
-                         ids=[f"{n}-{label}" for n, label, _ in CASES])
+@KASAN_OFF_ON
+@over(CASES)
 def test_accessor_twins_agree(name, case, kasan):
     assert_twins_agree(name, case, kasan)
 
@@ -439,16 +448,14 @@ SPIN_CASES = table("spin_trylock_word", SPIN) + table("spin_unlock_word", UNLOCK
 
 
 @needs_c
-@pytest.mark.parametrize("kasan", [False, True], ids=["kasan-off", "kasan-on"])
-@pytest.mark.parametrize("name,case", [(n, f) for n, _, f in SPIN_CASES],
-                         ids=[f"{n}-{label}" for n, label, _ in SPIN_CASES])
+@KASAN_OFF_ON
+@over(SPIN_CASES)
 def test_spinlock_word_twins_agree(name, case, kasan):
     assert_twins_agree(name, case, kasan)
 
 
 @needs_c
-@pytest.mark.parametrize("name,case", [(n, f) for n, _, f in KASAN_CASES],
-                         ids=[f"{n}-{label}" for n, label, _ in KASAN_CASES])
+@over(KASAN_CASES)
 def test_kasan_twins_agree(name, case):
     assert_twins_agree(name, case, kasan=True)
 
@@ -511,7 +518,7 @@ class Sentinel:
 
 
 @needs_c
-@pytest.mark.parametrize("kasan", [False, True], ids=["kasan-off", "kasan-on"])
+@KASAN_OFF_ON
 def test_the_fast_paths_need_no_twin(kasan):
     """C alone does a clean direct-map access (the comparisons above would pass with a C
     function that always handed over) and hands over the rest, arguments unchanged."""
