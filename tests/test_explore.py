@@ -107,8 +107,6 @@ def test_explore_rejects_an_unknown_strategy():
 
 # ---------------------------------------------------------------- hwemu run --explore
 
-
-
 def test_cli_explore_finds_the_race_and_its_replay_line_reproduces_it(tmp_path):
     (tmp_path / "racy.py").write_text(RACY_WORKLOAD)
     config = tmp_path / "racy.yaml"

@@ -121,8 +121,6 @@ def test_the_table_comes_from_the_grid_order_not_the_completion_order():
 
 # ---------------------------------------------------------------- explore
 
-
-
 def test_explore_reports_the_same_lowest_failing_seed_with_one_or_two_jobs(tmp_path):
     (tmp_path / "racy.py").write_text(RACY_WORKLOAD)
     # Few preemption points: most schedules pass, the first failure is a dozen in.
