@@ -132,7 +132,12 @@ def explore(config: str, overrides: dict[str, Any], strategy: str, seed: int,
     except KeyboardInterrupt:   # Ctrl-C, or a stop signal the command raised it for
         fleet.stop()
         x.interrupted = True
-    x.passed = min(lines.next, x.failed.job.index) if x.failed else lines.next
+    # The schedules done in a row from the first (a stop signal may come between a
+    # schedule's line and the count of printed lines: count what was done).
+    run = 0
+    while run in x.done:
+        run += 1
+    x.passed = min(run, x.failed.job.index) if x.failed else run
     x.wall = time.monotonic() - lines.start
     print(f"hwemu: {len(x.done)} schedules in {x.wall:.1f}s wall, {lines.rate():.1f} "
           f"schedules/s on {fleet.describe()}", file=out)
