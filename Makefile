@@ -21,7 +21,7 @@ PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # The optional C extension (hwemu._speedups), rebuilt when its source changes.
 SPEEDUPS := $(VENV)/.speedups
-$(SPEEDUPS): $(STAMP) hwemu/_speedups.c hwemu/_core.h setup.py
+$(SPEEDUPS): $(STAMP) hwemu/_speedups.c hwemu/_core.h hwemu/_hw.h setup.py
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(SPEEDUPS)
 

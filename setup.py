@@ -2,4 +2,4 @@
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("hwemu._speedups", ["hwemu/_speedups.c"],
-                             depends=["hwemu/_core.h"], optional=True)])
+                             depends=["hwemu/_core.h", "hwemu/_hw.h"], optional=True)])

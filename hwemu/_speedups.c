@@ -24,6 +24,7 @@
 #include <structmember.h>
 
 #include "_core.h"
+#include "_hw.h"
 
 #define MAX_DEPTH 64
 
@@ -82,8 +83,6 @@ static PyObject *stack_key(PyObject *self, PyObject *const *args, Py_ssize_t nar
  * up and touching it, so no mapping can change in between.
  * ------------------------------------------------------------------------------------ */
 
-#define GRANULE_SHIFT 3                     /* KASAN_SHADOW_SCALE_SHIFT */
-#define GRANULE_MASK ((1u << GRANULE_SHIFT) - 1)
 
 typedef struct {
     uintptr_t base, end;    /* the reservation [base, end) */
@@ -140,32 +139,6 @@ static inline Space *kasan_space(uintptr_t base, Py_ssize_t *hint, uintptr_t add
             n > s->end - addr)
         return NULL;
     return s;
-}
-
-/* check_region_inline()'s verdict on [addr, addr+n), n > 0: every granule before the
- * last is 0, the last is 0 or a partial granule holding the access's last byte. */
-static inline int shadow_clean(uintptr_t shadow, uintptr_t addr, uintptr_t n)
-{
-    uintptr_t last = addr + n - 1;
-    const uint8_t *p = (const uint8_t *)(shadow + (addr >> GRANULE_SHIFT));
-    const uint8_t *q = (const uint8_t *)(shadow + (last >> GRANULE_SHIFT));
-    while (p < q && ((uintptr_t)p & 7)) {
-        if (*p++)
-            return 0;
-    }
-    while (q - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        if (w)
-            return 0;
-        p += 8;
-    }
-    while (p < q) {
-        if (*p++)
-            return 0;
-    }
-    uint8_t v = *q;
-    return v == 0 || (v <= GRANULE_MASK && (last & GRANULE_MASK) < v);
 }
 
 /* Whether the running context may access the memory of `s` (its current's machine). */
@@ -483,21 +456,8 @@ static PyObject *c_unpoison(FAST_ARGS)
 
 /* ------------------------------------------------------------------ hwemu.spinlock */
 
-/* spinlock_t with CONFIG_DEBUG_SPINLOCK, 64-bit: raw_lock, magic, owner_cpu, owner
- * (hwemu/spinlock.py describes it; these mirror spin_trylock_word and
- * spin_unlock_word there, statuses included). */
-#define SPINLOCK_T_SIZE 24
-#define SPINLOCK_MAGIC 0xdead4eadu
-enum { SPIN_OK, SPIN_BUSY, SPIN_WAITERS, SPIN_BAD_MAGIC, SPIN_RECURSION, SPIN_CPU_RECURSION,
-       SPIN_ALREADY_UNLOCKED, SPIN_WRONG_OWNER, SPIN_WRONG_CPU };
-enum { RAW_UNLOCKED, RAW_LOCKED, RAW_CONTENDED };
-
-typedef struct {
-    uint32_t raw, magic, owner_cpu, pad;
-    uint64_t owner;
-} SpinWord;
-
-/* (lock, cpu, owner) as exact ints with the lock wholly in a clean fast span. */
+/* The word operations themselves are in _hw.h (kernel C's runtime does them too).
+ * (lock, cpu, owner) as exact ints with the lock wholly in a clean fast span. */
 static int spin_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                      uint8_t **lock, uint64_t *cpu, uint64_t *owner)
 {
@@ -514,58 +474,18 @@ static PyObject *c_spin_trylock_word(FAST_ARGS)
 {
     uint8_t *lock;
     uint64_t cpu, owner;
-    SpinWord w;
     if (!spin_args(args, nargs, kwnames, &lock, &cpu, &owner))
         return SLOW();
-    memcpy(&w, lock, sizeof(w));
-    int status = SPIN_OK;
-    if (w.magic != SPINLOCK_MAGIC)
-        status = SPIN_BAD_MAGIC;
-    else if (w.owner == owner)
-        status = SPIN_RECURSION;
-    else if (w.owner_cpu == cpu)
-        status = SPIN_CPU_RECURSION;
-    else if (w.raw) {
-        w.raw = RAW_CONTENDED;
-        memcpy(lock, &w.raw, sizeof(w.raw));
-        status = SPIN_BUSY;
-    } else {
-        w.raw = RAW_LOCKED;
-        w.owner_cpu = (uint32_t)cpu;
-        w.pad = 0;
-        w.owner = owner;
-        memcpy(lock, &w, sizeof(w));
-    }
-    return PyLong_FromLong(status);
+    return PyLong_FromLong(spin_trylock_word(lock, cpu, owner));
 }
 
 static PyObject *c_spin_unlock_word(FAST_ARGS)
 {
     uint8_t *lock;
     uint64_t cpu, owner;
-    SpinWord w;
     if (!spin_args(args, nargs, kwnames, &lock, &cpu, &owner))
         return SLOW();
-    memcpy(&w, lock, sizeof(w));
-    int status = SPIN_OK;
-    if (w.magic != SPINLOCK_MAGIC)
-        status = SPIN_BAD_MAGIC;
-    else if (!w.raw)
-        status = SPIN_ALREADY_UNLOCKED;
-    else if (w.owner != owner)
-        status = SPIN_WRONG_OWNER;
-    else if (w.owner_cpu != cpu)
-        status = SPIN_WRONG_CPU;
-    else {
-        if (w.raw == RAW_CONTENDED)
-            status = SPIN_WAITERS;
-        w.raw = RAW_UNLOCKED;
-        w.owner_cpu = 0xffffffffu;
-        w.pad = 0;
-        w.owner = UINT64_MAX;
-        memcpy(lock, &w, sizeof(w));
-    }
-    return PyLong_FromLong(status);
+    return PyLong_FromLong(spin_unlock_word(lock, cpu, owner));
 }
 
 /* ------------------------------------------------------------------ bind() */

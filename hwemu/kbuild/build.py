@@ -71,7 +71,7 @@ def _headers_digest() -> str:
     for path in sorted(INCLUDE.rglob("*.h")):
         h.update(str(path.relative_to(INCLUDE)).encode() + b"\0" + path.read_bytes())
     for path in (HERE / "runtime.c", HERE / "build.py", HERE / "calls.py",
-                 HERE.parent / "_core.h"):
+                 HERE.parent / "_core.h", HERE.parent / "_hw.h"):
         h.update(path.read_bytes())
     h.update(f"{FORMAT} {sys.version} {sys.platform}".encode())
     return h.hexdigest()

@@ -34,6 +34,7 @@
 
 #include "hwemu/guard.h"
 #include "hwemu/_core.h"
+#include "hwemu/_hw.h"
 
 static __thread struct hw_guard *hw_top;
 /* While C calls Python: the guards of that C (its stack, down to its call from
@@ -243,20 +244,6 @@ static int hw_install_fault_handler(void)
 
 /* ------------------------------------------------------------ KASAN */
 
-#define HW_GRANULE_SHIFT 3
-#define HW_GRANULE_MASK 7u
-
-static inline int hw_shadow_clean(uintptr_t shadow, uintptr_t addr, size_t n)
-{
-    uintptr_t last = addr + n - 1;
-    const int8_t *p = (const int8_t *)(shadow + (addr >> HW_GRANULE_SHIFT));
-    const int8_t *q = (const int8_t *)(shadow + (last >> HW_GRANULE_SHIFT));
-    for (; p < q; p++)
-        if (*p)
-            return 0;
-    return *q == 0 || (*q > 0 && (int)(last & HW_GRANULE_MASK) < *q);
-}
-
 /* The host memory kernel C may touch besides the machine's: the modules' own (their
  * data, their string constants, this runtime's table) and the running thread's stack
  * (every task's: tasks are greenlets, which run on their thread's stack). */
@@ -304,7 +291,7 @@ static void hw_asan_check(uintptr_t addr, size_t size, int write, uintptr_t ip)
     if (size == 0)
         return;
     if (addr >= m->lo && addr < m->hi && size <= m->hi - addr) {
-        if (m->shadow == 0 || hw_shadow_clean(m->shadow, addr, size))
+        if (m->shadow == 0 || shadow_clean(m->shadow, addr, size))
             return;
     } else if (hw_host_memory(addr, size)) {
         return;
@@ -325,56 +312,21 @@ static int hw_mem_profiling(void)
 
 /* ------------------------------------------------------------ spinlock_t */
 
-/* The layout and answers of hwemu/spinlock.py's word operations (its twins). */
-struct hw_spinlock { uint32_t raw, magic, owner_cpu, pad; uint64_t owner; };
-enum { HW_BUSY = 1, HW_WAITERS, HW_BAD_MAGIC, HW_RECURSION, HW_CPU_RECURSION,
-       HW_ALREADY_UNLOCKED, HW_WRONG_OWNER, HW_WRONG_CPU };
-#define HW_SPINLOCK_MAGIC 0xdead4eadu
-
+/* The word operations of hwemu/_hw.h (the accelerator's too), on any memory: a
+ * module's lock may be in its own data. */
 static int hw_word_trylock(uintptr_t lock, unsigned int cpu, uint64_t owner)
 {
-    struct hw_spinlock *l = (struct hw_spinlock *)lock;
-    if (l->magic != HW_SPINLOCK_MAGIC)
-        return HW_BAD_MAGIC;
-    if (l->owner == owner)
-        return HW_RECURSION;
-    if (l->owner_cpu == cpu)
-        return HW_CPU_RECURSION;
-    if (l->raw) {
-        l->raw = 2;
-        return HW_BUSY;
-    }
-    l->raw = 1;
-    l->owner_cpu = cpu;
-    l->owner = owner;
-    return 0;
+    return spin_trylock_word((uint8_t *)lock, cpu, owner);
 }
 
 static int hw_word_unlock(uintptr_t lock, unsigned int cpu, uint64_t owner)
 {
-    struct hw_spinlock *l = (struct hw_spinlock *)lock;
-    if (l->magic != HW_SPINLOCK_MAGIC)
-        return HW_BAD_MAGIC;
-    if (!l->raw)
-        return HW_ALREADY_UNLOCKED;
-    if (l->owner != owner)
-        return HW_WRONG_OWNER;
-    if (l->owner_cpu != cpu)
-        return HW_WRONG_CPU;
-    int waiters = l->raw == 2;
-    l->raw = 0;
-    l->owner_cpu = 0xffffffffu;
-    l->owner = ~(uint64_t)0;
-    return waiters ? HW_WAITERS : 0;
+    return spin_unlock_word((uint8_t *)lock, cpu, owner);
 }
 
 static void hw_word_init(uintptr_t lock)
 {
-    struct hw_spinlock *l = (struct hw_spinlock *)lock;
-    l->raw = 0;
-    l->magic = HW_SPINLOCK_MAGIC;
-    l->owner_cpu = 0xffffffffu;
-    l->owner = ~(uint64_t)0;
+    spin_init_word((uint8_t *)lock);
 }
 
 /* ------------------------------------------------------------ printk, stacks */
