@@ -49,7 +49,8 @@ static PyObject *hw_exc;
 /* ------------------------------------------------------------ the machine */
 
 struct hw_machine {
-    PyObject *space;          /* the hwemu.vmem.AddressSpace this was read from */
+    PyObject *space;          /* the hwemu.vmem.AddressSpace this was read from (held:
+                               * a new space must not pass for it at its address) */
     uintptr_t lo, hi;         /* the direct map: always mapped while the machine is up */
     uintptr_t shadow;         /* KASAN_SHADOW_OFFSET; 0: no KASAN */
     int profiling;            /* memory allocation profiling (alloc_hooks()) is on */
@@ -68,7 +69,8 @@ static inline struct hw_machine *hw_machine_now(void)
         Py_XDECREF(space);   /* the context holds it; only its identity is compared */
         if (space != hw_mach.space && space != NULL) {
             hw_bind_machine();
-            hw_mach.space = space;
+            Py_INCREF(space);
+            Py_XSETREF(hw_mach.space, space);
         }
     } else {
         PyErr_Clear();
@@ -86,7 +88,7 @@ static void hw_set_machine(uintptr_t lo, uintptr_t hi, uintptr_t shadow, int pro
 
 static void hw_forget_machine(void)
 {
-    hw_mach.space = NULL;
+    Py_CLEAR(hw_mach.space);
     hw_set_machine(0, 0, 0, 0);
 }
 
